@@ -1,0 +1,223 @@
+"""The ``consentry`` command line (SPEC §1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from consentry.domain.clients import InvalidClientMetadata, build_client_metadata
+from consentry.domain.identifiers import InvalidIdentifier
+from consentry.domain.scopes import InvalidScopeToken, Scopes
+from consentry.errors import ConfigurationError, ConsentryError
+from consentry.runtime import Runtime, utcnow
+from consentry.settings import get_settings
+from consentry.storage.clients import ClientRepository
+from consentry.storage.migrate import upgrade_to_head
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="consentry",
+    help="Consentry: an OAuth 2.0 / OpenID Connect provider built around the user's consent.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+client_app = typer.Typer(help="Register and manage OAuth clients.", no_args_is_help=True)
+user_app = typer.Typer(help="Create and manage user accounts.", no_args_is_help=True)
+app.add_typer(client_app, name="client")
+app.add_typer(user_app, name="user")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """One clear line on stderr and a non-zero exit: never a traceback for a user's mistake."""
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def run(job: Callable[[Runtime], Awaitable[T]], *, migrate: bool = False) -> T:
+    """Build the runtime, check the database is reachable (and migrate), run ``job``, close everything."""
+
+    async def _main() -> T:
+        runtime = Runtime.build(get_settings())
+        try:
+            await runtime.database.check_reachable()
+            if migrate:
+                await upgrade_to_head(runtime.database)
+            return await job(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(_main())
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from None
+    except ConsentryError as exc:
+        raise fail(exc.description or exc.error, 1) from None
+    except (InvalidClientMetadata, InvalidIdentifier, InvalidScopeToken) as exc:
+        raise fail(str(exc), 1) from None
+
+
+def print_json(value: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the whole provider: HTTP API, pages and background work. Applies migrations first."""
+    import uvicorn
+
+    from consentry.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(json_logs=not settings.is_development, level=settings.log_level)
+
+    async def _prepare(_runtime: Runtime) -> None:
+        return None
+
+    run(_prepare, migrate=True)
+    out.print(f"Consentry is serving at [bold]http://{host}:{port}[/] (issuer {settings.issuer})")
+    uvicorn.run(
+        "consentry.http.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations to CONSENTRY_DATABASE_URL."""
+
+    async def _done(runtime: Runtime) -> str:
+        from consentry.storage.migrate import current_revision
+
+        return await current_revision(runtime.database) or "none"
+
+    revision = run(_done, migrate=True)
+    out.print(f"database is at revision {revision}")
+
+
+@client_app.command("create")
+def client_create(
+    name: Annotated[str, typer.Option("--name", help="Name shown to people on the consent screen.")],
+    redirect_uri: Annotated[
+        list[str], typer.Option("--redirect-uri", help="Allowed redirect URI (repeat for several).")
+    ],
+    scope: Annotated[str, typer.Option(help="Scopes the client may ask for.")] = "openid profile email",
+    public: Annotated[
+        bool, typer.Option("--public", help="A public client (no secret; PKCE required).")
+    ] = False,
+    trusted: Annotated[
+        bool, typer.Option("--trusted", help="First-party client: skips the consent screen.")
+    ] = False,
+    grant_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grant-type", help="authorization_code, refresh_token, client_credentials (repeatable)."
+        ),
+    ] = None,
+    subject_type: Annotated[
+        str, typer.Option(help="public, or pairwise for per-sector pseudonyms.")
+    ] = "public",
+    webhook_url: Annotated[str | None, typer.Option(help="Where consent change events are POSTed.")] = None,
+    consent_ttl_days: Annotated[int | None, typer.Option(help="How long a remembered consent lasts.")] = None,
+    policy_version: Annotated[
+        str | None, typer.Option(help="Version of the client's privacy policy.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Register a client; prints client_id and, for confidential clients, client_secret (shown once)."""
+    from consentry.services.clients import register_client
+
+    async def _create(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.database.unit_of_work() as session:
+            metadata = build_client_metadata(
+                name=name,
+                redirect_uris=redirect_uri,
+                scopes=Scopes.parse(scope),
+                known_scopes=await ClientRepository(session).known_scope_names(),
+                grant_types=grant_type,
+                token_endpoint_auth_method="none" if public else "client_secret_basic",
+                subject_type=subject_type,
+                webhook_url=webhook_url,
+                trusted=trusted,
+                consent_ttl_days=consent_ttl_days,
+                policy_version=policy_version,
+                allow_private_webhooks=runtime.settings.webhook_allow_private
+                or runtime.settings.issuer_is_loopback,
+            )
+            issued = await register_client(
+                session, metadata, secret_hasher=runtime.secret_hasher, now=utcnow()
+            )
+        result: dict[str, Any] = {"client_id": issued.client_id}
+        if issued.client_secret:
+            result["client_secret"] = issued.client_secret
+        if issued.webhook_secret:
+            result["webhook_secret"] = issued.webhook_secret
+        return result
+
+    result = run(_create, migrate=True)
+    if as_json:
+        print_json(result)
+        return
+    for key, value in result.items():
+        out.print(f"{key}: [bold]{value}[/]")
+    if "client_secret" in result:
+        out.print("[yellow]The secret is shown once; store it now.[/]")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option("--email", help="The account's email address.")],
+    password: Annotated[
+        str, typer.Option("--password", help="The initial password (at least 8 characters).")
+    ],
+    verified: Annotated[bool, typer.Option("--verified", help="Mark the email as verified.")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="Grant the admin role.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create a user account."""
+    from consentry.services.users import create_user
+
+    async def _create(runtime: Runtime) -> str:
+        async with runtime.database.unit_of_work() as session:
+            user = await create_user(
+                session,
+                passwords=runtime.passwords,
+                now=utcnow(),
+                email=email,
+                password=password,
+                verified=verified,
+                admin=admin,
+            )
+            return str(user.id)
+
+    user_id = run(_create, migrate=True)
+    if as_json:
+        print_json({"user_id": user_id})
+    else:
+        out.print(f"user_id: [bold]{user_id}[/]")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,187 @@
+"""Client registration rules (RFC 6749 §2, RFC 7591 §2, RFC 8252 §7.3, OIDC Core §8.1). Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from consentry.domain.net import is_loopback_host, is_private_host
+from consentry.domain.scopes import Scopes
+
+GRANT_AUTHORIZATION_CODE = "authorization_code"
+GRANT_REFRESH_TOKEN = "refresh_token"
+GRANT_CLIENT_CREDENTIALS = "client_credentials"
+SUPPORTED_GRANT_TYPES = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, GRANT_CLIENT_CREDENTIALS)
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+SUBJECT_TYPES = ("public", "pairwise")
+
+
+class InvalidClientMetadata(ValueError):
+    """RFC 7591 §3.2.2 ``invalid_client_metadata`` / ``invalid_redirect_uri``; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """An absolute URI without fragment or wildcard; https, or http on a loopback host (RFC 8252 §7.3)."""
+    if not uri or len(uri) > 2048:
+        raise InvalidClientMetadata("redirect_uris", "a redirect URI must be 1 to 2048 characters")
+    if "*" in uri:
+        raise InvalidClientMetadata("redirect_uris", f"wildcards are not allowed: {uri}")
+    parts = urlsplit(uri)
+    if parts.fragment or uri.endswith("#"):
+        raise InvalidClientMetadata("redirect_uris", f"a redirect URI must not have a fragment: {uri}")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidClientMetadata("redirect_uris", f"a redirect URI must be an absolute http(s) URL: {uri}")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise InvalidClientMetadata("redirect_uris", f"plain http is allowed only on loopback hosts: {uri}")
+    if parts.username or parts.password:
+        raise InvalidClientMetadata("redirect_uris", f"a redirect URI must not carry credentials: {uri}")
+    return uri
+
+
+def validate_https_url(field: str, url: str | None, *, allow_loopback_http: bool = True) -> str | None:
+    """Optional metadata URLs (client_uri, logo_uri, policy_uri, tos_uri, webhook_url)."""
+    if url is None or url == "":
+        return None
+    parts = urlsplit(url)
+    if len(url) > 2048 or parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidClientMetadata(field, f"{field} must be an absolute http(s) URL")
+    if parts.scheme == "http" and not (allow_loopback_http and is_loopback_host(parts.hostname)):
+        raise InvalidClientMetadata(field, f"{field} must use https")
+    return url
+
+
+def validate_webhook_url(url: str | None, *, allow_private: bool) -> str | None:
+    """An https (or, when private targets are allowed, loopback http) URL not aimed at our own network (SSRF).
+
+    Host names are checked again against the addresses they resolve to when a delivery is made.
+    """
+    if url is None or url == "":
+        return None
+    validate_https_url("webhook_url", url, allow_loopback_http=allow_private)
+    host = urlsplit(url).hostname or ""
+    if not allow_private and is_private_host(host):
+        raise InvalidClientMetadata(
+            "webhook_url", "webhook URLs on private or loopback addresses are refused"
+        )
+    return url
+
+
+def sector_of(redirect_uris: Sequence[str], sector_identifier_uri: str | None) -> str:
+    """The host pairwise subjects are computed for (OIDC Core §8.1).
+
+    Without a ``sector_identifier_uri`` every redirect URI must share one host, else the client's
+    pseudonyms would be ambiguous.
+    """
+    if sector_identifier_uri:
+        host = urlsplit(sector_identifier_uri).hostname
+        if not host or urlsplit(sector_identifier_uri).scheme != "https":
+            raise InvalidClientMetadata("sector_identifier_uri", "sector_identifier_uri must be an https URL")
+        return host.lower()
+    hosts = {(urlsplit(uri).hostname or "").lower() for uri in redirect_uris}
+    if len(hosts) != 1:
+        raise InvalidClientMetadata(
+            "sector_identifier_uri",
+            "redirect URIs on several hosts need a sector_identifier_uri for pairwise subjects",
+        )
+    return hosts.pop()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMetadata:
+    """Validated registration metadata, ready to store."""
+
+    name: str
+    redirect_uris: tuple[str, ...]
+    scopes: Scopes
+    grant_types: tuple[str, ...]
+    token_endpoint_auth_method: str
+    subject_type: str
+    sector: str
+    sector_identifier_uri: str | None = None
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
+    policy_version: str | None = None
+    webhook_url: str | None = None
+    trusted: bool = False
+    consent_ttl_days: int | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+
+def build_client_metadata(
+    *,
+    name: str,
+    redirect_uris: Sequence[str],
+    scopes: Scopes,
+    known_scopes: frozenset[str],
+    grant_types: Sequence[str] | None = None,
+    token_endpoint_auth_method: str = "client_secret_basic",
+    subject_type: str = "public",
+    sector_identifier_uri: str | None = None,
+    client_uri: str | None = None,
+    logo_uri: str | None = None,
+    policy_uri: str | None = None,
+    tos_uri: str | None = None,
+    policy_version: str | None = None,
+    webhook_url: str | None = None,
+    trusted: bool = False,
+    consent_ttl_days: int | None = None,
+    allow_private_webhooks: bool = False,
+) -> ClientMetadata:
+    """Apply every registration rule; raise :class:`InvalidClientMetadata` on the first broken one."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidClientMetadata("client_name", "client_name must be 1 to 200 characters")
+    if token_endpoint_auth_method not in AUTH_METHODS:
+        raise InvalidClientMetadata("token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
+    if subject_type not in SUBJECT_TYPES:
+        raise InvalidClientMetadata("subject_type", "must be public or pairwise")
+    grants = tuple(dict.fromkeys(grant_types or (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)))
+    unknown = [g for g in grants if g not in SUPPORTED_GRANT_TYPES]
+    if unknown:
+        raise InvalidClientMetadata("grant_types", f"unsupported grant types: {', '.join(unknown)}")
+    if token_endpoint_auth_method == "none" and GRANT_CLIENT_CREDENTIALS in grants:
+        raise InvalidClientMetadata("grant_types", "a public client cannot use client_credentials")
+    uris = tuple(dict.fromkeys(validate_redirect_uri(uri) for uri in redirect_uris))
+    if GRANT_AUTHORIZATION_CODE in grants and not uris:
+        raise InvalidClientMetadata(
+            "redirect_uris", "the authorization_code grant needs at least one redirect URI"
+        )
+    unknown_scopes = scopes - known_scopes
+    if unknown_scopes:
+        raise InvalidClientMetadata("scope", f"unknown scopes: {unknown_scopes.format()}")
+    if consent_ttl_days is not None and not 1 <= consent_ttl_days <= 3650:
+        raise InvalidClientMetadata("consent_ttl_days", "consent_ttl_days must be between 1 and 3650")
+    if policy_version is not None and not 1 <= len(policy_version) <= 64:
+        raise InvalidClientMetadata("policy_version", "policy_version must be 1 to 64 characters")
+    if subject_type == "pairwise" or sector_identifier_uri:
+        sector = sector_of(uris, sector_identifier_uri)
+    else:
+        sector = (urlsplit(uris[0]).hostname or "") if uris else ""
+    return ClientMetadata(
+        name=name,
+        redirect_uris=uris,
+        scopes=scopes,
+        grant_types=grants,
+        token_endpoint_auth_method=token_endpoint_auth_method,
+        subject_type=subject_type,
+        sector=sector.lower(),
+        sector_identifier_uri=sector_identifier_uri,
+        client_uri=validate_https_url("client_uri", client_uri),
+        logo_uri=validate_https_url("logo_uri", logo_uri),
+        policy_uri=validate_https_url("policy_uri", policy_uri),
+        tos_uri=validate_https_url("tos_uri", tos_uri),
+        policy_version=policy_version,
+        webhook_url=validate_webhook_url(webhook_url, allow_private=allow_private_webhooks),
+        trusted=trusted,
+        consent_ttl_days=consent_ttl_days,
+    )

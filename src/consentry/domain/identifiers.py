@@ -1,0 +1,53 @@
+"""Identifiers people sign in with: email addresses and E.164 phone numbers, normalised. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+IdentifierType = Literal["email", "phone"]
+
+
+class InvalidIdentifier(ValueError):
+    """Neither a valid email address nor an E.164 phone number."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    kind: IdentifierType
+    value: str
+
+
+def normalise_email(raw: str) -> str:
+    """Syntax-checked (no DNS lookups), lower-cased email: one account per mailbox however it is typed."""
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidIdentifier(f"not a valid email address: {exc}") from exc
+    return result.normalized.lower()
+
+
+def normalise_phone(raw: str) -> str:
+    """E.164 (``+14155550123``); the leading ``+`` and country code are required."""
+    value = raw.strip()
+    if not value.startswith("+"):
+        raise InvalidIdentifier("phone numbers must be in E.164 form, starting with + and the country code")
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentifier(f"not a valid phone number: {exc}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentifier("not a valid phone number")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def parse_identifier(raw: str) -> Identifier:
+    """An email if it has an ``@``, else a phone number."""
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 320:
+        raise InvalidIdentifier("an email address or an E.164 phone number is required")
+    if "@" in raw:
+        return Identifier("email", normalise_email(raw))
+    return Identifier("phone", normalise_phone(raw))

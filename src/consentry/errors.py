@@ -1,0 +1,147 @@
+"""Errors the outside world sees.
+
+Each OAuth error class is named after the ``error`` code a client receives (RFC 6749 §4.1.2.1, §5.2;
+RFC 6750 §3.1; OIDC Core §3.1.2.6). ``description`` is public; ``debug`` stays in our logs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ConfigurationError(Exception):
+    """The deployment is misconfigured; the message is one line an operator can act on."""
+
+
+class ConsentryError(Exception):
+    """Base of every error that maps to an HTTP response with a JSON ``{error, error_description}`` body."""
+
+    error: ClassVar[str] = "server_error"
+    status_code: ClassVar[int] = 400
+    default_description: ClassVar[str] = ""
+
+    def __init__(self, description: str | None = None, *, debug: str | None = None) -> None:
+        self.description = description if description is not None else self.default_description
+        self.debug = debug
+        super().__init__(self.description)
+
+    def body(self) -> dict[str, str]:
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return body
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidRequestError(ConsentryError):
+    """RFC 6749 §5.2: missing or malformed parameter, repeated parameter, or otherwise malformed request."""
+
+    error = "invalid_request"
+
+
+class InvalidClientError(ConsentryError):
+    """RFC 6749 §5.2: client authentication failed; 401 with ``WWW-Authenticate`` for HTTP auth schemes."""
+
+    error = "invalid_client"
+    status_code = 401
+    default_description = "client authentication failed"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Basic realm="consentry"'}
+
+
+class InvalidGrantError(ConsentryError):
+    """RFC 6749 §5.2: the grant or refresh token is invalid, expired, revoked, or bound to another client."""
+
+    error = "invalid_grant"
+
+
+class UnauthorizedClientError(ConsentryError):
+    """RFC 6749 §5.2: the client may not use this grant type."""
+
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantTypeError(ConsentryError):
+    """RFC 6749 §5.2: the grant type is not supported by this server."""
+
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseTypeError(ConsentryError):
+    """RFC 6749 §4.1.2.1: the server does not support this response type."""
+
+    error = "unsupported_response_type"
+
+
+class InvalidScopeError(ConsentryError):
+    """RFC 6749 §5.2: the requested scope is invalid, unknown, or exceeds what was granted."""
+
+    error = "invalid_scope"
+
+
+class AccessDeniedError(ConsentryError):
+    """RFC 6749 §4.1.2.1: the resource owner or server denied the request."""
+
+    error = "access_denied"
+    status_code = 403
+
+
+class InvalidTokenError(ConsentryError):
+    """RFC 6750 §3.1: the access token is expired, revoked, malformed, or invalid."""
+
+    error = "invalid_token"
+    status_code = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": f'Bearer error="{self.error}"'}
+
+
+class LoginRequiredError(ConsentryError):
+    """OIDC Core §3.1.2.6: ``prompt=none`` but the person is not signed in."""
+
+    error = "login_required"
+
+
+class ConsentRequiredError(ConsentryError):
+    """OIDC Core §3.1.2.6: ``prompt=none`` but consent is needed."""
+
+    error = "consent_required"
+
+
+class UnauthenticatedError(ConsentryError):
+    """No valid session for an endpoint that needs a signed-in person."""
+
+    error = "unauthenticated"
+    status_code = 401
+    default_description = "sign in first"
+
+
+class ForbiddenError(ConsentryError):
+    """Signed in, but not allowed (e.g. a non-admin on an admin route)."""
+
+    error = "forbidden"
+    status_code = 403
+
+
+class NotFoundError(ConsentryError):
+    error = "not_found"
+    status_code = 404
+    default_description = "no such resource"
+
+
+class ConflictError(ConsentryError):
+    error = "conflict"
+    status_code = 409
+
+
+class PayloadTooLargeError(ConsentryError):
+    error = "request_too_large"
+    status_code = 413
+
+
+class ServiceUnavailableError(ConsentryError):
+    error = "temporarily_unavailable"
+    status_code = 503

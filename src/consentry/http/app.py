@@ -1,0 +1,70 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from consentry import __version__
+from consentry.http.edge import EdgeMiddleware, RequestMetrics
+from consentry.http.errors import install_error_handlers
+from consentry.http.responses import JSONResponse
+from consentry.http.routers import health
+from consentry.logs import configure_logging
+from consentry.runtime import Runtime
+from consentry.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the application; the runtime (database engine, hashers) is created here unless one is given.
+
+    A runtime passed in is owned by the caller and not closed on shutdown.
+    """
+    owned = runtime is None
+    runtime = runtime or Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("consentry %s serving as %s", __version__, settings.issuer)
+        try:
+            yield
+        finally:
+            if owned:
+                await runtime.close()
+
+    app = FastAPI(
+        title="Consentry",
+        version=__version__,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        docs_url="/docs" if settings.is_development else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.is_development else None,
+    )
+    app.state.runtime = runtime
+    app.state.settings = settings
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.add_middleware(
+        EdgeMiddleware,
+        metrics=RequestMetrics(registry),
+        max_body_bytes=settings.max_body_bytes,
+        hsts=urlsplit(settings.issuer).scheme == "https",
+    )
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Uvicorn factory (``consentry.http.app:app_from_environment``): settings from ``CONSENTRY_*``."""
+    settings = get_settings()
+    configure_logging(json_logs=not settings.is_development, level=settings.log_level)
+    return create_app(settings)

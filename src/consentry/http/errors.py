@@ -1,0 +1,60 @@
+"""Map every failure to SPEC §5's JSON error shape; nothing a client sends may surface as a bare 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from consentry.errors import ConsentryError
+from consentry.http.responses import error_response
+
+log = logging.getLogger(__name__)
+
+_HTTP_ERROR_CODES = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "header"))
+        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "malformed request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ConsentryError)
+    async def _consentry_error(_request: Request, exc: ConsentryError) -> Response:
+        if exc.debug:
+            log.info("request refused: %s", exc.error, extra={"debug": exc.debug})
+        return error_response(exc.status_code, exc.error, exc.description, exc.headers() or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        return error_response(400, "invalid_request", _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_ERROR_CODES.get(
+            exc.status_code, "invalid_request" if exc.status_code < 500 else "server_error"
+        )
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return error_response(exc.status_code, code, detail, dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "server_error", "an unexpected error occurred; it has been logged")

@@ -1,0 +1,37 @@
+"""Liveness, readiness and metrics (SPEC §5)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from consentry.http.deps import RuntimeDep
+from consentry.http.responses import JSONResponse, error_response
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> JSONResponse:
+    """The process is up and serving."""
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(runtime: RuntimeDep) -> Response:
+    """Ready to take traffic: the database answers."""
+    try:
+        await runtime.database.ping()
+    except Exception as exc:  # any failure means "not ready"; the reason goes to the log, not the caller
+        log.warning("readiness check failed: %s", exc)
+        return error_response(503, "temporarily_unavailable", "the database is not reachable")
+    return JSONResponse({"status": "ready", "database": runtime.database.dialect})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,74 @@
+"""Registering clients: credentials are generated here and shown exactly once."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.crypto.hashing import SecretHasher, new_token
+from consentry.domain.clients import ClientMetadata
+from consentry.storage.clients import ClientRepository
+from consentry.storage.tables import Client, SubjectType, TokenEndpointAuthMethod
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedClient:
+    """What the registrant sees once: the secrets are not recoverable afterwards."""
+
+    client_id: str
+    client_secret: str | None
+    webhook_secret: str | None
+    created_at: datetime
+
+
+def new_client_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def new_webhook_secret() -> str:
+    """Standard Webhooks secret format: ``whsec_`` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def register_client(
+    session: AsyncSession,
+    metadata: ClientMetadata,
+    *,
+    secret_hasher: SecretHasher,
+    now: datetime,
+    owner_id: uuid.UUID | None = None,
+) -> IssuedClient:
+    client_secret = None if metadata.is_public else new_token()
+    webhook_secret = new_webhook_secret() if metadata.webhook_url else None
+    client = Client(
+        id=new_client_id(),
+        name=metadata.name,
+        client_uri=metadata.client_uri,
+        logo_uri=metadata.logo_uri,
+        policy_uri=metadata.policy_uri,
+        tos_uri=metadata.tos_uri,
+        policy_version=metadata.policy_version,
+        redirect_uris=list(metadata.redirect_uris),
+        grant_types=list(metadata.grant_types),
+        scopes=metadata.scopes,
+        token_endpoint_auth_method=TokenEndpointAuthMethod(metadata.token_endpoint_auth_method),
+        secret_hash=secret_hasher.hash(client_secret) if client_secret else None,
+        secret_rotated_at=now if client_secret else None,
+        subject_type=SubjectType(metadata.subject_type),
+        sector_identifier_uri=metadata.sector_identifier_uri,
+        sector=metadata.sector,
+        trusted=metadata.trusted,
+        consent_ttl_days=metadata.consent_ttl_days,
+        webhook_url=metadata.webhook_url,
+        webhook_secret=webhook_secret,
+        owner_id=owner_id,
+        created_at=now,
+        updated_at=now,
+    )
+    await ClientRepository(session).add_client(client)
+    return IssuedClient(client.id, client_secret, webhook_secret, now)

@@ -1,0 +1,60 @@
+"""Creating accounts (the CLI and synchronous registration share this)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.crypto.hashing import PasswordHasher
+from consentry.domain.identifiers import normalise_email, normalise_phone
+from consentry.errors import ConflictError, InvalidRequestError
+from consentry.storage.tables import User, UserStatus
+from consentry.storage.users import UserRepository
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024  # bounds the argon2 input; longer is a denial-of-service attempt, not a password
+
+
+def check_password_policy(password: str) -> None:
+    """NIST SP 800-63B §5.1.1.2: at least 8 characters; no composition rules."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidRequestError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidRequestError(f"the password must be at most {MAX_PASSWORD_LENGTH} characters")
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    passwords: PasswordHasher,
+    now: datetime,
+    email: str | None = None,
+    phone: str | None = None,
+    password: str | None = None,
+    verified: bool = False,
+    admin: bool = False,
+) -> User:
+    """A new active account; raises :class:`ConflictError` when the identifier is taken."""
+    if email is None and phone is None:
+        raise InvalidRequestError("an email address or a phone number is required")
+    email = normalise_email(email) if email is not None else None
+    phone = normalise_phone(phone) if phone is not None else None
+    if password is not None:
+        check_password_policy(password)
+    users = UserRepository(session)
+    if await users.identifier_taken(email=email, phone=phone):
+        raise ConflictError("an account with this identifier already exists")
+    user = User(
+        email=email,
+        email_verified=verified and email is not None,
+        phone=phone,
+        phone_verified=verified and phone is not None,
+        is_admin=admin,
+        status=UserStatus.ACTIVE,
+        created_at=now,
+        updated_at=now,
+    )
+    return await users.add_user(
+        user, password_hash=passwords.hash(password) if password is not None else None, now=now
+    )

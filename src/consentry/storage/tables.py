@@ -1,0 +1,448 @@
+"""The whole data model as typed SQLAlchemy 2 tables.
+
+Secrets never appear in clear: tokens, codes and sessions are keyed by the SHA-256 of their value
+(fosite's habit: storage keyed by the token's hash), client secrets by a keyed hash, passwords by argon2id.
+Every table that expires has an index on its expiry column so cleanup deletes in bounded batches.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from consentry.domain.scopes import Scopes
+from consentry.storage.types import PortableJSON, ScopeSet, StringList, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, so big ids are INTEGER there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Hash = LargeBinary(32)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), Scopes: ScopeSet(), dict[str, Any]: PortableJSON}
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class UserStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DELETED = "deleted"  # soft-deleted, restorable until purge_after
+
+
+class SubjectType(enum.StrEnum):
+    PUBLIC = "public"
+    PAIRWISE = "pairwise"
+
+
+class TokenEndpointAuthMethod(enum.StrEnum):
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    CLIENT_SECRET_POST = "client_secret_post"
+    NONE = "none"
+
+
+class ConsentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class PseudonymVersionState(enum.StrEnum):
+    ACTIVE = "active"
+    RETIRING = "retiring"
+    RETIRED = "retired"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class RegistrationStatus(enum.StrEnum):
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)  # E.164
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str | None] = mapped_column(String(200))
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    preferred_username: Mapped[str | None] = mapped_column(String(100))
+    picture: Mapped[str | None] = mapped_column(String(2048))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    zoneinfo: Mapped[str | None] = mapped_column(String(64))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[UserStatus] = mapped_column(_enum(UserStatus, "user_status"), default=UserStatus.ACTIVE)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+    purge_after: Mapped[datetime | None] = mapped_column(index=True)  # end of the soft-delete grace period
+
+
+class UserCredential(Base):
+    """Password hashes; the current one has ``superseded_at`` NULL, older ones are the reuse history."""
+
+    __tablename__ = "user_credentials"
+    __table_args__ = (Index(None, "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    superseded_at: Mapped[datetime | None]
+
+
+class UserSession(Base):
+    """A signed-in browser or API session, found by the hash of its token (cookie or Bearer)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[bytes] = mapped_column(Hash, unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    auth_time: Mapped[datetime]
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+
+
+class SigninFlow(Base):
+    """One identifier-first sign-in or registration flow, with its one-time code (stored hashed)."""
+
+    __tablename__ = "signin_flows"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    identifier: Mapped[str] = mapped_column(String(320), index=True)
+    identifier_type: Mapped[str] = mapped_column(String(8))
+    step: Mapped[str] = mapped_column(String(24))
+    code_hash: Mapped[bytes | None] = mapped_column(Hash)
+    code_expires_at: Mapped[datetime | None]
+    code_sent_at: Mapped[datetime | None]
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    oauth2_context: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    completed_at: Mapped[datetime | None]
+
+
+# --- clients and scopes ------------------------------------------------------------------------
+
+
+class Client(Base):
+    __tablename__ = "oauth2_clients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    client_uri: Mapped[str | None] = mapped_column(String(2048))
+    logo_uri: Mapped[str | None] = mapped_column(String(2048))
+    policy_uri: Mapped[str | None] = mapped_column(String(2048))
+    tos_uri: Mapped[str | None] = mapped_column(String(2048))
+    policy_version: Mapped[str | None] = mapped_column(String(64))
+    redirect_uris: Mapped[list[str]] = mapped_column(StringList())
+    grant_types: Mapped[list[str]] = mapped_column(StringList())
+    scopes: Mapped[Scopes]
+    token_endpoint_auth_method: Mapped[TokenEndpointAuthMethod] = mapped_column(
+        _enum(TokenEndpointAuthMethod, "token_endpoint_auth_method")
+    )
+    secret_hash: Mapped[bytes | None] = mapped_column(Hash)  # NULL for public clients
+    secret_rotated_at: Mapped[datetime | None]
+    subject_type: Mapped[SubjectType] = mapped_column(_enum(SubjectType, "subject_type"))
+    sector_identifier_uri: Mapped[str | None] = mapped_column(String(2048))
+    sector: Mapped[str] = mapped_column(String(255))  # host the pairwise pseudonyms are derived for
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_ttl_days: Mapped[int | None] = mapped_column(Integer)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    webhook_secret: Mapped[str | None] = mapped_column(String(128))  # needed in clear to sign (HMAC)
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class Scope(Base):
+    """The scope catalogue: what each scope means to a person, and which claims it releases."""
+
+    __tablename__ = "scopes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(String(500))
+    claims: Mapped[list[str]] = mapped_column(StringList())
+    created_at: Mapped[datetime]
+
+
+# --- grants and tokens (keyed by hash) ---------------------------------------------------------
+
+
+class AuthorizationCode(Base):
+    """A one-time code; kept after use (``used_at``) so a replay can be detected and punished."""
+
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    scopes: Mapped[Scopes]
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(8))
+    nonce: Mapped[str | None] = mapped_column(String(512))
+    auth_time: Mapped[datetime]
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # shared by every token this code yields
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+
+
+class AccessToken(Base):
+    __tablename__ = "access_tokens"
+    __table_args__ = (Index(None, "user_id", "client_id"),)
+
+    token_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    family_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
+    scopes: Mapped[Scopes]
+    auth_time: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
+
+
+class RefreshToken(Base):
+    """Refresh tokens rotate on every use; all of one grant share ``family_id`` so reuse revokes them all."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index(None, "user_id", "client_id"),)
+
+    token_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
+    scopes: Mapped[Scopes]
+    auth_time: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    rotated_at: Mapped[datetime | None]  # set when exchanged for its successor; a later use is reuse
+    revoked_at: Mapped[datetime | None]
+
+
+# --- consent ------------------------------------------------------------------------------------
+
+
+class Consent(Base):
+    """What a person let one client see, until when; at most one active record per (user, client)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        Index(None, "user_id", "client_id"),
+        Index(
+            "uq_consents_active_user_client",
+            "user_id",
+            "client_id",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
+    scopes: Mapped[Scopes]
+    declined_scopes: Mapped[Scopes]
+    policy_version: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[ConsentStatus] = mapped_column(_enum(ConsentStatus, "consent_status"))
+    granted_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
+
+
+class ConsentHistory(Base):
+    """Every change to a consent: who, when, from where, scopes before and after."""
+
+    __tablename__ = "consent_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    consent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("consents.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(16))  # user, admin, system
+    scopes_before: Mapped[Scopes | None]
+    scopes_after: Mapped[Scopes | None]
+    policy_version: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    occurred_at: Mapped[datetime]
+
+
+# --- pseudonyms (OIDC Core §8.1) ---------------------------------------------------------------
+
+
+class PseudonymVersion(Base):
+    __tablename__ = "pseudonym_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    algorithm: Mapped[str] = mapped_column(String(32))
+    key_ref: Mapped[str] = mapped_column(
+        String(128)
+    )  # key material is derived from the server secret and this
+    state: Mapped[PseudonymVersionState] = mapped_column(_enum(PseudonymVersionState, "pseudonym_state"))
+    created_at: Mapped[datetime]
+    activated_at: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]
+
+
+class Pseudonym(Base):
+    __tablename__ = "pseudonyms"
+    __table_args__ = (
+        UniqueConstraint("sector", "version", "user_id"),
+        Index(None, "sector", "pseudonym", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sector: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(ForeignKey("pseudonym_versions.version"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    pseudonym: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+# --- keys, audit, outbox, pipeline -------------------------------------------------------------
+
+
+class SigningKey(Base):
+    """JOSE signing keys; retired keys stay published until every token they signed has expired."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    private_jwk: Mapped[str] = mapped_column(Text)  # encrypted with a key derived from the server secret
+    public_jwk: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+    publish_until: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index(None, "event_type", "occurred_at"),
+        Index(None, "user_id", "occurred_at"),
+        Index(None, "client_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(48))
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(16), default="user")
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # no FK: the trail outlives (anonymised) users
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    scopes: Mapped[Scopes | None]
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    details: Mapped[dict[str, Any] | None]
+
+
+class WebhookOutbox(Base):
+    """Webhook events written in the same transaction as the change; delivered at least once."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
+    event_type: Mapped[str] = mapped_column(String(48))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class RegistrationRequest(Base):
+    """An asynchronous registration: its status for the caller, and the durable queue of the db transport."""
+
+    __tablename__ = "registration_requests"
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    status: Mapped[RegistrationStatus] = mapped_column(_enum(RegistrationStatus, "registration_status"))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(
+        String(255)
+    )  # hashed before queueing, cleared when done
+    attributes: Mapped[dict[str, Any] | None]
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    error: Mapped[str | None] = mapped_column(String(1000))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    in_dlq: Mapped[bool] = mapped_column(Boolean, default=False)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None]

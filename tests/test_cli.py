@@ -1,0 +1,154 @@
+"""The `consentry` command line, run as a real process (SPEC §1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.pg import free_port
+
+CONSENTRY = [sys.executable, "-m", "consentry"]
+
+
+def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CONSENTRY, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
+        "CONSENTRY_DATABASE_URL": database_url,
+        "CONSENTRY_SECRET_KEY_FILE": str(tmp_path / "secret"),
+        "CONSENTRY_ARGON2_MEMORY_KIB": "8192",
+        "CONSENTRY_ARGON2_TIME_COST": "1",
+    }
+
+
+def test_client_create_json_prints_id_and_secret(env: dict[str, str], tmp_path: Path) -> None:
+    result = cli(
+        ["client", "create", "--name", "demo", "--redirect-uri", "http://127.0.0.1:9000/cb", "--json"],
+        env,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert set(body) == {"client_id", "client_secret"}
+    assert len(body["client_secret"]) >= 43
+
+
+def test_public_client_with_webhook_prints_webhook_secret_and_no_client_secret(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result = cli(
+        [
+            "client",
+            "create",
+            "--name",
+            "spa",
+            "--redirect-uri",
+            "http://127.0.0.1:9000/cb",
+            "--public",
+            "--webhook-url",
+            "http://127.0.0.1:9999/hook",
+            "--subject-type",
+            "pairwise",
+            "--json",
+        ],
+        env,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert set(body) == {"client_id", "webhook_secret"}
+    assert body["webhook_secret"].startswith("whsec_")
+
+
+def test_client_create_refuses_bad_redirect_uri_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    result = cli(
+        ["client", "create", "--name", "x", "--redirect-uri", "http://evil.example.com/cb"], env, tmp_path
+    )
+    assert result.returncode != 0
+    assert "plain http" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_user_create_json_and_duplicate(env: dict[str, str], tmp_path: Path) -> None:
+    args = ["user", "create", "--email", "a@example.com", "--password", "correct horse battery", "--json"]
+    result = cli(args, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)) == {"user_id"}
+    again = cli(args, env, tmp_path)
+    assert again.returncode != 0
+    assert "already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+asyncpg://consentry:pw@127.0.0.1:{port}/consentry", "cannot reach the database"),
+        ("sqlite+aiosqlite:////nonexistent-dir/consentry.db", "does not exist"),
+        ("sqlite+aiosqlite:///{tmp}", "cannot reach the database"),  # a directory, not a file
+        ("mysql://x/y", "CONSENTRY_DATABASE_URL"),
+    ],
+    ids=["unreachable-postgres", "missing-directory", "path-is-a-directory", "unsupported-url"],
+)
+def test_bad_configuration_is_one_clear_line(tmp_path: Path, url: str, message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
+    env["CONSENTRY_DATABASE_URL"] = url.format(port=free_port(), tmp=tmp_path)
+    result = cli(["migrate"], env, tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "pw" not in lines[0]
+
+
+def test_help_on_every_command(tmp_path: Path) -> None:
+    for args in (
+        ["--help"],
+        ["serve", "--help"],
+        ["migrate", "--help"],
+        ["client", "create", "--help"],
+        ["user", "create", "--help"],
+    ):
+        result = cli(args, dict(os.environ), tmp_path)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "Usage" in result.stdout
+
+
+def test_serve_migrates_and_becomes_ready(env: dict[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [*CONSENTRY, "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    # uvicorn re-raises SIGTERM after a graceful shutdown, so the exit status is 0 or -SIGTERM.
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
