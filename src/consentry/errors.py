@@ -99,6 +99,16 @@ class InvalidTokenError(ConsentryError):
         return {"WWW-Authenticate": f'Bearer error="{self.error}"'}
 
 
+class InsufficientScopeError(ConsentryError):
+    """RFC 6750 §3.1: the token lacks the scope the resource needs."""
+
+    error = "insufficient_scope"
+    status_code = 403
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": f'Bearer error="{self.error}"'}
+
+
 class LoginRequiredError(ConsentryError):
     """OIDC Core §3.1.2.6: ``prompt=none`` but the person is not signed in."""
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from consentry.crypto.hashing import PasswordHasher, SecretHasher, derive_key
+from consentry.crypto.keys import KeyStore
+from consentry.domain.tokens import TokenLifetimes
+from consentry.services.directory import ClientDirectory
+from consentry.services.subjects import SubjectService
 from consentry.settings import Settings
 from consentry.storage.database import Database
 
@@ -20,24 +24,48 @@ class Runtime:
     database: Database
     passwords: PasswordHasher
     secret_hasher: SecretHasher
+    keys: KeyStore
+    subjects: SubjectService
+    clients: ClientDirectory
+    lifetimes: TokenLifetimes
+    csrf_key: bytes
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         """Checks the settings are safe, resolves the server secret, and creates the engine (no I/O yet)."""
         settings.check_secure()
         secret = settings.resolved_secret_key()
+        database = Database(
+            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        )
+        lifetimes = TokenLifetimes(
+            authorization_code=timedelta(seconds=settings.auth_code_ttl),
+            access_token=timedelta(seconds=settings.access_token_ttl),
+            refresh_token=timedelta(seconds=settings.refresh_token_ttl),
+        )
         return cls(
             settings=settings,
-            database=Database(
-                settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-            ),
+            database=database,
             passwords=PasswordHasher(
                 memory_kib=settings.argon2_memory_kib,
                 time_cost=settings.argon2_time_cost,
                 parallelism=settings.argon2_parallelism,
             ),
             secret_hasher=SecretHasher(derive_key(secret, "consentry client secrets v1")),
+            keys=KeyStore(
+                database,
+                encryption_key=derive_key(secret, "consentry signing keys v1"),
+                token_lifetime=lifetimes.access_token,  # ID tokens live as long as access tokens
+            ),
+            subjects=SubjectService(database, secret=secret),
+            clients=ClientDirectory(database),
+            lifetimes=lifetimes,
+            csrf_key=derive_key(secret, "consentry csrf v1"),
         )
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
 
     async def close(self) -> None:
         await self.database.dispose()

@@ -185,3 +185,32 @@ def build_client_metadata(
         trusted=trusted,
         consent_ttl_days=consent_ttl_days,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredClient:
+    """An immutable snapshot of a stored client: what the protocol layer needs, safe to cache."""
+
+    id: str
+    name: str
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scopes: Scopes
+    token_endpoint_auth_method: str
+    secret_hash: bytes | None
+    subject_type: str
+    sector: str
+    trusted: bool
+    consent_ttl_days: int | None
+    policy_version: str | None
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    policy_uri: str | None = None
+    tos_uri: str | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    def allows_grant(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types

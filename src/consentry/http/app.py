@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.staticfiles import StaticFiles
 
 from consentry import __version__
 from consentry.http.edge import EdgeMiddleware, RequestMetrics
 from consentry.http.errors import install_error_handlers
 from consentry.http.responses import JSONResponse
-from consentry.http.routers import health
+from consentry.http.routers import authorize, discovery, health, token, userinfo
 from consentry.logs import configure_logging
-from consentry.runtime import Runtime
+from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.keys.ensure_loaded(now=utcnow())
         log.info("consentry %s serving as %s", __version__, settings.issuer)
         try:
             yield
@@ -53,7 +56,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     install_error_handlers(app)
-    app.include_router(health.router)
+    for router in (health.router, discovery.router, authorize.router, token.router, userinfo.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(files("consentry") / "http" / "static")), name="static")
     app.add_middleware(
         EdgeMiddleware,
         metrics=RequestMetrics(registry),

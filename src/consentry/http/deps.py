@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.runtime import Runtime
+from consentry.errors import InvalidRequestError, UnauthenticatedError
+from consentry.runtime import Runtime, utcnow
+from consentry.services.sessions import SESSION_COOKIE, SignedIn, authenticate_session
+from consentry.storage.audit import RequestOrigin
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -26,3 +32,77 @@ async def get_unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 UnitOfWorkDep = Annotated[AsyncSession, Depends(get_unit_of_work)]
+
+
+def get_now() -> datetime:
+    return utcnow()
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def get_origin(request: Request) -> RequestOrigin:
+    return RequestOrigin(
+        ip=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
+    )
+
+
+OriginDep = Annotated[RequestOrigin, Depends(get_origin)]
+
+
+def bearer_token(request: Request) -> str | None:
+    authorization = request.headers.get("authorization")
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return None
+
+
+async def get_signed_in(request: Request, runtime: RuntimeDep, now: NowDep) -> SignedIn | None:
+    """The session from ``Authorization: Bearer <session_token>`` or the ``consentry_session`` cookie."""
+    token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
+    return await authenticate_session(runtime.database, token, now=now)
+
+
+SignedInOptional = Annotated[SignedIn | None, Depends(get_signed_in)]
+
+
+async def require_signed_in(signed_in: SignedInOptional) -> SignedIn:
+    if signed_in is None:
+        raise UnauthenticatedError()
+    return signed_in
+
+
+SignedInDep = Annotated[SignedIn, Depends(require_signed_in)]
+
+
+def single_query_values(request: Request) -> tuple[dict[str, str], frozenset[str]]:
+    """Query parameters, first values, and the names that were repeated."""
+    values: dict[str, str] = {}
+    repeated: set[str] = set()
+    for name, value in request.query_params.multi_items():
+        if name in values:
+            repeated.add(name)
+        else:
+            values[name] = value
+    return values, frozenset(repeated)
+
+
+async def form_values(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body (RFC 6749 §3.2); repeated parameters are refused."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_CONTENT_TYPE:
+        raise InvalidRequestError(f"the body must be {FORM_CONTENT_TYPE}")
+    form = await request.form()
+    values: dict[str, str] = {}
+    for name, value in form.multi_items():
+        if not isinstance(value, str):
+            raise InvalidRequestError("file uploads are not accepted here")
+        if name in values:
+            raise InvalidRequestError(f"repeated parameter: {name}")
+        values[name] = value
+    return values
+
+
+def wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept.split(",")[0]

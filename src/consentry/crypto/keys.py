@@ -1,0 +1,122 @@
+"""Signing keys (joserfc): generated on first start, persisted encrypted, rotated with overlap.
+
+Each process keeps the published key set in memory and re-reads it at most every ``refresh_interval``, so a
+rotation made by `consentry keys rotate` (or another node) is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from cryptography.fernet import Fernet
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, RSAKey
+
+from consentry.storage.database import Database
+from consentry.storage.keys import SigningKeyRepository
+from consentry.storage.tables import SigningKey
+
+SUPPORTED_ALGORITHMS = ("RS256", "ES256")
+DEFAULT_ALGORITHM = "RS256"
+CLOCK_SKEW = timedelta(minutes=5)
+
+SigningJWK = RSAKey | ECKey
+
+
+def _generate(alg: str) -> SigningJWK:
+    params: Any = {"alg": alg, "use": "sig"}
+    key: SigningJWK = (
+        RSAKey.generate_key(2048, params) if alg == "RS256" else ECKey.generate_key("P-256", params)
+    )
+    key.ensure_kid()  # RFC 7638 thumbprint
+    return key
+
+
+def _import(private_jwk: dict[str, Any]) -> SigningJWK:
+    if private_jwk["kty"] == "RSA":
+        return RSAKey.import_key(private_jwk)
+    return ECKey.import_key(private_jwk)
+
+
+class KeyStore:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        encryption_key: bytes,
+        token_lifetime: timedelta,
+        refresh_interval: float = 60.0,
+    ) -> None:
+        self._database = database
+        self._fernet = Fernet(base64.urlsafe_b64encode(encryption_key))
+        self._token_lifetime = token_lifetime
+        self._refresh_interval = refresh_interval
+        self._signing: dict[str, SigningJWK] = {}
+        self._published = KeySet([])
+        self._jwks: dict[str, Any] = {"keys": []}
+        self._loaded_at = float("-inf")
+
+    async def ensure_loaded(self, *, now: datetime) -> None:
+        """Load keys if never loaded or stale; create one per algorithm on first start."""
+        if time.monotonic() - self._loaded_at < self._refresh_interval and self._signing:
+            return
+        async with self._database.unit_of_work() as session:
+            repository = SigningKeyRepository(session)
+            rows = await repository.published(now=now)
+            active_algs = {row.alg for row in rows if row.retired_at is None}
+            for alg in SUPPORTED_ALGORITHMS:
+                if alg not in active_algs:
+                    rows.insert(0, await self._create(repository, alg, now=now))
+        self._install(rows)
+
+    async def rotate(self, *, now: datetime) -> list[str]:
+        """New active keys; the old ones stay published until every token they signed has expired."""
+        publish_until = now + self._token_lifetime + CLOCK_SKEW
+        created = []
+        async with self._database.unit_of_work() as session:
+            repository = SigningKeyRepository(session)
+            for alg in SUPPORTED_ALGORITHMS:
+                await repository.retire_active(alg, now=now, publish_until=publish_until)
+                created.append((await self._create(repository, alg, now=now)).kid)
+        self._loaded_at = float("-inf")
+        await self.ensure_loaded(now=now)
+        return created
+
+    async def _create(self, repository: SigningKeyRepository, alg: str, *, now: datetime) -> SigningKey:
+        key = _generate(alg)
+        row = SigningKey(
+            kid=key.kid or "",
+            alg=alg,
+            private_jwk=self._fernet.encrypt(orjson.dumps(key.as_dict(private=True))).decode(),
+            public_jwk=key.as_dict(private=False),
+            created_at=now,
+        )
+        await repository.add(row)
+        return row
+
+    def _install(self, rows: list[SigningKey]) -> None:
+        signing: dict[str, SigningJWK] = {}
+        public = []
+        for row in sorted(rows, key=lambda r: r.created_at, reverse=True):
+            public.append(row.public_jwk)
+            if row.retired_at is None and row.alg not in signing:
+                signing[row.alg] = _import(orjson.loads(self._fernet.decrypt(row.private_jwk.encode())))
+        self._signing = signing
+        self._jwks = {"keys": public}
+        self._published = KeySet.import_key_set({"keys": public})
+        self._loaded_at = time.monotonic()
+
+    def jwks(self) -> dict[str, Any]:
+        return self._jwks
+
+    def sign(self, claims: dict[str, Any], *, alg: str = DEFAULT_ALGORITHM, typ: str = "JWT") -> str:
+        key = self._signing[alg]
+        return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key, algorithms=[alg])
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Decode and check the signature against the published keys (used by tests and receipts)."""
+        return dict(jwt.decode(token, self._published, algorithms=list(SUPPORTED_ALGORITHMS)).claims)

@@ -1,0 +1,191 @@
+"""The authorization endpoint and the consent screen (SPEC §2)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import RedirectResponse, Response
+
+from consentry.domain import authorization as az
+from consentry.errors import ForbiddenError, InvalidRequestError, UnauthenticatedError
+from consentry.http.deps import (
+    NowDep,
+    OriginDep,
+    RuntimeDep,
+    SignedInOptional,
+    single_query_values,
+    wants_html,
+)
+from consentry.http.pages import csrf_token, csrf_valid, error_page, render
+from consentry.http.responses import JSONResponse, error_response
+from consentry.services.authorize import authorize
+from consentry.services.consent_screen import ConsentSubmission, consent_screen, submit_consent
+
+router = APIRouter(tags=["authorization"])
+
+FRAME_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+
+
+def _refusal(request: Request, error: str, description: str, status_code: int = 400) -> Response:
+    if wants_html(request):
+        return error_page(request, error, description, status_code=status_code)
+    return error_response(status_code, error, description)
+
+
+def _redirect(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/oauth2/authorize")
+async def authorize_endpoint(
+    request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
+) -> Response:
+    params, repeated = single_query_values(request)
+    try:
+        outcome = await authorize(runtime, params, signed_in, repeated=repeated, origin=origin, now=now)
+    except az.UnredirectableError as error:
+        return _refusal(request, error.error, error.description)
+    return _redirect(outcome.location)
+
+
+async def _show_consent(
+    request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep, *, as_json: bool
+) -> Response:
+    params, _ = single_query_values(request)
+    if signed_in is None:
+        if as_json:
+            return error_response(401, UnauthenticatedError.error, UnauthenticatedError.default_description)
+        return _redirect(f"/login?{request.url.query}")
+    try:
+        screen = await consent_screen(runtime, params, signed_in, now=now)
+    except (az.UnredirectableError, az.RedirectableError) as error:
+        if as_json:
+            return error_response(400, error.error, error.description)
+        return error_page(request, error.error, error.description)
+    info = screen.as_json()
+    if as_json:
+        return JSONResponse(info, headers={"Cache-Control": "no-store"})
+    client = screen.pending.client
+    context: dict[str, Any] = {
+        "client": client,
+        "info": info,
+        "fields": screen.form_fields(),
+        "csrf_token": csrf_token(runtime.csrf_key, signed_in.session_id),
+        "ttl_days": client.consent_ttl_days or runtime.settings.consent_ttl_days,
+    }
+    response = render(request, "consent.html", context)
+    response.headers.update(FRAME_HEADERS)
+    return response
+
+
+@router.get("/oauth2/consent")
+async def consent_info(
+    request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
+) -> Response:
+    """The pending request's consent information: JSON for ``Accept: application/json``, else the page."""
+    as_json = "application/json" in request.headers.get("accept", "") and not wants_html(request)
+    return await _show_consent(request, runtime, signed_in, now, as_json=as_json)
+
+
+@router.get("/consent")
+async def consent_page(
+    request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
+) -> Response:
+    return await _show_consent(request, runtime, signed_in, now, as_json=False)
+
+
+class ConsentDecisionBody(BaseModel):
+    """SPEC §2's POST /oauth2/consent body; every value is validated again against the registered client."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    client_id: str = Field(max_length=64)
+    redirect_uri: str = Field(max_length=2048)
+    scope: str = Field(max_length=2048)
+    approved: bool
+    remember: bool = True
+    state: str | None = Field(default=None, max_length=az.MAX_STATE)
+    nonce: str | None = Field(default=None, max_length=az.MAX_NONCE)
+    code_challenge: str | None = Field(default=None, max_length=128)
+    code_challenge_method: str | None = Field(default=None, max_length=16)
+    granted_scopes: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] | None = None
+
+    def submission(self) -> ConsentSubmission:
+        return ConsentSubmission(**self.model_dump())
+
+
+@router.post("/oauth2/consent")
+async def consent_decision(
+    request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
+) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        if signed_in is None:
+            raise UnauthenticatedError()
+        try:
+            body = ConsentDecisionBody.model_validate_json(await request.body())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise InvalidRequestError(f"{where or 'body'}: {first.get('msg')}") from None
+        try:
+            location = await submit_consent(runtime, body.submission(), signed_in, origin=origin, now=now)
+        except az.UnredirectableError as error:
+            return error_response(400, error.error, error.description)
+        return JSONResponse({"redirect_url": location}, headers={"Cache-Control": "no-store"})
+
+    form = await _consent_form(request)
+    if signed_in is None:
+        return error_page(
+            request, "unauthenticated", "your session has ended; sign in again", status_code=401
+        )
+    if not csrf_valid(runtime.csrf_key, signed_in.session_id, form.get("csrf_token")):
+        raise ForbiddenError("the form has expired or did not come from this site; reload the page")
+    try:
+        body = ConsentDecisionBody.model_validate(
+            {
+                **{k: v for k, v in form.items() if k not in ("granted_scopes", "remember", "decision")},
+                "approved": form.get("decision") == "allow",
+                "remember": form.get("remember") == "on",
+                "granted_scopes": form.getlist("granted_scopes") if form.get("scope_choice") else None,
+            }
+        )
+    except ValidationError:
+        return error_page(request, "invalid_request", "the consent form was incomplete")
+    try:
+        location = await submit_consent(runtime, body.submission(), signed_in, origin=origin, now=now)
+    except az.UnredirectableError as error:
+        return error_page(request, error.error, error.description)
+    return _redirect(location)  # SPEC §2: 302 for the form
+
+
+class _Form(dict[str, str]):
+    """A form with single values, except the multi-valued ``granted_scopes``."""
+
+    def __init__(self, values: dict[str, str], multi: dict[str, list[str]]) -> None:
+        super().__init__(values)
+        self._multi = multi
+
+    def getlist(self, name: str) -> list[str]:
+        return self._multi.get(name, [])
+
+
+async def _consent_form(request: Request) -> _Form:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise InvalidRequestError("send JSON (application/json) or the consent form")
+    form = await request.form()
+    values: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in form.multi_items():
+        if not isinstance(value, str):
+            raise InvalidRequestError("file uploads are not accepted here")
+        if name == "granted_scopes":
+            multi.setdefault(name, []).append(value)
+        elif name in values:
+            raise InvalidRequestError(f"repeated parameter: {name}")
+        else:
+            values[name] = value
+    return _Form(values, multi)

@@ -1,0 +1,64 @@
+"""Discovery (OIDC Discovery 1.0 §4, RFC 8414 §3) and the JWKS (RFC 7517)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from consentry.http.deps import NowDep, RuntimeDep
+from consentry.http.responses import JSONResponse
+from consentry.runtime import Runtime
+
+router = APIRouter(tags=["discovery"])
+
+CLAIMS_SUPPORTED = [
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "given_name", "family_name",
+    "preferred_username", "picture", "locale", "zoneinfo", "updated_at", "email", "email_verified",
+    "phone_number", "phone_number_verified",
+]  # fmt: skip
+
+
+async def metadata(runtime: Runtime) -> dict[str, Any]:
+    issuer = runtime.issuer
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth2/authorize",
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
+        "jwks_uri": f"{issuer}/oauth2/jwks",
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "scopes_supported": sorted(await runtime.clients.known_scopes()),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "subject_types_supported": ["public", "pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "authorization_response_iss_parameter_supported": True,
+        "claims_supported": CLAIMS_SUPPORTED,
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+    }
+
+
+@router.get("/.well-known/openid-configuration")
+async def openid_configuration(runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(await metadata(runtime), headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/.well-known/oauth-authorization-server")
+async def authorization_server_metadata(runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(await metadata(runtime), headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/oauth2/jwks")
+async def jwks(request: Request, runtime: RuntimeDep, now: NowDep) -> JSONResponse:
+    await runtime.keys.ensure_loaded(now=now)
+    return JSONResponse(runtime.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})

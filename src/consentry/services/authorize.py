@@ -1,0 +1,230 @@
+"""The authorization endpoint's use case (RFC 6749 §4.1.1-§4.1.2, OIDC Core §3.1.2), and issuing codes.
+
+Pipeline, in order (each step's failure says where the person goes):
+  client + redirect_uri       → 400 page, never a redirect
+  request parameters          → error redirect to the client
+  session, prompt, max_age    → /login, or login_required
+  consent decision            → /consent, or consent_required
+  code                        → redirect with code, state, iss
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.crypto.hashing import new_token, token_hash
+from consentry.domain import authorization as az
+from consentry.domain.clients import RegisteredClient
+from consentry.domain.consent import ClientConsentPolicy, ConsentDecision, decide
+from consentry.domain.scopes import Scopes
+from consentry.domain.tokens import auth_too_old
+from consentry.runtime import Runtime
+from consentry.services.consent import consent_ttl, record_consent
+from consentry.services.sessions import SignedIn
+from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.consents import ConsentRepository, to_stored
+from consentry.storage.tables import AuthorizationCode
+
+LAST_USED_GRANULARITY = timedelta(hours=1)
+
+OutcomeKind = Literal["code", "login", "consent", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeOutcome:
+    kind: OutcomeKind
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedRequest:
+    client: RegisteredClient
+    request: az.AuthorizationRequest
+
+
+async def validate(runtime: Runtime, params: Mapping[str, str]) -> ValidatedRequest:
+    """Both validation stages; raises :class:`az.UnredirectableError` or :class:`az.RedirectableError`."""
+    client = await runtime.clients.get(params.get("client_id"))
+    az.check_client_and_redirect(client, params.get("redirect_uri"))
+    assert client is not None
+    request = az.parse_request(params, client, known_scopes=await runtime.clients.known_scopes())
+    return ValidatedRequest(client, request)
+
+
+def error_location(
+    runtime: Runtime, redirect_uri: str, error: az.RedirectableError, state: str | None
+) -> str:
+    return az.error_redirect(
+        redirect_uri, error=error.error, description=error.description, state=state, issuer=runtime.issuer
+    )
+
+
+def safe_state(params: Mapping[str, str]) -> str | None:
+    """The state to echo in an error redirect, even when the request is otherwise invalid."""
+    state = params.get("state")
+    return state if state and len(state) <= az.MAX_STATE else None
+
+
+async def authorize(
+    runtime: Runtime,
+    params: Mapping[str, str],
+    signed_in: SignedIn | None,
+    *,
+    repeated: frozenset[str] = frozenset(),
+    origin: RequestOrigin,
+    now: datetime,
+) -> AuthorizeOutcome:
+    """Run the pipeline; :class:`az.UnredirectableError` escapes for the router to show."""
+    if repeated & {"client_id", "redirect_uri"}:
+        raise az.UnredirectableError("invalid_request", "client_id and redirect_uri must not be repeated")
+    client = await runtime.clients.get(params.get("client_id"))
+    redirect_uri = az.check_client_and_redirect(client, params.get("redirect_uri"))
+    assert client is not None
+    try:
+        if repeated & set(az.REQUEST_PARAMETERS):
+            names = ", ".join(sorted(repeated & set(az.REQUEST_PARAMETERS)))
+            raise az.RedirectableError("invalid_request", f"repeated parameter: {names}")
+        request = az.parse_request(params, client, known_scopes=await runtime.clients.known_scopes())
+    except az.RedirectableError as error:
+        return AuthorizeOutcome("error", error_location(runtime, redirect_uri, error, safe_state(params)))
+
+    needs_login = (
+        signed_in is None
+        or "login" in request.prompts
+        or auth_too_old(auth_time=signed_in.auth_time, max_age=request.max_age, now=now)
+    )
+    if needs_login:
+        if "none" in request.prompts:
+            login_required = az.RedirectableError("login_required", "the person must sign in")
+            return AuthorizeOutcome(
+                "error", error_location(runtime, redirect_uri, login_required, request.state)
+            )
+        return AuthorizeOutcome("login", f"/login?{request.query_string()}")
+    assert signed_in is not None
+
+    async with runtime.database.unit_of_work() as session:
+        decision = await consent_decision(session, client, request, signed_in.user_id, now=now)
+        if decision.prompt:
+            if "none" in request.prompts:
+                consent_required = az.RedirectableError("consent_required", "the person must consent")
+                return AuthorizeOutcome(
+                    "error", error_location(runtime, redirect_uri, consent_required, request.state)
+                )
+            return AuthorizeOutcome("consent", f"/consent?{request.query_string()}")
+        location = await complete_without_prompt(
+            runtime, session, client, request, signed_in, decision, origin=origin, now=now
+        )
+    return AuthorizeOutcome("code", location)
+
+
+async def consent_decision(
+    session: AsyncSession,
+    client: RegisteredClient,
+    request: az.AuthorizationRequest,
+    user_id: uuid.UUID,
+    *,
+    now: datetime,
+) -> ConsentDecision:
+    existing = await ConsentRepository(session).get_active(user_id, client.id)
+    return decide(
+        to_stored(existing) if existing is not None else None,
+        request.scopes,
+        ClientConsentPolicy(client.trusted, client.policy_version),
+        force_prompt="consent" in request.prompts,
+        now=now,
+    )
+
+
+async def complete_without_prompt(
+    runtime: Runtime,
+    session: AsyncSession,
+    client: RegisteredClient,
+    request: az.AuthorizationRequest,
+    signed_in: SignedIn,
+    decision: ConsentDecision,
+    *,
+    origin: RequestOrigin,
+    now: datetime,
+) -> str:
+    """Consent already covers the request (or the client is trusted): issue the code straight away."""
+    consents = ConsentRepository(session)
+    existing = await consents.get_active(signed_in.user_id, client.id)
+    covered = (
+        existing is not None
+        and to_stored(existing).is_live(now=now)
+        and decision.effective_scopes <= existing.scopes
+    )
+    if covered and existing is not None:
+        consent_id: uuid.UUID | None = existing.id
+        await consents.touch_last_used(existing.id, now=now, granularity=LAST_USED_GRANULARITY)
+    else:  # a trusted client: its consent is recorded for the person to see and revoke
+        consent_id = await record_consent(
+            session,
+            user_id=signed_in.user_id,
+            client=client,
+            requested=decision.effective_scopes,
+            granted=decision.effective_scopes,
+            ttl=consent_ttl(client, runtime.settings.consent_ttl_days),
+            now=now,
+            origin=origin,
+            actor="system",
+        )
+    return await issue_code(
+        runtime,
+        session,
+        client,
+        request,
+        signed_in,
+        decision.effective_scopes,
+        consent_id,
+        origin=origin,
+        now=now,
+    )
+
+
+async def issue_code(
+    runtime: Runtime,
+    session: AsyncSession,
+    client: RegisteredClient,
+    request: az.AuthorizationRequest,
+    signed_in: SignedIn,
+    scopes: Scopes,
+    consent_id: uuid.UUID | None,
+    *,
+    origin: RequestOrigin,
+    now: datetime,
+) -> str:
+    """Store a one-time code (by hash) bound to client, redirect URI, PKCE challenge and nonce; audit it."""
+    code = new_token()
+    session.add(
+        AuthorizationCode(
+            code_hash=token_hash(code),
+            client_id=client.id,
+            user_id=signed_in.user_id,
+            consent_id=consent_id,
+            redirect_uri=request.redirect_uri,
+            scopes=scopes,
+            code_challenge=request.code_challenge,
+            code_challenge_method=request.code_challenge_method,
+            nonce=request.nonce,
+            auth_time=signed_in.auth_time,
+            family_id=uuid.uuid4(),
+            created_at=now,
+            expires_at=now + runtime.lifetimes.authorization_code,
+        )
+    )
+    await AuditRepository(session).record(
+        "authorization_granted",
+        now=now,
+        origin=origin,
+        user_id=signed_in.user_id,
+        client_id=client.id,
+        scopes=scopes,
+    )
+    return az.code_redirect(request.redirect_uri, code=code, state=request.state, issuer=runtime.issuer)

@@ -1,0 +1,122 @@
+"""Recording consent: grant or merge, with history and audit, in the caller's transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.domain import consent as rules
+from consentry.domain.clients import RegisteredClient
+from consentry.domain.scopes import Scopes
+from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.consents import ConsentRepository, to_stored
+from consentry.storage.tables import Consent, ConsentHistory, ConsentStatus
+
+log = logging.getLogger(__name__)
+
+
+def consent_ttl(client: RegisteredClient, default_days: int) -> timedelta:
+    """The client's own consent TTL, else the deployment's (SPEC §6)."""
+    return timedelta(days=client.consent_ttl_days or default_days)
+
+
+async def record_consent(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    client: RegisteredClient,
+    requested: Scopes,
+    granted: Scopes,
+    ttl: timedelta,
+    now: datetime,
+    origin: RequestOrigin | None,
+    actor: str = "user",
+) -> uuid.UUID | None:
+    """Store or merge the consent; returns its id, or None when storing failed.
+
+    A failure to store consent never blocks the person's redirect (SPEC §6): it is logged, and the change is
+    confined to a savepoint so the code can still be issued in the same transaction.
+    """
+    try:
+        async with session.begin_nested():
+            return await _record(session, user_id, client, requested, granted, ttl, now, origin, actor)
+    except Exception:
+        log.exception("failed to store consent", extra={"user_id": str(user_id), "client_id": client.id})
+        return None
+
+
+async def _record(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    client: RegisteredClient,
+    requested: Scopes,
+    granted: Scopes,
+    ttl: timedelta,
+    now: datetime,
+    origin: RequestOrigin | None,
+    actor: str,
+) -> uuid.UUID:
+    consents = ConsentRepository(session)
+    existing = await consents.get_active_for_update(user_id, client.id)
+    stored = to_stored(existing) if existing is not None else None
+    merged = rules.merge(stored, requested=requested, granted=granted, ttl=ttl, now=now)
+    before: Scopes | None = None
+    if existing is not None and stored is not None and stored.is_live(now=now):
+        before = existing.scopes
+        record = existing
+        record.scopes = merged.scopes
+        record.declined_scopes = merged.declined_scopes
+        record.expires_at = merged.expires_at
+        record.policy_version = client.policy_version
+        record.updated_at = now
+        action = "merged" if merged.scopes != before else "renewed"
+    else:
+        if existing is not None:  # past its expiry: close it, keep it as history
+            existing.status = ConsentStatus.EXPIRED
+            existing.updated_at = now
+            await session.flush()
+        record = await consents.add(
+            Consent(
+                user_id=user_id,
+                client_id=client.id,
+                scopes=merged.scopes,
+                declined_scopes=merged.declined_scopes,
+                policy_version=client.policy_version,
+                status=ConsentStatus.ACTIVE,
+                granted_at=now,
+                updated_at=now,
+                last_used_at=now,
+                expires_at=merged.expires_at,
+            )
+        )
+        action = "granted"
+    origin = origin or RequestOrigin()
+    await consents.add_history(
+        ConsentHistory(
+            consent_id=record.id,
+            user_id=user_id,
+            client_id=client.id,
+            action=action,
+            actor=actor,
+            scopes_before=before,
+            scopes_after=record.scopes,
+            policy_version=client.policy_version,
+            ip=origin.ip,
+            user_agent=origin.user_agent[:512] if origin.user_agent else None,
+            occurred_at=now,
+        )
+    )
+    await AuditRepository(session).record(
+        "consent_granted" if action == "granted" else "consent_updated",
+        now=now,
+        origin=origin,
+        user_id=user_id,
+        client_id=client.id,
+        scopes=record.scopes,
+        actor=actor,
+        details={"declined_scopes": record.declined_scopes.as_list(), "action": action},
+    )
+    return record.id

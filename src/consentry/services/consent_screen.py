@@ -1,0 +1,153 @@
+"""The consent screen: what to show (GET /oauth2/consent) and the person's decision (POST /oauth2/consent).
+
+Nothing the browser sends back is trusted: the pending request is validated again in full from the values
+posted, exactly as if it had arrived at /oauth2/authorize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from consentry.domain import authorization as az
+from consentry.domain.consent import ConsentDecision, InvalidGrantedScopes, granted_from_choice
+from consentry.domain.scopes import InvalidScopeToken, Scopes
+from consentry.errors import InvalidRequestError
+from consentry.runtime import Runtime
+from consentry.services.authorize import (
+    ValidatedRequest,
+    consent_decision,
+    error_location,
+    issue_code,
+    validate,
+)
+from consentry.services.consent import consent_ttl, record_consent
+from consentry.services.sessions import SignedIn
+from consentry.storage.audit import AuditRepository, RequestOrigin
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentScreen:
+    pending: ValidatedRequest
+    decision: ConsentDecision
+    descriptions: dict[str, str]
+
+    def as_json(self) -> dict[str, Any]:
+        """SPEC §2's JSON shape of the pending request's consent information."""
+        client, request = self.pending.client, self.pending.request
+        return {
+            "client": {
+                "id": client.id,
+                "name": client.name,
+                "logo_uri": client.logo_uri,
+                "client_uri": client.client_uri,
+            },
+            "scopes": request.scopes.as_list(),
+            "new_scopes": self.decision.new_scopes.as_list(),
+            "previously_granted_scopes": self.decision.previously_granted.as_list(),
+            "scope_descriptions": {name: self.descriptions.get(name, name) for name in request.scopes},
+            "redirect_uri": request.redirect_uri,
+            "state": request.state,
+            "reasons": list(self.decision.reasons),
+            "policy_uri": client.policy_uri,
+            "tos_uri": client.tos_uri,
+            "policy_version": client.policy_version,
+        }
+
+    def form_fields(self) -> dict[str, str]:
+        """The pending request as hidden form fields, re-validated when the form comes back."""
+        return self.pending.request.as_parameters()
+
+
+async def consent_screen(
+    runtime: Runtime, params: Mapping[str, str], signed_in: SignedIn, *, now: datetime
+) -> ConsentScreen:
+    """Raises :class:`az.UnredirectableError` / :class:`az.RedirectableError` for an invalid request."""
+    pending = await validate(runtime, params)
+    async with runtime.database.read_only() as session:
+        decision = await consent_decision(
+            session, pending.client, pending.request, signed_in.user_id, now=now
+        )
+    catalogue = await runtime.clients.scope_catalogue()
+    return ConsentScreen(pending, decision, {name: scope.description for name, scope in catalogue.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentSubmission:
+    client_id: str
+    redirect_uri: str
+    scope: str
+    approved: bool
+    remember: bool = True
+    state: str | None = None
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    granted_scopes: list[str] | None = None
+
+    def as_parameters(self) -> dict[str, str]:
+        values = {
+            "response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
+            "scope": self.scope, "state": self.state, "nonce": self.nonce,
+            "code_challenge": self.code_challenge, "code_challenge_method": self.code_challenge_method,
+        }  # fmt: skip
+        return {key: value for key, value in values.items() if value is not None}
+
+
+async def submit_consent(
+    runtime: Runtime,
+    submission: ConsentSubmission,
+    signed_in: SignedIn,
+    *,
+    origin: RequestOrigin,
+    now: datetime,
+) -> str:
+    """Apply the person's decision; returns where to send the browser (the client's redirect URI)."""
+    params = submission.as_parameters()
+    client = await runtime.clients.get(submission.client_id)
+    redirect_uri = az.check_client_and_redirect(client, submission.redirect_uri)
+    try:
+        pending = await validate(runtime, params)
+    except az.RedirectableError as error:
+        return error_location(runtime, redirect_uri, error, submission.state)
+    client_, request = pending.client, pending.request
+
+    if not submission.approved:
+        async with runtime.database.unit_of_work() as session:
+            await AuditRepository(session).record(
+                "authorization_denied",
+                now=now,
+                origin=origin,
+                user_id=signed_in.user_id,
+                client_id=client_.id,
+                scopes=request.scopes,
+            )
+        denied = az.RedirectableError("access_denied", "the person declined to authorize this application")
+        return error_location(runtime, request.redirect_uri, denied, request.state)
+
+    try:
+        ticked = None if submission.granted_scopes is None else Scopes(submission.granted_scopes)
+        granted = granted_from_choice(request.scopes, ticked)
+    except (InvalidGrantedScopes, InvalidScopeToken) as exc:
+        raise InvalidRequestError(str(exc)) from exc
+    if not granted:
+        raise InvalidRequestError("no scope left ticked: deny the request instead")
+
+    async with runtime.database.unit_of_work() as session:
+        consent_id = None
+        if submission.remember:
+            consent_id = await record_consent(
+                session,
+                user_id=signed_in.user_id,
+                client=client_,
+                requested=request.scopes,
+                granted=granted,
+                ttl=consent_ttl(client_, runtime.settings.consent_ttl_days),
+                now=now,
+                origin=origin,
+            )
+        return await issue_code(
+            runtime, session, client_, request, signed_in, granted, consent_id, origin=origin, now=now
+        )

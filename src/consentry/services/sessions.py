@@ -1,0 +1,72 @@
+"""Sign-in sessions: created at sign-in completion, found by cookie or Bearer token, ended on logout."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.crypto.hashing import new_token, token_hash
+from consentry.storage.audit import RequestOrigin
+from consentry.storage.database import Database
+from consentry.storage.sessions import SessionRepository
+from consentry.storage.tables import UserSession
+
+SESSION_COOKIE = "consentry_session"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """The person behind a request."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    auth_time: datetime
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    token: str
+    session_id: uuid.UUID
+    expires_at: datetime
+
+
+async def create_session(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    origin: RequestOrigin | None = None,
+    auth_time: datetime | None = None,
+) -> NewSession:
+    token = new_token()
+    origin = origin or RequestOrigin()
+    row = await SessionRepository(session).add(
+        UserSession(
+            token_hash=token_hash(token),
+            user_id=user_id,
+            auth_time=auth_time or now,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + ttl,
+            ip=origin.ip,
+            user_agent=origin.user_agent[:512] if origin.user_agent else None,
+        )
+    )
+    return NewSession(token=token, session_id=row.id, expires_at=row.expires_at)
+
+
+async def authenticate_session(database: Database, token: str | None, *, now: datetime) -> SignedIn | None:
+    """The live session a token belongs to, or None."""
+    if not token or len(token) > 256:
+        return None
+    async with database.read_only() as session:
+        found = await SessionRepository(session).find_live(token_hash(token), now=now)
+    if found is None:
+        return None
+    user_session, user = found
+    return SignedIn(user.id, user_session.id, user_session.auth_time, user.is_admin)

@@ -1,0 +1,158 @@
+"""The ``sub`` each client sees: the user id (public) or a pairwise pseudonym (OIDC Core §8.1, SPEC §6).
+
+Pseudonym versions: one ``active`` version issues new pseudonyms; after `pseudonyms rotate` the previous one
+is ``retiring`` and its pseudonyms still resolve; `pseudonyms rollback` makes it active again.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.crypto.hashing import derive_key
+from consentry.domain import pairwise
+from consentry.domain.clients import RegisteredClient
+from consentry.errors import ConfigurationError
+from consentry.storage.database import Database
+from consentry.storage.keys import PseudonymVersionRepository
+from consentry.storage.tables import Pseudonym, PseudonymVersion, PseudonymVersionState
+
+RESOLVABLE = (PseudonymVersionState.ACTIVE, PseudonymVersionState.RETIRING)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionKey:
+    version: int
+    key: bytes
+
+
+class SubjectService:
+    def __init__(self, database: Database, *, secret: bytes, refresh_interval: float = 30.0) -> None:
+        self._database = database
+        self._secret = secret
+        self._refresh_interval = refresh_interval
+        self._active: VersionKey | None = None
+        self._loaded_at = float("-inf")
+        self._stored: set[tuple[str, int, uuid.UUID]] = set()
+
+    def _key(self, key_ref: str) -> bytes:
+        return derive_key(self._secret, f"consentry pseudonyms {key_ref}")
+
+    async def _active_version(self, session: AsyncSession, *, now: datetime) -> VersionKey:
+        """The issuing version, read through the caller's session (never a second transaction)."""
+        if self._active is not None and time.monotonic() - self._loaded_at < self._refresh_interval:
+            return self._active
+        versions = await PseudonymVersionRepository(session).all()
+        active = next((v for v in versions if v.state == PseudonymVersionState.ACTIVE), None)
+        if active is None:
+            active = await self._create_version(session, versions, now=now)
+        self._active = VersionKey(active.version, self._key(active.key_ref))
+        self._loaded_at = time.monotonic()
+        return self._active
+
+    async def _create_version(
+        self, session: AsyncSession, versions: list[PseudonymVersion], *, now: datetime
+    ) -> PseudonymVersion:
+        version = PseudonymVersion(
+            version=max((v.version for v in versions), default=0) + 1,
+            algorithm=pairwise.ALGORITHM,
+            key_ref=secrets.token_urlsafe(24),
+            state=PseudonymVersionState.ACTIVE,
+            created_at=now,
+            activated_at=now,
+        )
+        await PseudonymVersionRepository(session).add(version)
+        return version
+
+    async def subject_for(
+        self, session: AsyncSession, user_id: uuid.UUID, client: RegisteredClient, *, now: datetime
+    ) -> str:
+        """The ``sub`` for ``client``; a pairwise pseudonym is recorded so it can be resolved back."""
+        if client.subject_type != "pairwise":
+            return str(user_id)
+        active = await self._active_version(session, now=now)
+        value = pairwise.pseudonym(active.key, client.sector, user_id)
+        marker = (client.sector, active.version, user_id)
+        if marker not in self._stored:
+            await self._record(session, client.sector, active.version, user_id, value, now=now)
+            if len(self._stored) > 100_000:
+                self._stored.clear()
+            self._stored.add(marker)
+        return value
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        sector: str,
+        version: int,
+        user_id: uuid.UUID,
+        value: str,
+        *,
+        now: datetime,
+    ) -> None:
+        insert = pg_insert if self._database.dialect == "postgresql" else sqlite_insert
+        statement = insert(Pseudonym).values(
+            sector=sector, version=version, user_id=user_id, pseudonym=value, created_at=now
+        )
+        await session.execute(statement.on_conflict_do_nothing())
+
+    async def resolve(self, session: AsyncSession, sector: str, subject: str) -> uuid.UUID | None:
+        """The user behind a pseudonym of an active or retiring version (both resolve during a migration)."""
+        return await session.scalar(
+            select(Pseudonym.user_id)
+            .join(PseudonymVersion, PseudonymVersion.version == Pseudonym.version)
+            .where(
+                Pseudonym.sector == sector.lower(),
+                Pseudonym.pseudonym == subject,
+                PseudonymVersion.state.in_(RESOLVABLE),
+            )
+        )
+
+    async def rotate(self, *, now: datetime) -> int:
+        """Start a new version; the previous active one becomes retiring, an older retiring one retires."""
+        async with self._database.unit_of_work() as session:
+            repository = PseudonymVersionRepository(session)
+            versions = await repository.all()
+            for version in versions:
+                if version.state == PseudonymVersionState.RETIRING:
+                    await repository.set_state(version.version, PseudonymVersionState.RETIRED, now=now)
+                elif version.state == PseudonymVersionState.ACTIVE:
+                    await repository.set_state(version.version, PseudonymVersionState.RETIRING, now=now)
+            created = await self._create_version(session, versions, now=now)
+        self._forget()
+        return created.version
+
+    async def rollback(self, *, now: datetime) -> int:
+        """Retire the active version and make the retiring one active again."""
+        async with self._database.unit_of_work() as session:
+            repository = PseudonymVersionRepository(session)
+            versions = await repository.all()
+            retiring = [v for v in versions if v.state == PseudonymVersionState.RETIRING]
+            if not retiring:
+                raise ConfigurationError("no previous pseudonym version to roll back to")
+            previous = max(retiring, key=lambda v: v.version)
+            for version in versions:
+                if version.state == PseudonymVersionState.ACTIVE:
+                    await repository.set_state(version.version, PseudonymVersionState.RETIRED, now=now)
+            await repository.set_state(
+                previous.version, PseudonymVersionState.ACTIVE, now=now, activated=True
+            )
+        self._forget()
+        return previous.version
+
+    async def versions(self) -> list[PseudonymVersion]:
+        async with self._database.read_only() as session:
+            return await PseudonymVersionRepository(session).all()
+
+    def _forget(self) -> None:
+        self._active = None
+        self._loaded_at = float("-inf")
+        self._stored.clear()

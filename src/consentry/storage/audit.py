@@ -1,0 +1,54 @@
+"""The audit trail: append-only events with who, which client, which scopes, from where, when."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.domain.scopes import Scopes
+from consentry.storage.tables import AuditEvent
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOrigin:
+    """Where a request came from, for audit and consent history."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record(
+        self,
+        event_type: str,
+        *,
+        now: datetime,
+        origin: RequestOrigin | None = None,
+        user_id: uuid.UUID | None = None,
+        client_id: str | None = None,
+        scopes: Scopes | None = None,
+        actor: str = "user",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        origin = origin or RequestOrigin()
+        await self._session.execute(
+            insert(AuditEvent).values(
+                event_type=event_type,
+                occurred_at=now,
+                actor=actor,
+                user_id=user_id,
+                client_id=client_id,
+                scopes=scopes,
+                ip=origin.ip,
+                user_agent=(origin.user_agent or None) and origin.user_agent[:512],
+                details=details,
+            )
+        )

@@ -1,0 +1,96 @@
+"""Codes and tokens, always addressed by the SHA-256 of their value (never the value itself).
+
+Single use and rotation are enforced by conditional UPDATEs (``... WHERE used_at IS NULL``): of two
+concurrent requests exactly one sees a row updated, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.storage.tables import AccessToken, AuthorizationCode, RefreshToken
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+class TokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    # --- authorization codes --------------------------------------------------------------------
+
+    async def add_code(self, code: AuthorizationCode) -> None:
+        self._session.add(code)
+        await self._session.flush()
+
+    async def get_code(self, code_hash: bytes) -> AuthorizationCode | None:
+        return await self._session.get(AuthorizationCode, code_hash)
+
+    async def consume_code(self, code_hash: bytes, *, now: datetime) -> bool:
+        """Mark a code used; False when it was already used (a replay)."""
+        result = await self._session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.used_at.is_(None))
+            .values(used_at=now)
+        )
+        return _rowcount(result) == 1
+
+    # --- access and refresh tokens --------------------------------------------------------------
+
+    async def add_tokens(self, *tokens: AccessToken | RefreshToken) -> None:
+        self._session.add_all(tokens)
+        await self._session.flush()
+
+    async def get_access_token(self, token_hash: bytes) -> AccessToken | None:
+        return await self._session.get(AccessToken, token_hash)
+
+    async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
+        return await self._session.get(RefreshToken, token_hash)
+
+    async def mark_rotated(self, token_hash: bytes, *, now: datetime) -> bool:
+        """Retire a refresh token in favour of its successor; False when it was already rotated or revoked."""
+        result = await self._session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.token_hash == token_hash,
+                RefreshToken.rotated_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(rotated_at=now)
+        )
+        return _rowcount(result) == 1
+
+    async def revoke_access_token(self, token_hash: bytes, *, now: datetime) -> int:
+        return await self._revoke(AccessToken, AccessToken.token_hash == token_hash, now=now)
+
+    async def revoke_family(self, family_id: uuid.UUID, *, now: datetime) -> int:
+        """Every access and refresh token of one grant (a code's issue and all its rotations)."""
+        return await self._revoke(
+            AccessToken, AccessToken.family_id == family_id, now=now
+        ) + await self._revoke(RefreshToken, RefreshToken.family_id == family_id, now=now)
+
+    async def revoke_for_user_and_client(self, user_id: uuid.UUID, client_id: str, *, now: datetime) -> int:
+        return await self._revoke(
+            AccessToken, (AccessToken.user_id == user_id) & (AccessToken.client_id == client_id), now=now
+        ) + await self._revoke(
+            RefreshToken, (RefreshToken.user_id == user_id) & (RefreshToken.client_id == client_id), now=now
+        )
+
+    async def _revoke(
+        self, table: type[AccessToken] | type[RefreshToken], condition: ColumnElement[bool], *, now: datetime
+    ) -> int:
+        result = await self._session.execute(
+            update(table)
+            .where(condition, table.revoked_at.is_(None), table.expires_at > now)
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
