@@ -152,3 +152,21 @@ def test_serve_migrates_and_becomes_ready(env: dict[str, str], tmp_path: Path) -
     # uvicorn re-raises SIGTERM after a graceful shutdown, so the exit status is 0 or -SIGTERM.
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
+
+
+def test_keys_rotate(env: dict[str, str], tmp_path: Path) -> None:
+    first = cli(["keys", "rotate"], env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("new signing key") == 2
+
+
+def test_pseudonyms_rotate_and_rollback(env: dict[str, str], tmp_path: Path) -> None:
+    nothing_to_roll_back = cli(["pseudonyms", "rollback"], env, tmp_path)
+    assert nothing_to_roll_back.returncode != 0
+    assert "no previous pseudonym version" in nothing_to_roll_back.stderr
+    rotated = cli(["pseudonyms", "rotate"], env, tmp_path)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "version 2 is active" in rotated.stdout
+    rolled_back = cli(["pseudonyms", "rollback"], env, tmp_path)
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert "version 1 is active again" in rolled_back.stdout

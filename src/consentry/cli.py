@@ -31,8 +31,14 @@ app = typer.Typer(
 )
 client_app = typer.Typer(help="Register and manage OAuth clients.", no_args_is_help=True)
 user_app = typer.Typer(help="Create and manage user accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage the ID token signing keys.", no_args_is_help=True)
+pseudonyms_app = typer.Typer(
+    help="Manage pairwise pseudonym versions (OIDC Core §8.1).", no_args_is_help=True
+)
 app.add_typer(client_app, name="client")
 app.add_typer(user_app, name="user")
+app.add_typer(keys_app, name="keys")
+app.add_typer(pseudonyms_app, name="pseudonyms")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -217,6 +223,43 @@ def user_create(
         print_json({"user_id": user_id})
     else:
         out.print(f"user_id: [bold]{user_id}[/]")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """New signing keys (RS256, ES256); old keys stay in the JWKS until their tokens expire."""
+
+    async def _rotate(runtime: Runtime) -> list[str]:
+        await runtime.keys.ensure_loaded(now=utcnow())
+        return await runtime.keys.rotate(now=utcnow())
+
+    for kid in run(_rotate, migrate=True):
+        out.print(f"new signing key: [bold]{kid}[/]")
+    out.print("Running servers pick the new keys up within a minute.")
+
+
+@pseudonyms_app.command("rotate")
+def pseudonyms_rotate() -> None:
+    """Start a new pseudonym version; pseudonyms of the previous one still resolve."""
+
+    async def _rotate(runtime: Runtime) -> int:
+        async with runtime.database.unit_of_work() as session:  # make sure a first version exists
+            await runtime.subjects.ensure_version(session, now=utcnow())
+        return await runtime.subjects.rotate(now=utcnow())
+
+    version = run(_rotate, migrate=True)
+    out.print(f"pseudonym version [bold]{version}[/] is active; the previous one is retiring")
+
+
+@pseudonyms_app.command("rollback")
+def pseudonyms_rollback() -> None:
+    """Retire the active pseudonym version and restore the previous one."""
+
+    async def _rollback(runtime: Runtime) -> int:
+        return await runtime.subjects.rollback(now=utcnow())
+
+    version = run(_rollback, migrate=True)
+    out.print(f"pseudonym version [bold]{version}[/] is active again")
 
 
 def main() -> None:

@@ -75,9 +75,9 @@ async def test_oversized_body_is_refused_before_it_is_read(http: httpx.AsyncClie
 
 
 async def test_streamed_oversized_body_without_length_is_refused(
-    app: FastAPI, http: httpx.AsyncClient
+    asgi_app: FastAPI, http: httpx.AsyncClient
 ) -> None:
-    @app.post("/echo-length")
+    @asgi_app.post("/echo-length")
     async def _echo(request: Request) -> dict[str, int]:  # pragma: no cover - refused before it returns
         return {"length": len(await request.body())}
 
@@ -99,12 +99,12 @@ async def test_metrics_count_requests_by_route_template(http: httpx.AsyncClient)
     assert "consentry_http_request_duration_seconds_bucket" in body
 
 
-async def test_unexpected_errors_are_json_500_without_details(app: FastAPI) -> None:
-    @app.get("/explode")
+async def test_unexpected_errors_are_json_500_without_details(asgi_app: FastAPI) -> None:
+    @asgi_app.get("/explode")
     async def _explode() -> None:
         raise RuntimeError("secret internals")
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=asgi_app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.get("/explode")
     assert response.status_code == 500
@@ -114,11 +114,11 @@ async def test_unexpected_errors_are_json_500_without_details(app: FastAPI) -> N
 
 @pytest.mark.parametrize("query", ["limit=abc", "limit=-1"], ids=["not-a-number", "negative"])
 async def test_validation_errors_are_invalid_request(
-    app: FastAPI, http: httpx.AsyncClient, query: str
+    asgi_app: FastAPI, http: httpx.AsyncClient, query: str
 ) -> None:
     from fastapi import Query
 
-    @app.get("/paged")
+    @asgi_app.get("/paged")
     async def _paged(limit: int = Query(ge=0)) -> dict[str, int]:
         return {"limit": limit}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from consentry.runtime import Runtime
-from tests.oauth import exchange_code, get_code, make_app, make_person, pkce_pair, authorize_params
+from tests.oauth import authorize_params, exchange_code, get_code, make_app, make_person, pkce_pair
 
 
 async def test_code_flow_with_pkce(http: httpx.AsyncClient, runtime: Runtime) -> None:

@@ -150,6 +150,8 @@ def _bounded(params: Mapping[str, str], name: str, limit: int) -> str | None:
         return None
     if len(value) > limit:
         raise RedirectableError("invalid_request", f"{name} is longer than {limit} characters")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise RedirectableError("invalid_request", f"{name} must not contain control characters")
     return value
 
 

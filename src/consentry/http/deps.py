@@ -75,11 +75,19 @@ async def require_signed_in(signed_in: SignedInOptional) -> SignedIn:
 SignedInDep = Annotated[SignedIn, Depends(require_signed_in)]
 
 
+def refuse_nul(name: str, value: str) -> str:
+    """NUL is never part of a legitimate parameter, and PostgreSQL text cannot hold it."""
+    if "\x00" in value or "\x00" in name:
+        raise InvalidRequestError("parameters must not contain NUL characters")
+    return value
+
+
 def single_query_values(request: Request) -> tuple[dict[str, str], frozenset[str]]:
     """Query parameters, first values, and the names that were repeated."""
     values: dict[str, str] = {}
     repeated: set[str] = set()
     for name, value in request.query_params.multi_items():
+        refuse_nul(name, value)
         if name in values:
             repeated.add(name)
         else:
@@ -99,7 +107,7 @@ async def form_values(request: Request) -> dict[str, str]:
             raise InvalidRequestError("file uploads are not accepted here")
         if name in values:
             raise InvalidRequestError(f"repeated parameter: {name}")
-        values[name] = value
+        values[name] = refuse_nul(name, value)
     return values
 
 

@@ -97,7 +97,10 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *self.extra_headers]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(item for item in self.extra_headers if item[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -45,7 +45,7 @@ class ClientDirectory:
 
     async def get(self, client_id: str | None) -> RegisteredClient | None:
         """A live client, or None (unknown or deleted)."""
-        if not client_id or len(client_id) > 64:
+        if not client_id or len(client_id) > 64 or not client_id.isascii() or not client_id.isprintable():
             return None
         cached = self._clients.get(client_id)
         if cached is not None and time.monotonic() - cached[1] < self._ttl:

@@ -58,6 +58,10 @@ class SubjectService:
         self._loaded_at = time.monotonic()
         return self._active
 
+    async def ensure_version(self, session: AsyncSession, *, now: datetime) -> int:
+        """The active version, created if there is none yet."""
+        return (await self._active_version(session, now=now)).version
+
     async def _create_version(
         self, session: AsyncSession, versions: list[PseudonymVersion], *, now: datetime
     ) -> PseudonymVersion:

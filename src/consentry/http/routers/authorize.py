@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.responses import RedirectResponse, Response
 
 from consentry.domain import authorization as az
@@ -42,10 +42,12 @@ def _redirect(location: str) -> RedirectResponse:
 async def authorize_endpoint(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
 ) -> Response:
-    params, repeated = single_query_values(request)
     try:
+        params, repeated = single_query_values(request)
         outcome = await authorize(runtime, params, signed_in, repeated=repeated, origin=origin, now=now)
     except az.UnredirectableError as error:
+        return _refusal(request, error.error, error.description)
+    except InvalidRequestError as error:
         return _refusal(request, error.error, error.description)
     return _redirect(outcome.location)
 
@@ -111,6 +113,13 @@ class ConsentDecisionBody(BaseModel):
     code_challenge: str | None = Field(default=None, max_length=128)
     code_challenge_method: str | None = Field(default=None, max_length=16)
     granted_scopes: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> ConsentDecisionBody:
+        values = [v for v in self.model_dump().values() if isinstance(v, str)] + (self.granted_scopes or [])
+        if any("\x00" in value for value in values):
+            raise ValueError("values must not contain NUL characters")
+        return self
 
     def submission(self) -> ConsentSubmission:
         return ConsentSubmission(**self.model_dump())
