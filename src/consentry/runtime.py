@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from consentry.crypto.hashing import PasswordHasher, SecretHasher, derive_key
 from consentry.crypto.keys import KeyStore
 from consentry.domain.tokens import TokenLifetimes
+from consentry.services.consent import ConsentUsage
 from consentry.services.directory import ClientDirectory
 from consentry.services.subjects import SubjectService
 from consentry.settings import Settings
@@ -29,6 +30,7 @@ class Runtime:
     clients: ClientDirectory
     lifetimes: TokenLifetimes
     csrf_key: bytes
+    consent_usage: ConsentUsage
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -61,6 +63,7 @@ class Runtime:
             clients=ClientDirectory(database),
             lifetimes=lifetimes,
             csrf_key=derive_key(secret, "consentry csrf v1"),
+            consent_usage=ConsentUsage(),
         )
 
     @property

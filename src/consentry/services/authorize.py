@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,8 +30,6 @@ from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, to_stored
 from consentry.storage.tables import AuthorizationCode
-
-LAST_USED_GRANULARITY = timedelta(hours=1)
 
 OutcomeKind = Literal["code", "login", "consent", "error"]
 
@@ -162,7 +160,7 @@ async def complete_without_prompt(
     )
     if covered and existing is not None:
         consent_id: uuid.UUID | None = existing.id
-        await consents.touch_last_used(existing.id, now=now, granularity=LAST_USED_GRANULARITY)
+        await runtime.consent_usage.record(session, existing.id, now=now)
     else:  # a trusted client: its consent is recorded for the person to see and revoke
         consent_id = await record_consent(
             session,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +39,6 @@ from consentry.storage.consents import ConsentRepository
 from consentry.storage.tables import AccessToken, AuthorizationCode, ConsentStatus, RefreshToken
 from consentry.storage.tokens import TokenRepository
 
-LAST_USED_GRANULARITY = timedelta(hours=1)
 USER_ONLY_SCOPES = frozenset({OPENID, "offline_access"})
 
 
@@ -209,7 +208,7 @@ async def _refresh_token(
             response = await _issue_user_tokens(
                 runtime, session, client, grant, scopes, now=now, with_refresh=True
             )
-            await consents.touch_last_used(consent.id, now=now, granularity=LAST_USED_GRANULARITY)
+            await runtime.consent_usage.record(session, consent.id, now=now)
             await AuditRepository(session).record(
                 "token_refreshed",
                 now=now,

@@ -73,6 +73,7 @@ async def _show_consent(
     context: dict[str, Any] = {
         "client": client,
         "info": info,
+        "scopes_in_order": sorted(info["scopes"], key=lambda name: (name != "openid", name)),  # sign-in first
         "fields": screen.form_fields(),
         "csrf_token": csrf_token(runtime.csrf_key, signed_in.session_id),
         "ttl_days": client.consent_ttl_days or runtime.settings.consent_ttl_days,
