@@ -155,3 +155,54 @@ class PayloadTooLargeError(ConsentryError):
 class ServiceUnavailableError(ConsentryError):
     error = "temporarily_unavailable"
     status_code = 503
+
+
+class RateLimitedError(ConsentryError):
+    """Too many failed attempts; ``Retry-After`` says when to try again (RFC 6585 §4)."""
+
+    error = "rate_limited"
+    status_code = 429
+    default_description = "too many attempts; try again later"
+
+    def __init__(self, retry_after: int, description: str | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class InvalidCodeError(ConsentryError):
+    """The one-time code is wrong (SPEC §3)."""
+
+    error = "invalid_code"
+
+
+class ExpiredCodeError(ConsentryError):
+    error = "expired_code"
+    default_description = "the code has expired; ask for a new one"
+
+
+class InvalidFlowError(ConsentryError):
+    """The flow token is unknown, expired, dead, or meant for another step."""
+
+    error = "invalid_flow"
+    status_code = 401
+    default_description = "this sign-in has expired or is not at this step; start again"
+
+
+class InvalidCredentialsError(ConsentryError):
+    error = "invalid_credentials"
+    status_code = 401
+    default_description = "the password is not correct"
+
+
+class PasswordReusedError(ConsentryError):
+    error = "password_reused"
+
+
+class DeliveryFailedError(ConsentryError):
+    """The one-time code could not be sent; the person should try again later."""
+
+    error = "delivery_failed"
+    status_code = 503

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from consentry.crypto.flow_tokens import FlowTokens
 from consentry.crypto.hashing import PasswordHasher, SecretHasher, derive_key
 from consentry.crypto.keys import KeyStore
 from consentry.domain.tokens import TokenLifetimes
 from consentry.services.consent import ConsentUsage
+from consentry.services.delivery import Senders
 from consentry.services.directory import ClientDirectory
+from consentry.services.ratelimits import RateLimiter, storage_for
 from consentry.services.subjects import SubjectService
 from consentry.settings import Settings
 from consentry.storage.database import Database
@@ -31,6 +35,10 @@ class Runtime:
     lifetimes: TokenLifetimes
     csrf_key: bytes
     consent_usage: ConsentUsage
+    flow_tokens: FlowTokens
+    rate_limiter: RateLimiter
+    senders: Senders
+    dummy_password_hash: str
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -45,14 +53,15 @@ class Runtime:
             access_token=timedelta(seconds=settings.access_token_ttl),
             refresh_token=timedelta(seconds=settings.refresh_token_ttl),
         )
+        passwords = PasswordHasher(
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+        )
         return cls(
             settings=settings,
             database=database,
-            passwords=PasswordHasher(
-                memory_kib=settings.argon2_memory_kib,
-                time_cost=settings.argon2_time_cost,
-                parallelism=settings.argon2_parallelism,
-            ),
+            passwords=passwords,
             secret_hasher=SecretHasher(derive_key(secret, "consentry client secrets v1")),
             keys=KeyStore(
                 database,
@@ -64,6 +73,11 @@ class Runtime:
             lifetimes=lifetimes,
             csrf_key=derive_key(secret, "consentry csrf v1"),
             consent_usage=ConsentUsage(),
+            flow_tokens=FlowTokens(derive_key(secret, "consentry flow tokens v1")),
+            rate_limiter=RateLimiter(storage_for(settings.redis_url)),
+            senders=Senders.from_settings(settings),
+            # Checked when an account does not exist: that costs the same time as a wrong password.
+            dummy_password_hash=passwords.hash(secrets.token_urlsafe(16)),
         )
 
     @property

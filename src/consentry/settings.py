@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     queue_url: str = "db"
     smtp_url: str | None = None
+    smtp_from: str | None = Field(default=None, description="From address of one-time-code emails")
+    sms_gateway_url: str | None = Field(default=None, description="HTTP endpoint that sends SMS (JSON POST)")
+    sms_gateway_token: SecretStr | None = None
     redis_url: str | None = None
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path("./consentry.secret")

@@ -70,3 +70,8 @@ async def authenticate_session(database: Database, token: str | None, *, now: da
         return None
     user_session, user = found
     return SignedIn(user.id, user_session.id, user_session.auth_time, user.is_admin)
+
+
+async def end_session(database: Database, session_id: uuid.UUID, *, now: datetime) -> None:
+    async with database.unit_of_work() as session:
+        await SessionRepository(session).end(session_id, now=now)

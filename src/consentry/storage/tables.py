@@ -165,6 +165,9 @@ class SigninFlow(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     identifier: Mapped[str] = mapped_column(String(320), index=True)
     identifier_type: Mapped[str] = mapped_column(String(8))
+    purpose: Mapped[str] = mapped_column(
+        String(16), default="signin", server_default="signin"
+    )  # signin, signup, reset
     step: Mapped[str] = mapped_column(String(24))
     code_hash: Mapped[bytes | None] = mapped_column(Hash)
     code_expires_at: Mapped[datetime | None]

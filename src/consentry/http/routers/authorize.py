@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from consentry.domain import authorization as az
@@ -20,6 +20,7 @@ from consentry.http.deps import (
 )
 from consentry.http.pages import csrf_token, csrf_valid, error_page, render
 from consentry.http.responses import JSONResponse, error_response
+from consentry.http.schemas import RequestBody
 from consentry.services.authorize import authorize
 from consentry.services.consent_screen import ConsentSubmission, consent_screen, submit_consent
 
@@ -99,10 +100,8 @@ async def consent_page(
     return await _show_consent(request, runtime, signed_in, now, as_json=False)
 
 
-class ConsentDecisionBody(BaseModel):
+class ConsentDecisionBody(RequestBody):
     """SPEC §2's POST /oauth2/consent body; every value is validated again against the registered client."""
-
-    model_config = ConfigDict(extra="ignore")
 
     client_id: str = Field(max_length=64)
     redirect_uri: str = Field(max_length=2048)
@@ -114,13 +113,6 @@ class ConsentDecisionBody(BaseModel):
     code_challenge: str | None = Field(default=None, max_length=128)
     code_challenge_method: str | None = Field(default=None, max_length=16)
     granted_scopes: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] | None = None
-
-    @model_validator(mode="after")
-    def _no_nul(self) -> ConsentDecisionBody:
-        values = [v for v in self.model_dump().values() if isinstance(v, str)] + (self.granted_scopes or [])
-        if any("\x00" in value for value in values):
-            raise ValueError("values must not contain NUL characters")
-        return self
 
     def submission(self) -> ConsentSubmission:
         return ConsentSubmission(**self.model_dump())

@@ -1,0 +1,160 @@
+"""Identifier-first sign-in and the session API (SPEC §3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+from starlette.responses import Response
+
+from consentry.errors import UnauthenticatedError
+from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, bearer_token
+from consentry.http.responses import JSONResponse
+from consentry.http.schemas import RequestBody
+from consentry.runtime import Runtime
+from consentry.services import signin
+from consentry.services.sessions import SESSION_COOKIE, end_session
+
+router = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
+
+
+class OAuth2Context(RequestBody):
+    client_id: str = Field(max_length=64)
+    redirect_uri: str = Field(max_length=2048)
+    scope: str = Field(max_length=2048)
+    state: str | None = Field(default=None, max_length=2048)
+    code_challenge: str | None = Field(default=None, max_length=128)
+    code_challenge_method: str | None = Field(default=None, max_length=16)
+    nonce: str | None = Field(default=None, max_length=512)
+
+
+class SubmitIdentifierBody(RequestBody):
+    identifier: str = Field(max_length=320)
+    oauth2_context: OAuth2Context | None = None
+    reset: bool = False  # "forgot my password": verify the identifier, then set a new password
+
+
+class VerifyIdentifierBody(RequestBody):
+    code: str = Field(max_length=16)
+
+
+class SetPasswordBody(RequestBody):
+    password: str = Field(max_length=1024)
+    consent: bool = False
+    oauth2_context: OAuth2Context | None = None
+
+
+class LoginPasswordBody(RequestBody):
+    password: str = Field(max_length=1024)
+    oauth2_context: OAuth2Context | None = None
+
+
+def _context(body: OAuth2Context | None) -> dict[str, Any] | None:
+    return body.model_dump() if body is not None else None
+
+
+def set_session_cookie(response: Response, runtime: Runtime, token: str, expires_at: datetime) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=runtime.settings.session_ttl,
+        expires=expires_at,
+        path="/",
+        httponly=True,
+        secure=not runtime.settings.is_development,
+        samesite="lax",
+    )
+
+
+def completion_response(runtime: Runtime, completion: signin.Completion) -> JSONResponse:
+    body: dict[str, Any] = {
+        "user_id": str(completion.user_id),
+        "session_token": completion.session.token,
+        "expires_at": completion.session.expires_at.isoformat(),
+    }
+    if completion.redirect_url is not None:
+        body["redirect_url"] = completion.redirect_url
+    if completion.consent_info is not None:
+        body["requires_consent"] = True
+        body["consent_info"] = completion.consent_info
+    response = JSONResponse(body, headers={"Cache-Control": "no-store"})
+    set_session_cookie(response, runtime, completion.session.token, completion.session.expires_at)
+    return response
+
+
+def step_response(result: signin.StepResult) -> JSONResponse:
+    return JSONResponse(
+        {"flow_token": result.flow_token, "next": result.next, "identifier_type": result.identifier_type},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/submit-identifier")
+async def submit_identifier(
+    body: SubmitIdentifierBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    result = await signin.submit_identifier(
+        runtime, body.identifier, _context(body.oauth2_context), reset=body.reset, origin=origin, now=now
+    )
+    return step_response(result)
+
+
+@router.post("/verify-identifier")
+async def verify_identifier(
+    request: Request, body: VerifyIdentifierBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    result = await signin.verify_identifier(runtime, bearer_token(request), body.code, origin=origin, now=now)
+    return step_response(result)
+
+
+@router.post("/resend-code")
+async def resend_code(request: Request, runtime: RuntimeDep, now: NowDep) -> JSONResponse:
+    return step_response(await signin.resend_code(runtime, bearer_token(request), now=now))
+
+
+@router.post("/set-password")
+async def set_password(
+    request: Request, body: SetPasswordBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    completion = await signin.set_password(
+        runtime,
+        bearer_token(request),
+        body.password,
+        accepted_terms=body.consent,
+        context=_context(body.oauth2_context),
+        origin=origin,
+        now=now,
+    )
+    return completion_response(runtime, completion)
+
+
+@router.post("/login-password")
+async def login_password(
+    request: Request, body: LoginPasswordBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    completion = await signin.login_password(
+        runtime,
+        bearer_token(request),
+        body.password,
+        context=_context(body.oauth2_context),
+        origin=origin,
+        now=now,
+    )
+    return completion_response(runtime, completion)
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep) -> Response:
+    """Ends the session. With cookie authentication only a JSON request is accepted (no cross-site forms)."""
+    if signed_in is None:
+        raise UnauthenticatedError()
+    if bearer_token(request) is None and not request.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
+        raise UnauthenticatedError("send the session as a Bearer token, or the request as application/json")
+    await end_session(runtime.database, signed_in.session_id, now=now)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

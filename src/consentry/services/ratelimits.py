@@ -1,0 +1,60 @@
+"""Brute-force protection: counts of failed attempts per identifier and per IP (SPEC §1).
+
+Successful attempts do not count. Counters live in memory by default, in Redis when ``CONSENTRY_REDIS_URL``
+is set, so that several nodes share them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from consentry.errors import RateLimitedError
+
+
+class Policy:
+    """Every limit in one place."""
+
+    login_failures_per_identifier: RateLimitItem = parse("10/15 minutes")
+    login_failures_per_ip: RateLimitItem = parse("50/15 minutes")
+    code_failures_per_ip: RateLimitItem = parse("30/15 minutes")
+    code_sends_per_identifier: RateLimitItem = parse("5/hour")
+    code_resend_interval: RateLimitItem = parse("1/30 seconds")
+    identifier_submissions_per_ip: RateLimitItem = parse("60/minute")
+    client_auth_failures_per_client: RateLimitItem = parse("20/5 minutes")
+    client_auth_failures_per_ip: RateLimitItem = parse("100/5 minutes")
+
+
+def storage_for(redis_url: str | None) -> Storage:
+    if redis_url:
+        # limits names its asyncio Redis backend "async+redis://"
+        storage = storage_from_string("async+" + redis_url if redis_url.startswith("redis") else redis_url)
+        assert isinstance(storage, Storage)
+        return storage
+    return MemoryStorage()
+
+
+class RateLimiter:
+    def __init__(self, storage: Storage, policy: Policy | None = None) -> None:
+        self.policy = policy or Policy()
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def ensure_allowed(self, item: RateLimitItem, *keys: str) -> None:
+        """Raise :class:`RateLimitedError` when the count for ``keys`` has reached the limit."""
+        if not await self._limiter.test(item, *keys):
+            stats = await self._limiter.get_window_stats(item, *keys)
+            raise RateLimitedError(int(stats.reset_time - time.time()) + 1)
+
+    async def count(self, item: RateLimitItem, *keys: str) -> None:
+        """Record one (failed) attempt."""
+        await self._limiter.hit(item, *keys)
+
+    async def take(self, item: RateLimitItem, *keys: str) -> None:
+        """Count an attempt that is itself limited (e.g. sending a code), refusing it past the limit."""
+        if not await self._limiter.hit(item, *keys):
+            stats = await self._limiter.get_window_stats(item, *keys)
+            raise RateLimitedError(int(stats.reset_time - time.time()) + 1)

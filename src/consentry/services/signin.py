@@ -1,0 +1,445 @@
+"""Identifier-first sign-in and sign-up (SPEC §3).
+
+A flow is a row that moves through steps (``verify`` → ``password`` | ``set_password`` → done). Each step
+hands out a signed flow token naming the flow and the step; a token is honoured only at its own step and only
+while the stored flow is at that step, so an old token cannot be replayed and no step can be skipped.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.domain import authorization as az
+from consentry.domain.identifiers import Identifier, InvalidIdentifier, parse_identifier
+from consentry.errors import (
+    ConsentryError,
+    ExpiredCodeError,
+    InvalidCodeError,
+    InvalidCredentialsError,
+    InvalidFlowError,
+    InvalidRequestError,
+    PasswordReusedError,
+)
+from consentry.runtime import Runtime
+from consentry.services.authorize import complete_without_prompt, consent_decision, validate
+from consentry.services.consent_screen import ConsentScreen
+from consentry.services.sessions import NewSession, SignedIn, create_session
+from consentry.services.users import check_password_policy, create_user
+from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.tables import ConsentHistory, SigninFlow, User, UserCredential, UserSession, UserStatus
+from consentry.storage.users import UserRepository
+
+FLOW_TTL = timedelta(minutes=30)
+CODE_TTL = timedelta(minutes=10)
+MAX_CODE_FAILURES = 5
+PASSWORD_HISTORY = 5
+CONTEXT_FIELDS = (
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+)
+
+Step = Literal["verify", "password", "set_password"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    flow_token: str
+    next: Step
+    identifier_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    user_id: uuid.UUID
+    session: NewSession
+    redirect_url: str | None = None
+    consent_info: dict[str, Any] | None = None
+
+
+# --- context ----------------------------------------------------------------------------------------
+
+
+def context_params(context: Mapping[str, Any] | None) -> dict[str, str] | None:
+    if context is None:
+        return None
+    params = {key: str(context[key]) for key in CONTEXT_FIELDS if context.get(key) is not None}
+    return {"response_type": "code", **params}
+
+
+async def check_context(runtime: Runtime, context: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Validate an ``oauth2_context`` exactly as /oauth2/authorize would."""
+    params = context_params(context)
+    if params is None:
+        return None
+    try:
+        await validate(runtime, params)
+    except (az.UnredirectableError, az.RedirectableError) as error:
+        raise InvalidRequestError(f"oauth2_context: {error.description}") from None
+    return params
+
+
+def same_context(stored: dict[str, Any] | None, given: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The context is fixed at the first step; a later step may repeat it but not change it."""
+    if given is None:
+        return stored
+    if context_params(given) != context_params(stored):
+        raise InvalidRequestError("oauth2_context changed during sign-in")
+    return stored
+
+
+# --- steps ------------------------------------------------------------------------------------------
+
+
+async def _find_user(session: AsyncSession, identifier: Identifier) -> User | None:
+    column = User.email if identifier.kind == "email" else User.phone
+    return await session.scalar(
+        select(User).where(column == identifier.value, User.status == UserStatus.ACTIVE)
+    )
+
+
+def _verified(user: User, identifier: Identifier) -> bool:
+    return user.email_verified if identifier.kind == "email" else user.phone_verified
+
+
+def _code_hash(runtime: Runtime, flow_id: uuid.UUID, code: str) -> bytes:
+    return runtime.secret_hasher.hash(f"one-time-code:{flow_id}:{code}")
+
+
+async def _send_code(runtime: Runtime, flow: SigninFlow, identifier: Identifier, *, now: datetime) -> None:
+    limiter, policy = runtime.rate_limiter, runtime.rate_limiter.policy
+    await limiter.take(policy.code_resend_interval, "code-resend", identifier.value)
+    await limiter.take(policy.code_sends_per_identifier, "code-send", identifier.value)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    flow.code_hash = _code_hash(runtime, flow.id, code)
+    flow.code_expires_at = now + CODE_TTL
+    flow.code_sent_at = now
+    await runtime.senders.for_identifier(identifier).send(identifier, code, purpose=flow.purpose)
+
+
+async def submit_identifier(
+    runtime: Runtime,
+    raw_identifier: str,
+    context: Mapping[str, Any] | None,
+    *,
+    reset: bool = False,
+    origin: RequestOrigin,
+    now: datetime,
+) -> StepResult:
+    limiter = runtime.rate_limiter
+    await limiter.take(limiter.policy.identifier_submissions_per_ip, "submit", origin.ip or "-")
+    try:
+        identifier = parse_identifier(raw_identifier)
+    except InvalidIdentifier as exc:
+        raise InvalidRequestError(str(exc)) from None
+    params = await check_context(runtime, context)
+    async with runtime.database.unit_of_work() as session:
+        user = await _find_user(session, identifier)
+        has_password = (
+            user is not None and await UserRepository(session).current_password_hash(user.id) is not None
+        )
+        if user is None:
+            purpose, step = "signup", "verify"
+        elif reset:
+            purpose, step = "reset", "verify"
+        elif _verified(user, identifier) and has_password:
+            purpose, step = "signin", "password"
+        else:
+            purpose, step = "signin", "verify"
+        flow = SigninFlow(
+            id=uuid.uuid4(),
+            identifier=identifier.value,
+            identifier_type=identifier.kind,
+            purpose=purpose,
+            step=step,
+            oauth2_context=params,
+            created_at=now,
+            expires_at=now + FLOW_TTL,
+        )
+        if step == "verify":
+            await _send_code(runtime, flow, identifier, now=now)
+        session.add(flow)
+    token = runtime.flow_tokens.issue(flow.id, step, expires_at=flow.expires_at)
+    return StepResult(token, step, identifier.kind)  # type: ignore[arg-type]
+
+
+async def _load_flow(session: AsyncSession, flow_id: uuid.UUID, step: str, *, now: datetime) -> SigninFlow:
+    flow = await session.get(SigninFlow, flow_id, with_for_update=True)
+    if flow is None or flow.step != step or flow.completed_at is not None or now >= flow.expires_at:
+        raise InvalidFlowError()
+    return flow
+
+
+async def resend_code(runtime: Runtime, flow_token: str | None, *, now: datetime) -> StepResult:
+    flow_id = runtime.flow_tokens.read(flow_token, step="verify", now=now)
+    async with runtime.database.unit_of_work() as session:
+        flow = await _load_flow(session, flow_id, "verify", now=now)
+        identifier = Identifier(flow.identifier_type, flow.identifier)  # type: ignore[arg-type]
+        await _send_code(runtime, flow, identifier, now=now)
+    return StepResult(
+        runtime.flow_tokens.issue(flow.id, "verify", expires_at=flow.expires_at),
+        "verify",
+        flow.identifier_type,
+    )
+
+
+async def verify_identifier(
+    runtime: Runtime, flow_token: str | None, code: str, *, origin: RequestOrigin, now: datetime
+) -> StepResult:
+    limiter = runtime.rate_limiter
+    await limiter.ensure_allowed(limiter.policy.code_failures_per_ip, "code-fail", origin.ip or "-")
+    flow_id = runtime.flow_tokens.read(flow_token, step="verify", now=now)
+    failure: ConsentryError | None = None
+    async with runtime.database.unit_of_work() as session:
+        flow = await _load_flow(session, flow_id, "verify", now=now)
+        if flow.code_hash is None or flow.code_expires_at is None or now >= flow.code_expires_at:
+            raise ExpiredCodeError()
+        presented = code.strip() if isinstance(code, str) else ""
+        if not (presented.isdigit() and len(presented) == 6) or not hmac.compare_digest(
+            _code_hash(runtime, flow.id, presented), flow.code_hash
+        ):
+            flow.failed_attempts += 1
+            left = MAX_CODE_FAILURES - flow.failed_attempts
+            if left <= 0:
+                flow.step = "dead"
+                failure = InvalidCodeError("too many wrong codes; start again")
+            else:
+                failure = InvalidCodeError(f"the code is not correct; {left} tries left")
+        else:
+            next_step = await _after_verification(session, flow, now=now)
+    if failure is not None:  # raised after commit, so the failed attempt is counted
+        await limiter.count(limiter.policy.code_failures_per_ip, "code-fail", origin.ip or "-")
+        raise failure
+    return StepResult(
+        runtime.flow_tokens.issue(flow.id, next_step, expires_at=flow.expires_at),
+        next_step,
+        flow.identifier_type,
+    )
+
+
+async def _after_verification(session: AsyncSession, flow: SigninFlow, *, now: datetime) -> Step:
+    identifier = Identifier(flow.identifier_type, flow.identifier)  # type: ignore[arg-type]
+    user = await _find_user(session, identifier)
+    flow.code_hash = None
+    next_step: Step = "set_password"
+    if user is not None:
+        if identifier.kind == "email":
+            user.email_verified = True
+        else:
+            user.phone_verified = True
+        user.updated_at = now
+        has_password = await UserRepository(session).current_password_hash(user.id) is not None
+        if flow.purpose == "signin" and has_password:
+            next_step = "password"
+    elif flow.purpose != "signup":
+        raise InvalidFlowError()  # the account went away during the flow
+    flow.step = next_step
+    return next_step
+
+
+async def set_password(
+    runtime: Runtime,
+    flow_token: str | None,
+    password: str,
+    *,
+    accepted_terms: bool,
+    context: Mapping[str, Any] | None,
+    origin: RequestOrigin,
+    now: datetime,
+) -> Completion:
+    flow_id = runtime.flow_tokens.read(flow_token, step="set_password", now=now)
+    check_password_policy(password)
+    async with runtime.database.unit_of_work() as session:
+        flow = await _load_flow(session, flow_id, "set_password", now=now)
+        params = same_context(flow.oauth2_context, context)
+        identifier = Identifier(flow.identifier_type, flow.identifier)  # type: ignore[arg-type]
+        user = await _find_user(session, identifier)
+        audit = AuditRepository(session)
+        if user is None:
+            if not accepted_terms:
+                raise InvalidRequestError("accept the terms (consent: true) to create an account")
+            user = await create_user(
+                session,
+                passwords=runtime.passwords,
+                now=now,
+                password=password,
+                verified=True,
+                email=identifier.value if identifier.kind == "email" else None,
+                phone=identifier.value if identifier.kind == "phone" else None,
+            )
+            session.add(
+                ConsentHistory(
+                    user_id=user.id,
+                    action="terms_accepted",
+                    actor="user",
+                    ip=origin.ip,
+                    user_agent=_ua(origin),
+                    occurred_at=now,
+                )
+            )
+            await audit.record(
+                "user_registered",
+                now=now,
+                origin=origin,
+                user_id=user.id,
+                details={"via": "signin", "identifier_type": identifier.kind},
+            )
+        else:
+            await change_password(runtime, session, user, password, now=now)
+            await audit.record(
+                "password_changed", now=now, origin=origin, user_id=user.id, details={"via": "reset"}
+            )
+        flow.completed_at = now
+        flow.step = "done"
+        user_id, is_admin = user.id, user.is_admin
+        new_session = await create_session(
+            session, user_id, now=now, ttl=_session_ttl(runtime), origin=origin
+        )
+        await audit.record(
+            "login_succeeded", now=now, origin=origin, user_id=user_id, details={"method": "one_time_code"}
+        )
+    return await _complete(runtime, user_id, is_admin, new_session, params, origin=origin, now=now)
+
+
+async def change_password(
+    runtime: Runtime, session: AsyncSession, user: User, password: str, *, now: datetime
+) -> None:
+    """New credential; none of the last five may be reused; every session of the account ends."""
+    history = list(
+        await session.scalars(
+            select(UserCredential)
+            .where(UserCredential.user_id == user.id)
+            .order_by(UserCredential.created_at.desc())
+            .limit(PASSWORD_HISTORY)
+        )
+    )
+    if any(runtime.passwords.verify(old.password_hash, password) for old in history):
+        raise PasswordReusedError(f"choose a password you have not used for your last {PASSWORD_HISTORY}")
+    await session.execute(
+        update(UserCredential)
+        .where(UserCredential.user_id == user.id, UserCredential.superseded_at.is_(None))
+        .values(superseded_at=now)
+    )
+    session.add(
+        UserCredential(user_id=user.id, password_hash=runtime.passwords.hash(password), created_at=now)
+    )
+    await session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    user.updated_at = now
+
+
+async def login_password(
+    runtime: Runtime,
+    flow_token: str | None,
+    password: str,
+    *,
+    context: Mapping[str, Any] | None,
+    origin: RequestOrigin,
+    now: datetime,
+) -> Completion:
+    flow_id = runtime.flow_tokens.read(flow_token, step="password", now=now)
+    limiter, policy = runtime.rate_limiter, runtime.rate_limiter.policy
+    async with runtime.database.read_only() as session:
+        flow = await _load_flow(session, flow_id, "password", now=now)
+        identifier = flow.identifier
+    await limiter.ensure_allowed(policy.login_failures_per_identifier, "login-fail", identifier)
+    await limiter.ensure_allowed(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
+
+    async with runtime.database.unit_of_work() as session:
+        flow = await _load_flow(session, flow_id, "password", now=now)
+        params = same_context(flow.oauth2_context, context)
+        user = await _find_user(session, Identifier(flow.identifier_type, flow.identifier))  # type: ignore[arg-type]
+        stored = await UserRepository(session).current_password_hash(user.id) if user else None
+        # An unknown account costs the same argon2 work and gets the same answer as a wrong password.
+        ok = runtime.passwords.verify(stored or runtime.dummy_password_hash, password) and stored is not None
+        audit = AuditRepository(session)
+        if not ok or user is None:
+            await audit.record(
+                "login_failed",
+                now=now,
+                origin=origin,
+                user_id=user.id if user else None,
+                details={"reason": "wrong_password" if user else "unknown_account"},
+            )
+        else:
+            if stored is not None and runtime.passwords.needs_rehash(stored):
+                await _rehash(runtime, session, user.id, password, now=now)
+            flow.completed_at = now
+            flow.step = "done"
+            new_session = await create_session(
+                session, user.id, now=now, ttl=_session_ttl(runtime), origin=origin
+            )
+            await audit.record(
+                "login_succeeded", now=now, origin=origin, user_id=user.id, details={"method": "password"}
+            )
+            user_id, is_admin = user.id, user.is_admin
+    if not ok or user is None:
+        await limiter.count(policy.login_failures_per_identifier, "login-fail", identifier)
+        await limiter.count(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
+        raise InvalidCredentialsError()
+    return await _complete(runtime, user_id, is_admin, new_session, params, origin=origin, now=now)
+
+
+async def _rehash(
+    runtime: Runtime, session: AsyncSession, user_id: uuid.UUID, password: str, *, now: datetime
+) -> None:
+    """Upgrade a hash made with older parameters (or an imported format) on a successful sign-in."""
+    await session.execute(
+        update(UserCredential)
+        .where(UserCredential.user_id == user_id, UserCredential.superseded_at.is_(None))
+        .values(password_hash=runtime.passwords.hash(password))
+    )
+
+
+def _session_ttl(runtime: Runtime) -> timedelta:
+    return timedelta(seconds=runtime.settings.session_ttl)
+
+
+def _ua(origin: RequestOrigin) -> str | None:
+    return origin.user_agent[:512] if origin.user_agent else None
+
+
+async def _complete(
+    runtime: Runtime,
+    user_id: uuid.UUID,
+    is_admin: bool,
+    new_session: NewSession,
+    params: dict[str, Any] | None,
+    *,
+    origin: RequestOrigin,
+    now: datetime,
+) -> Completion:
+    """With an oauth2_context: validate it again in full, then issue a code or say consent is needed."""
+    if params is None:
+        return Completion(user_id, new_session)
+    try:
+        pending = await validate(runtime, params)
+    except (az.UnredirectableError, az.RedirectableError) as error:
+        raise InvalidRequestError(f"oauth2_context: {error.description}") from None
+    signed_in = SignedIn(user_id, new_session.session_id, now, is_admin)
+    async with runtime.database.unit_of_work() as session:
+        decision = await consent_decision(session, pending.client, pending.request, user_id, now=now)
+        if not decision.prompt:
+            location = await complete_without_prompt(
+                runtime, session, pending.client, pending.request, signed_in, decision, origin=origin, now=now
+            )
+            return Completion(user_id, new_session, redirect_url=location)
+    catalogue = await runtime.clients.scope_catalogue()
+    screen = ConsentScreen(pending, decision, {name: scope.description for name, scope in catalogue.items()})
+    return Completion(user_id, new_session, consent_info=screen.as_json())
