@@ -392,3 +392,16 @@ async def test_client_credentials(http: httpx.AsyncClient, runtime: Runtime) -> 
 async def test_client_credentials_needs_the_grant(http: httpx.AsyncClient, app: App) -> None:
     response = await http.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=app.basic())
     assert_error(response, 400, "unauthorized_client")
+
+
+async def test_failed_client_authentication_is_rate_limited(http: httpx.AsyncClient, app: App) -> None:
+    for _ in range(20):
+        response = await http.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=httpx.BasicAuth(app.client_id, "wrong"),
+        )
+        assert response.status_code == 401
+    limited = await http.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=app.basic())
+    assert_error(limited, 429, "rate_limited")
+    assert int(limited.headers["retry-after"]) > 0

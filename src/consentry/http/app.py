@@ -16,7 +16,7 @@ from consentry import __version__
 from consentry.http.edge import EdgeMiddleware, RequestMetrics
 from consentry.http.errors import install_error_handlers
 from consentry.http.responses import JSONResponse
-from consentry.http.routers import auth, authorize, discovery, health, token, userinfo
+from consentry.http.routers import auth, authorize, consents, discovery, health, token, userinfo
 from consentry.logs import configure_logging
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings, get_settings
@@ -56,7 +56,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     install_error_handlers(app)
-    routers = (health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router)
+    routers = (
+        health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
+        consents.router,
+    )  # fmt: skip
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(files("consentry") / "http" / "static")), name="static")

@@ -43,8 +43,23 @@ def presented_credentials(authorization: str | None, form: Mapping[str, str]) ->
     return PresentedCredentials(form_id, None, "none")
 
 
-async def authenticate_client(runtime: Runtime, presented: PresentedCredentials) -> RegisteredClient:
-    """The client, if its credentials hold; one generic failure for every reason (no oracle)."""
+async def authenticate_client(
+    runtime: Runtime, presented: PresentedCredentials, *, ip: str | None = None
+) -> RegisteredClient:
+    """The client, if its credentials hold; failures are counted per client and per IP (SPEC §1)."""
+    limiter, policy = runtime.rate_limiter, runtime.rate_limiter.policy
+    await limiter.ensure_allowed(policy.client_auth_failures_per_client, "client-auth", presented.client_id)
+    await limiter.ensure_allowed(policy.client_auth_failures_per_ip, "client-auth-ip", ip or "-")
+    try:
+        return await _check(runtime, presented)
+    except InvalidClientError:
+        await limiter.count(policy.client_auth_failures_per_client, "client-auth", presented.client_id)
+        await limiter.count(policy.client_auth_failures_per_ip, "client-auth-ip", ip or "-")
+        raise
+
+
+async def _check(runtime: Runtime, presented: PresentedCredentials) -> RegisteredClient:
+    """One generic failure for every reason (no oracle)."""
     client = await runtime.clients.get(presented.client_id)
     if client is None:
         raise InvalidClientError(debug=f"unknown client {presented.client_id!r}")

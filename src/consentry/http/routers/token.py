@@ -27,7 +27,7 @@ async def token_endpoint(request: Request, runtime: RuntimeDep, origin: OriginDe
     try:
         form = await form_values(request)
         client = await authenticate_client(
-            runtime, presented_credentials(request.headers.get("authorization"), form)
+            runtime, presented_credentials(request.headers.get("authorization"), form), ip=origin.ip
         )
         response = await exchange(runtime, client, form, origin=origin, now=now)
     except ConsentryError as error:
@@ -41,7 +41,7 @@ async def revocation_endpoint(
 ) -> Response:
     form = await form_values(request)
     client = await authenticate_client(
-        runtime, presented_credentials(request.headers.get("authorization"), form)
+        runtime, presented_credentials(request.headers.get("authorization"), form), ip=origin.ip
     )
     token = form.get("token")
     if not token:
@@ -51,11 +51,13 @@ async def revocation_endpoint(
 
 
 @router.post("/oauth2/introspect")
-async def introspection_endpoint(request: Request, runtime: RuntimeDep, now: NowDep) -> Response:
+async def introspection_endpoint(
+    request: Request, runtime: RuntimeDep, origin: OriginDep, now: NowDep
+) -> Response:
     try:
         form = await form_values(request)
         caller = await authenticate_client(
-            runtime, presented_credentials(request.headers.get("authorization"), form)
+            runtime, presented_credentials(request.headers.get("authorization"), form), ip=origin.ip
         )
         if caller.is_public:
             raise InvalidClientError("introspection needs a confidential client")

@@ -1,0 +1,118 @@
+"""The person's own consents: listing them and revoking one, with immediate effect (SPEC §4)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from consentry.domain.scopes import Scopes
+from consentry.errors import NotFoundError
+from consentry.runtime import Runtime
+from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.consents import ConsentRepository
+from consentry.storage.tables import Client, Consent, ConsentHistory, ConsentStatus
+from consentry.storage.tokens import TokenRepository
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveConsent:
+    client_id: str
+    client_name: str
+    logo_uri: str | None
+    client_uri: str | None
+    scopes: Scopes
+    granted_at: datetime
+    last_used: datetime | None
+    expires_at: datetime
+
+
+async def active_consents(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) -> list[ActiveConsent]:
+    """Consents that still let an app in: active and not past their expiry, newest first."""
+    async with runtime.database.read_only() as session:
+        rows = await session.execute(
+            select(Consent, Client)
+            .join(Client, Client.id == Consent.client_id)
+            .where(
+                Consent.user_id == user_id,
+                Consent.status == ConsentStatus.ACTIVE,
+                Consent.expires_at > now,
+                Client.deleted_at.is_(None),
+            )
+            .order_by(Consent.granted_at.desc())
+        )
+        return [
+            ActiveConsent(
+                client.id,
+                client.name,
+                client.logo_uri,
+                client.client_uri,
+                consent.scopes,
+                consent.granted_at,
+                consent.last_used_at,
+                consent.expires_at,
+            )
+            for consent, client in rows
+        ]
+
+
+async def revoke_consent(
+    runtime: Runtime,
+    user_id: uuid.UUID,
+    client_id: str,
+    *,
+    actor: str = "user",
+    origin: RequestOrigin,
+    now: datetime,
+) -> int:
+    """In one transaction: the consent is marked revoked (kept as history) and every access and refresh token
+    of this person for this client is revoked. Returns how many tokens died."""
+    async with runtime.database.unit_of_work() as session:
+        consents = ConsentRepository(session)
+        consent = await consents.get_active_for_update(user_id, client_id)
+        if consent is None:
+            raise NotFoundError("no active consent for this application")
+        before = consent.scopes
+        consent.status = ConsentStatus.REVOKED
+        consent.revoked_at = now
+        consent.updated_at = now
+        revoked = await TokenRepository(session).revoke_for_user_and_client(user_id, client_id, now=now)
+        await consents.add_history(
+            ConsentHistory(
+                consent_id=consent.id,
+                user_id=user_id,
+                client_id=client_id,
+                action="revoked",
+                actor=actor,
+                scopes_before=before,
+                scopes_after=Scopes(),
+                policy_version=consent.policy_version,
+                ip=origin.ip,
+                user_agent=origin.user_agent[:512] if origin.user_agent else None,
+                occurred_at=now,
+            )
+        )
+        audit = AuditRepository(session)
+        await audit.record(
+            "consent_revoked",
+            now=now,
+            origin=origin,
+            user_id=user_id,
+            client_id=client_id,
+            scopes=before,
+            actor=actor,
+        )
+        if revoked:
+            await audit.record(
+                "token_revoked",
+                now=now,
+                origin=origin,
+                user_id=user_id,
+                client_id=client_id,
+                scopes=before,
+                actor=actor,
+                details={"reason": "consent_revoked", "revoked": revoked},
+            )
+    return revoked
