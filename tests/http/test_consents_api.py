@@ -26,7 +26,9 @@ async def test_list_shows_active_consents(http: httpx.AsyncClient, runtime: Runt
     assert (await http.get(API)).status_code == 401
 
 
-async def test_revocation_kills_exactly_that_apps_tokens_at_once(http: httpx.AsyncClient, runtime: Runtime) -> None:
+async def test_revocation_kills_exactly_that_apps_tokens_at_once(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
     person = await make_person(runtime)
     revoked_app, other_app = await make_app(runtime), await make_app(runtime)
     doomed = await tokens_for(http, runtime, revoked_app, person)
@@ -45,10 +47,15 @@ async def test_revocation_kills_exactly_that_apps_tokens_at_once(http: httpx.Asy
     for tokens in (doomed, doomed_too):
         assert not await active(revoked_app.basic(), tokens["access_token"])
         assert not await active(revoked_app.basic(), tokens["refresh_token"])
-        refreshed = await http.post("/oauth2/token", auth=revoked_app.basic(),
-                                    data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        refreshed = await http.post(
+            "/oauth2/token",
+            auth=revoked_app.basic(),
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        )
         assert refreshed.json()["error"] == "invalid_grant"
-        userinfo = await http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        userinfo = await http.get(
+            "/oauth2/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
         assert userinfo.status_code == 401
     assert await active(other_app.basic(), survivor["access_token"])
     assert await active(other_app.basic(), survivor["refresh_token"])
@@ -60,12 +67,21 @@ async def test_revocation_kills_exactly_that_apps_tokens_at_once(http: httpx.Asy
         other_app.client_id
     ]
     async with runtime.database.read_only() as session:
-        record = await session.scalar(select(Consent).where(Consent.user_id == person.user_id,
-                                                            Consent.client_id == revoked_app.client_id))
-        history = list(await session.scalars(select(ConsentHistory.action).where(
-            ConsentHistory.consent_id == record.id)))  # type: ignore[union-attr]
-        events = list(await session.scalars(select(AuditEvent.event_type).where(
-            AuditEvent.user_id == person.user_id, AuditEvent.client_id == revoked_app.client_id)))
+        record = await session.scalar(
+            select(Consent).where(
+                Consent.user_id == person.user_id, Consent.client_id == revoked_app.client_id
+            )
+        )
+        history = list(
+            await session.scalars(select(ConsentHistory.action).where(ConsentHistory.consent_id == record.id))
+        )  # type: ignore[union-attr]
+        events = list(
+            await session.scalars(
+                select(AuditEvent.event_type).where(
+                    AuditEvent.user_id == person.user_id, AuditEvent.client_id == revoked_app.client_id
+                )
+            )
+        )
     assert record is not None and record.status == "revoked" and record.revoked_at is not None
     assert history == ["granted", "revoked"]
     assert {"consent_revoked", "token_revoked"} <= set(events)

@@ -40,3 +40,26 @@ class SessionRepository:
         await self._session.execute(
             update(UserSession).where(UserSession.id == session_id).values(revoked_at=now)
         )
+
+
+async def live_sessions(session: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> list[UserSession]:
+    return list(
+        await session.scalars(
+            select(UserSession)
+            .where(
+                UserSession.user_id == user_id, UserSession.revoked_at.is_(None), UserSession.expires_at > now
+            )
+            .order_by(UserSession.created_at.desc())
+        )
+    )
+
+
+async def end_user_session(
+    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID, *, now: datetime
+) -> bool:
+    result = await session.execute(
+        update(UserSession)
+        .where(UserSession.id == session_id, UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
