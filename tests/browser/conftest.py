@@ -1,4 +1,4 @@
-"""Browser tests: a real `consentry serve` process, a real SMTP server, and Debian's Chromium via Playwright."""
+"""Browser tests: a real `consentry serve`, a real SMTP server, and Debian's Chromium via Playwright."""
 
 from __future__ import annotations
 
@@ -138,10 +138,15 @@ def server(database_url: str, tmp_path: Path, mailbox: Mailbox) -> Iterator[Serv
         log.close()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@pytest.fixture(scope="session")
+def chromium() -> str:
     assert os.path.exists(CHROMIUM), "Chromium is missing: `make test` installs it with apt-get (chromium)"
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        instance = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield instance
         await instance.close()
