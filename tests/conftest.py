@@ -20,9 +20,19 @@ from consentry.settings import Settings
 from consentry.storage.database import Database
 from consentry.storage.migrate import upgrade_to_head
 from tests.pg import PostgresCluster, start_cluster
+from tests.redis_server import RedisServer, start_redis
 
 BACKENDS = ["sqlite", "postgresql"]
 _database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

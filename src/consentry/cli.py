@@ -262,5 +262,49 @@ def pseudonyms_rollback() -> None:
     out.print(f"pseudonym version [bold]{version}[/] is active again")
 
 
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "consentry-demo"
+
+
+@app.command()
+def demo() -> None:
+    """Seed a demo user and client, and print a URL that walks through sign-in, consent and connected apps."""
+    from consentry.http.routers.demo import DEMO_SCOPE, demo_redirect_uri
+    from consentry.services.clients import register_client
+    from consentry.services.users import create_user
+    from consentry.storage.users import UserRepository
+
+    async def _seed(runtime: Runtime) -> str:
+        if not runtime.settings.is_development:
+            raise ConfigurationError("the demo runs in development mode only (CONSENTRY_ENV=development)")
+        async with runtime.database.unit_of_work() as session:
+            if await UserRepository(session).find_by_email(DEMO_EMAIL) is None:
+                await create_user(
+                    session,
+                    passwords=runtime.passwords,
+                    now=utcnow(),
+                    email=DEMO_EMAIL,
+                    password=DEMO_PASSWORD,
+                    verified=True,
+                )
+            metadata = build_client_metadata(
+                name="Consentry Demo App",
+                redirect_uris=[demo_redirect_uri(runtime.issuer)],
+                scopes=Scopes.parse(DEMO_SCOPE),
+                known_scopes=await ClientRepository(session).known_scope_names(),
+                token_endpoint_auth_method="none",
+            )
+            issued = await register_client(
+                session, metadata, secret_hasher=runtime.secret_hasher, now=utcnow()
+            )
+        return f"{runtime.issuer}/demo/start?client_id={issued.client_id}"
+
+    url = run(_seed, migrate=True)
+    out.print("Demo ready. With `consentry serve` running, open:")
+    out.print(f"  [bold]{url}[/]", soft_wrap=True)
+    out.print(f"Sign in as [bold]{DEMO_EMAIL}[/] with password [bold]{DEMO_PASSWORD}[/], allow the demo app,")
+    out.print("see the code exchange on the callback page, then revoke it under Connected apps.")
+
+
 def main() -> None:
     app()

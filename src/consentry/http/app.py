@@ -16,7 +16,17 @@ from consentry import __version__
 from consentry.http.edge import EdgeMiddleware, RequestMetrics
 from consentry.http.errors import install_error_handlers
 from consentry.http.responses import JSONResponse
-from consentry.http.routers import auth, authorize, consents, discovery, health, pages, token, userinfo
+from consentry.http.routers import (
+    auth,
+    authorize,
+    consents,
+    demo,
+    discovery,
+    health,
+    pages,
+    token,
+    userinfo,
+)
 from consentry.logs import configure_logging
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings, get_settings
@@ -58,7 +68,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     install_error_handlers(app)
     routers = (
         health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
-        consents.router, pages.router,
+        consents.router, pages.router, demo.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

@@ -1,0 +1,33 @@
+"""`consentry demo`: its URL walks a person through sign-in, consent, the callback and connected apps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from playwright.async_api import Browser
+
+from tests.browser.conftest import Server
+
+
+async def test_demo_walkthrough(server: Server, browser: Browser, tmp_path: Path) -> None:
+    output = server.cli("demo")
+    url = re.search(r"(http://\S+/demo/start\?client_id=\S+)", output)
+    assert url, output
+    assert "demo@example.com" in output
+    page = await (await browser.new_context()).new_page()
+    await page.goto(url.group(1))
+    await page.get_by_label("Email or phone number").fill("demo@example.com")
+    await page.get_by_role("button", name="Continue").click()
+    await page.get_by_label("Password", exact=True).fill("consentry-demo")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Allow").click()
+    await page.get_by_text("Signed in to the demo app").wait_for()
+    body = await page.content()
+    assert '"email": "demo@example.com"' in body
+    assert "refresh_token" in body
+    await page.screenshot(path=tmp_path / "demo-callback.png", full_page=True)
+    await page.get_by_role("link", name="Connected apps").click()
+    await page.get_by_text("Consentry Demo App").wait_for()
+    await page.get_by_role("link", name="Account").click()
+    await page.get_by_text("demo@example.com").wait_for()
