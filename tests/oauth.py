@@ -81,7 +81,13 @@ async def make_app(
             allow_private_webhooks=True,
             **options,
         )
-        issued = await register_client(session, metadata, secret_hasher=runtime.secret_hasher, now=utcnow())
+        issued = await register_client(
+            session,
+            metadata,
+            secret_hasher=runtime.secret_hasher,
+            secret_box=runtime.secret_box,
+            now=utcnow(),
+        )
     return App(issued.client_id, issued.client_secret, redirect_uris[0])
 
 

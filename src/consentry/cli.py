@@ -111,6 +111,27 @@ def serve(
 
 
 @app.command()
+def worker() -> None:
+    """Run background jobs only (webhook delivery), for deployments that run API and workers apart."""
+    import signal
+
+    from consentry.jobs.worker import Worker
+    from consentry.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(json_logs=not settings.is_development, level=settings.log_level)
+
+    async def _work(runtime: Runtime) -> None:
+        background = Worker(runtime)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, background.stop)
+        await background.run()
+
+    run(_work, migrate=True)
+
+
+@app.command()
 def migrate() -> None:
     """Apply the database migrations to CONSENTRY_DATABASE_URL."""
 
@@ -173,7 +194,11 @@ def client_create(
                 or runtime.settings.issuer_is_loopback,
             )
             issued = await register_client(
-                session, metadata, secret_hasher=runtime.secret_hasher, now=utcnow()
+                session,
+                metadata,
+                secret_hasher=runtime.secret_hasher,
+                secret_box=runtime.secret_box,
+                now=utcnow(),
             )
         result: dict[str, Any] = {"client_id": issued.client_id}
         if issued.client_secret:
@@ -295,7 +320,11 @@ def demo() -> None:
                 token_endpoint_auth_method="none",
             )
             issued = await register_client(
-                session, metadata, secret_hasher=runtime.secret_hasher, now=utcnow()
+                session,
+                metadata,
+                secret_hasher=runtime.secret_hasher,
+                secret_box=runtime.secret_box,
+                now=utcnow(),
             )
         return f"{runtime.issuer}/demo/start?client_id={issued.client_id}"
 

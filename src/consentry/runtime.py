@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from consentry.crypto.flow_tokens import FlowTokens
 from consentry.crypto.hashing import PasswordHasher, SecretHasher, derive_key
 from consentry.crypto.keys import KeyStore
+from consentry.crypto.secret_box import SecretBox
 from consentry.domain.tokens import TokenLifetimes
-from consentry.services.consent import ConsentUsage
+from consentry.services.consent_usage import ConsentUsage
 from consentry.services.delivery import Senders
 from consentry.services.directory import ClientDirectory
 from consentry.services.ratelimits import RateLimiter, storage_for
@@ -39,6 +40,7 @@ class Runtime:
     rate_limiter: RateLimiter
     senders: Senders
     dummy_password_hash: str
+    secret_box: SecretBox
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -78,6 +80,7 @@ class Runtime:
             senders=Senders.from_settings(settings),
             # Checked when an account does not exist: that costs the same time as a wrong password.
             dummy_password_hash=passwords.hash(secrets.token_urlsafe(16)),
+            secret_box=SecretBox(derive_key(secret, "consentry sealed secrets v1")),
         )
 
     @property

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path("./consentry.secret")
     webhook_allow_private: bool = False
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0, description="first retry delay; doubles")
+    webhook_max_age_hours: float = Field(default=24.0, gt=0, description="then the event is marked dead")
+    webhook_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a claimed delivery's time to finish"
+    )
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
 
     consent_ttl_days: int = Field(default=90, ge=1)
     access_token_ttl: int = Field(default=3600, ge=60, description="seconds")

@@ -68,7 +68,9 @@ async def test_register_confidential_client_stores_only_a_keyed_hash(runtime: Ru
             known_scopes=await ClientRepository(session).known_scope_names(),
             webhook_url="https://hooks.example.com/consentry",
         )
-        issued = await register_client(session, metadata, secret_hasher=runtime.secret_hasher, now=NOW)
+        issued = await register_client(
+            session, metadata, secret_hasher=runtime.secret_hasher, secret_box=runtime.secret_box, now=NOW
+        )
     assert issued.client_secret is not None and len(issued.client_secret) >= 43
     assert issued.webhook_secret is not None and issued.webhook_secret.startswith("whsec_")
     async with runtime.database.read_only() as session:
@@ -89,7 +91,9 @@ async def test_register_public_client_has_no_secret(runtime: Runtime) -> None:
             known_scopes=frozenset({"openid"}),
             token_endpoint_auth_method="none",
         )
-        issued = await register_client(session, metadata, secret_hasher=runtime.secret_hasher, now=NOW)
+        issued = await register_client(
+            session, metadata, secret_hasher=runtime.secret_hasher, secret_box=runtime.secret_box, now=NOW
+        )
     assert issued.client_secret is None
     async with runtime.database.read_only() as session:
         client = await session.scalar(select(Client).where(Client.id == issued.client_id))

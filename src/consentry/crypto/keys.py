@@ -6,16 +6,15 @@ rotation made by `consentry keys rotate` (or another node) is picked up without 
 
 from __future__ import annotations
 
-import base64
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from cryptography.fernet import Fernet
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
+from consentry.crypto.secret_box import SecretBox
 from consentry.storage.database import Database
 from consentry.storage.keys import SigningKeyRepository
 from consentry.storage.tables import SigningKey
@@ -52,7 +51,7 @@ class KeyStore:
         refresh_interval: float = 60.0,
     ) -> None:
         self._database = database
-        self._fernet = Fernet(base64.urlsafe_b64encode(encryption_key))
+        self._box = SecretBox(encryption_key)
         self._token_lifetime = token_lifetime
         self._refresh_interval = refresh_interval
         self._signing: dict[str, SigningJWK] = {}
@@ -91,7 +90,7 @@ class KeyStore:
         row = SigningKey(
             kid=key.kid or "",
             alg=alg,
-            private_jwk=self._fernet.encrypt(orjson.dumps(key.as_dict(private=True))).decode(),
+            private_jwk=self._box.seal(orjson.dumps(key.as_dict(private=True))),
             public_jwk=key.as_dict(private=False),
             created_at=now,
         )
@@ -104,7 +103,7 @@ class KeyStore:
         for row in sorted(rows, key=lambda r: r.created_at, reverse=True):
             public.append(row.public_jwk)
             if row.retired_at is None and row.alg not in signing:
-                signing[row.alg] = _import(orjson.loads(self._fernet.decrypt(row.private_jwk.encode())))
+                signing[row.alg] = _import(orjson.loads(self._box.open(row.private_jwk)))
         self._signing = signing
         self._jwks = {"keys": public}
         self._published = KeySet.import_key_set({"keys": public})

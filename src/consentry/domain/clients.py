@@ -207,6 +207,7 @@ class RegisteredClient:
     logo_uri: str | None = None
     policy_uri: str | None = None
     tos_uri: str | None = None
+    webhook_url: str | None = None
 
     @property
     def is_public(self) -> bool:

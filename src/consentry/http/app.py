@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from consentry.http.routers import (
     token,
     userinfo,
 )
+from consentry.jobs.worker import Worker
 from consentry.logs import configure_logging
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings, get_settings
@@ -34,10 +36,11 @@ from consentry.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker: bool = False) -> FastAPI:
     """Build the application; the runtime (database engine, hashers) is created here unless one is given.
 
-    A runtime passed in is owned by the caller and not closed on shutdown.
+    A runtime passed in is owned by the caller and not closed on shutdown. ``run_worker`` runs the background
+    jobs (webhook delivery) in this process, as `consentry serve` does.
     """
     owned = runtime is None
     runtime = runtime or Runtime.build(settings)
@@ -46,9 +49,14 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.keys.ensure_loaded(now=utcnow())
         log.info("consentry %s serving as %s", __version__, settings.issuer)
+        worker = Worker(runtime) if run_worker else None
+        task = asyncio.create_task(worker.run()) if worker else None
         try:
             yield
         finally:
+            if worker and task:
+                worker.stop()
+                await task
             if owned:
                 await runtime.close()
 
@@ -86,4 +94,4 @@ def app_from_environment() -> FastAPI:
     """Uvicorn factory (``consentry.http.app:app_from_environment``): settings from ``CONSENTRY_*``."""
     settings = get_settings()
     configure_logging(json_logs=not settings.is_development, level=settings.log_level)
-    return create_app(settings)
+    return create_app(settings, run_worker=True)

@@ -163,6 +163,7 @@ async def complete_without_prompt(
         await runtime.consent_usage.record(session, existing.id, now=now)
     else:  # a trusted client: its consent is recorded for the person to see and revoke
         consent_id = await record_consent(
+            runtime,
             session,
             user_id=signed_in.user_id,
             client=client,

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.crypto.hashing import SecretHasher, new_token
+from consentry.crypto.secret_box import SecretBox
 from consentry.domain.clients import ClientMetadata
 from consentry.storage.clients import ClientRepository
 from consentry.storage.tables import Client, SubjectType, TokenEndpointAuthMethod
@@ -40,6 +41,7 @@ async def register_client(
     metadata: ClientMetadata,
     *,
     secret_hasher: SecretHasher,
+    secret_box: SecretBox,
     now: datetime,
     owner_id: uuid.UUID | None = None,
 ) -> IssuedClient:
@@ -65,7 +67,7 @@ async def register_client(
         trusted=metadata.trusted,
         consent_ttl_days=metadata.consent_ttl_days,
         webhook_url=metadata.webhook_url,
-        webhook_secret=webhook_secret,
+        webhook_secret=secret_box.seal(webhook_secret.encode()) if webhook_secret else None,
         owner_id=owner_id,
         created_at=now,
         updated_at=now,

@@ -5,39 +5,22 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain import consent as rules
 from consentry.domain.clients import RegisteredClient
 from consentry.domain.scopes import Scopes
+from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, to_stored
 from consentry.storage.tables import Consent, ConsentHistory, ConsentStatus
 
+if TYPE_CHECKING:
+    from consentry.runtime import Runtime
+
 log = logging.getLogger(__name__)
-
-
-class ConsentUsage:
-    """Records that a consent was used (``last_used_at``) without a write per request on hot paths.
-
-    In-process, a consent is touched at most once per ``granularity``; the UPDATE itself is conditional,
-    so several processes do not repeat each other's writes either.
-    """
-
-    def __init__(self, granularity: timedelta = timedelta(hours=1), max_entries: int = 100_000) -> None:
-        self._granularity = granularity
-        self._max_entries = max_entries
-        self._recent: dict[uuid.UUID, datetime] = {}
-
-    async def record(self, session: AsyncSession, consent_id: uuid.UUID, *, now: datetime) -> None:
-        last = self._recent.get(consent_id)
-        if last is not None and now - last < self._granularity:
-            return
-        await ConsentRepository(session).touch_last_used(consent_id, now=now, granularity=self._granularity)
-        if len(self._recent) >= self._max_entries:
-            self._recent.clear()
-        self._recent[consent_id] = now
 
 
 def consent_ttl(client: RegisteredClient, default_days: int) -> timedelta:
@@ -46,6 +29,7 @@ def consent_ttl(client: RegisteredClient, default_days: int) -> timedelta:
 
 
 async def record_consent(
+    runtime: Runtime,
     session: AsyncSession,
     *,
     user_id: uuid.UUID,
@@ -64,7 +48,12 @@ async def record_consent(
     """
     try:
         async with session.begin_nested():
-            return await _record(session, user_id, client, requested, granted, ttl, now, origin, actor)
+            consent_id, action, scopes = await _record(
+                session, user_id, client, requested, granted, ttl, now, origin, actor
+            )
+            event: EventType = "consent.granted" if action == "granted" else "consent.updated"
+            await enqueue(runtime, session, client, event, user_id=user_id, scopes=scopes, now=now)
+            return consent_id
     except Exception:
         log.exception("failed to store consent", extra={"user_id": str(user_id), "client_id": client.id})
         return None
@@ -80,7 +69,7 @@ async def _record(
     now: datetime,
     origin: RequestOrigin | None,
     actor: str,
-) -> uuid.UUID:
+) -> tuple[uuid.UUID, str, Scopes]:
     consents = ConsentRepository(session)
     existing = await consents.get_active_for_update(user_id, client.id)
     stored = to_stored(existing) if existing is not None else None
@@ -141,4 +130,4 @@ async def _record(
         actor=actor,
         details={"declined_scopes": record.declined_scopes.as_list(), "action": action},
     )
-    return record.id
+    return record.id, action, record.scopes

@@ -139,6 +139,7 @@ async def submit_consent(
         consent_id = None
         if submission.remember:
             consent_id = await record_consent(
+                runtime,
                 session,
                 user_id=signed_in.user_id,
                 client=client_,

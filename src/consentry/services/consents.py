@@ -11,6 +11,7 @@ from sqlalchemy import select
 from consentry.domain.scopes import Scopes
 from consentry.errors import NotFoundError
 from consentry.runtime import Runtime
+from consentry.services.webhooks import enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository
 from consentry.storage.tables import Client, Consent, ConsentHistory, ConsentStatus
@@ -115,4 +116,13 @@ async def revoke_consent(
                 actor=actor,
                 details={"reason": "consent_revoked", "revoked": revoked},
             )
+        client = await runtime.clients.get(client_id)
+        if client is not None:
+            await enqueue(
+                runtime, session, client, "consent.revoked", user_id=user_id, scopes=before, now=now
+            )
+            if revoked:
+                await enqueue(
+                    runtime, session, client, "tokens.revoked", user_id=user_id, scopes=before, now=now
+                )
     return revoked

@@ -33,6 +33,7 @@ def snapshot(client: Client) -> RegisteredClient:
         logo_uri=client.logo_uri,
         policy_uri=client.policy_uri,
         tos_uri=client.tos_uri,
+        webhook_url=client.webhook_url,
     )
 
 

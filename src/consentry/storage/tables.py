@@ -206,7 +206,9 @@ class Client(Base):
     trusted: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_ttl_days: Mapped[int | None] = mapped_column(Integer)
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
-    webhook_secret: Mapped[str | None] = mapped_column(String(128))  # needed in clear to sign (HMAC)
+    webhook_secret: Mapped[str | None] = mapped_column(
+        String(256)
+    )  # encrypted (SecretBox): HMAC needs it back
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )

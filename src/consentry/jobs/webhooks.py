@@ -1,0 +1,182 @@
+"""Delivering webhook events from the outbox: at least once, signed per Standard Webhooks, with backoff.
+
+A delivery is claimed by pushing its ``next_attempt_at`` one lease into the future (a conditional UPDATE, so
+two workers never claim the same row); the HTTP call happens outside any transaction, so a slow receiver
+holds no lock and never slows a person's request. A worker that dies mid-delivery leaves the lease to expire,
+and the event is delivered again: receivers deduplicate by ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from sqlalchemy import select, update
+from standardwebhooks.webhooks import Webhook
+
+from consentry.domain.net import is_private_address
+from consentry.runtime import Runtime
+from consentry.services.webhooks import message_id
+from consentry.storage.tables import Client, OutboxStatus, WebhookOutbox
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+MAX_DELAY = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: uuid.UUID
+    client_id: str
+    url: str
+    secret: str
+    body: bytes
+    attempts: int
+    created_at: datetime
+
+
+def retry_delay(attempts: int, *, base: float, rng: random.Random) -> timedelta:
+    """Exponential backoff with jitter: base·2^(n-1), capped at an hour, times a random factor in [0.5, 1]."""
+    raw = min(base * 2 ** max(attempts - 1, 0), MAX_DELAY.total_seconds())
+    return timedelta(seconds=raw * rng.uniform(0.5, 1.0))
+
+
+class WebhookDelivery:
+    def __init__(
+        self, runtime: Runtime, *, http: httpx.AsyncClient | None = None, rng: random.Random | None = None
+    ) -> None:
+        self._runtime = runtime
+        settings = runtime.settings
+        self._lease = timedelta(seconds=settings.webhook_lease_seconds)
+        self._max_age = timedelta(hours=settings.webhook_max_age_hours)
+        self._base = settings.webhook_retry_base_seconds
+        self._allow_private = settings.webhook_allow_private or settings.issuer_is_loopback
+        self._http = http or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def run_once(self, *, now: datetime) -> int:
+        """Deliver what is due; returns how many deliveries were attempted."""
+        claimed = await self._claim(now=now)
+        by_client: dict[str, list[Claimed]] = {}
+        for item in claimed:
+            by_client.setdefault(item.client_id, []).append(item)
+        # Clients in parallel; one client's events in the order they happened.
+        await asyncio.gather(*(self._deliver_in_order(items) for items in by_client.values()))
+        return len(claimed)
+
+    async def _deliver_in_order(self, items: list[Claimed]) -> None:
+        for item in items:
+            await self._deliver(item)
+
+    async def _claim(self, *, now: datetime) -> list[Claimed]:
+        claimed: list[Claimed] = []
+        async with self._runtime.database.unit_of_work() as session:
+            query = (
+                select(WebhookOutbox, Client.webhook_url, Client.webhook_secret)
+                .join(Client, Client.id == WebhookOutbox.client_id)
+                .where(WebhookOutbox.status == OutboxStatus.PENDING, WebhookOutbox.next_attempt_at <= now)
+                .order_by(WebhookOutbox.next_attempt_at, WebhookOutbox.created_at)
+                .limit(BATCH)
+            )
+            if self._runtime.database.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=WebhookOutbox)
+            rows = (await session.execute(query)).all()
+            for event, url, sealed in rows:
+                result = await session.execute(
+                    update(WebhookOutbox)
+                    .where(
+                        WebhookOutbox.id == event.id, WebhookOutbox.next_attempt_at == event.next_attempt_at
+                    )
+                    .values(next_attempt_at=now + self._lease)
+                )
+                if getattr(result, "rowcount", 0) != 1 or not url or not sealed:
+                    continue
+                claimed.append(
+                    Claimed(
+                        event.id,
+                        event.client_id,
+                        url,
+                        self._open(sealed),
+                        orjson.dumps(event.payload),
+                        event.attempts,
+                        event.created_at,
+                    )
+                )
+        return claimed
+
+    def _open(self, sealed: str) -> str:
+        if sealed.startswith("whsec_"):  # stored before secrets were sealed
+            return sealed
+        return self._runtime.secret_box.open(sealed).decode()
+
+    async def _deliver(self, item: Claimed) -> None:
+        now = datetime.now(item.created_at.tzinfo)
+        error = await self._post(item, now=now)
+        await self._record(item, error, now=datetime.now(item.created_at.tzinfo))
+
+    async def _post(self, item: Claimed, *, now: datetime) -> str | None:
+        """POST the event; None on a 2xx answer, else what went wrong."""
+        refusal = await self._refuse_private(item.url)
+        if refusal:
+            return refusal
+        msg_id = message_id(item.id)
+        body = item.body.decode()
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(item.secret).sign(msg_id, now, body),
+            "user-agent": "Consentry-Webhooks/1",
+        }
+        try:
+            response = await self._http.post(item.url, content=item.body, headers=headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"[:1000]
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}"
+
+    async def _refuse_private(self, url: str) -> str | None:
+        """SSRF: refuse hosts that resolve to private or loopback addresses (unless allowed)."""
+        if self._allow_private:
+            return None
+        parts = urlsplit(url)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname or "", parts.port or 443)
+        except OSError as exc:
+            return f"cannot resolve {parts.hostname}: {exc}"
+        if any(is_private_address(str(info[4][0])) for info in infos):
+            return f"refused: {parts.hostname} resolves to a private address"
+        return None
+
+    async def _record(self, item: Claimed, error: str | None, *, now: datetime) -> None:
+        values: dict[str, Any]
+        attempts = item.attempts + 1
+        if error is None:
+            values = {
+                "status": OutboxStatus.DELIVERED,
+                "delivered_at": now,
+                "attempts": attempts,
+                "last_error": None,
+            }
+        elif now - item.created_at >= self._max_age:
+            values = {"status": OutboxStatus.DEAD, "attempts": attempts, "last_error": error}
+            log.warning("webhook %s is dead after %d attempts: %s", item.id, attempts, error)
+        else:
+            delay = retry_delay(attempts, base=self._base, rng=self._rng)
+            values = {"attempts": attempts, "last_error": error, "next_attempt_at": now + delay}
+            log.info("webhook %s failed (%s); retry in %.1fs", item.id, error, delay.total_seconds())
+        async with self._runtime.database.unit_of_work() as session:
+            await session.execute(update(WebhookOutbox).where(WebhookOutbox.id == item.id).values(**values))

@@ -1,0 +1,40 @@
+"""The background loop: `consentry worker`, or a task inside `consentry serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from consentry.jobs.webhooks import WebhookDelivery
+from consentry.runtime import Runtime, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Poll for due work until stopped; one failed round is logged, never fatal."""
+        webhooks = WebhookDelivery(self._runtime)
+        interval = self._runtime.settings.worker_poll_seconds
+        log.info("background worker started")
+        try:
+            while not self._stop.is_set():
+                try:
+                    busy = await webhooks.run_once(now=utcnow())
+                except Exception:
+                    log.exception("background round failed")
+                    busy = 0
+                if not busy:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), timeout=interval)
+        finally:
+            await webhooks.aclose()
+            log.info("background worker stopped")

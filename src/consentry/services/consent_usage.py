@@ -1,0 +1,32 @@
+"""Recording when a consent was last used, cheaply."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.storage.consents import ConsentRepository
+
+
+class ConsentUsage:
+    """Records that a consent was used (``last_used_at``) without a write per request on hot paths.
+
+    In-process, a consent is touched at most once per ``granularity``; the UPDATE itself is conditional,
+    so several processes do not repeat each other's writes either.
+    """
+
+    def __init__(self, granularity: timedelta = timedelta(hours=1), max_entries: int = 100_000) -> None:
+        self._granularity = granularity
+        self._max_entries = max_entries
+        self._recent: dict[uuid.UUID, datetime] = {}
+
+    async def record(self, session: AsyncSession, consent_id: uuid.UUID, *, now: datetime) -> None:
+        last = self._recent.get(consent_id)
+        if last is not None and now - last < self._granularity:
+            return
+        await ConsentRepository(session).touch_last_used(consent_id, now=now, granularity=self._granularity)
+        if len(self._recent) >= self._max_entries:
+            self._recent.clear()
+        self._recent[consent_id] = now

@@ -1,0 +1,61 @@
+"""Webhook events, written to the outbox in the same transaction as the change they announce (SPEC §5)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.domain.clients import RegisteredClient
+from consentry.domain.scopes import Scopes
+from consentry.storage.tables import OutboxStatus, WebhookOutbox
+
+if TYPE_CHECKING:
+    from consentry.runtime import Runtime
+
+EventType = Literal["consent.granted", "consent.updated", "consent.revoked", "tokens.revoked"]
+
+
+def message_id(outbox_id: uuid.UUID) -> str:
+    """The ``webhook-id`` (Standard Webhooks): stable across retries, so receivers can deduplicate."""
+    return f"msg_{outbox_id.hex}"
+
+
+async def enqueue(
+    runtime: Runtime,
+    session: AsyncSession,
+    client: RegisteredClient,
+    event_type: EventType,
+    *,
+    user_id: uuid.UUID,
+    scopes: Scopes,
+    now: datetime,
+) -> None:
+    """Queue an event for a client that has a webhook URL; ``sub`` is the one this client knows."""
+    if not client.webhook_url:
+        return
+    outbox_id = uuid.uuid4()
+    payload = {
+        "id": message_id(outbox_id),
+        "type": event_type,
+        "occurred_at": now.isoformat(),
+        "data": {
+            "client_id": client.id,
+            "sub": await runtime.subjects.subject_for(session, user_id, client, now=now),
+            "scopes": scopes.as_list(),
+        },
+    }
+    session.add(
+        WebhookOutbox(
+            id=outbox_id,
+            client_id=client.id,
+            event_type=event_type,
+            payload=payload,
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
