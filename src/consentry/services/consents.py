@@ -8,14 +8,15 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from consentry.domain import consent as rules
 from consentry.domain.scopes import Scopes
-from consentry.errors import NotFoundError
+from consentry.errors import InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
 from consentry.services.webhooks import enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository
-from consentry.storage.tables import Client, Consent, ConsentHistory, ConsentStatus
-from consentry.storage.tokens import TokenRepository
+from consentry.storage.tables import AccessToken, Client, Consent, ConsentHistory, ConsentStatus
+from consentry.storage.tokens import TokenRepository, live_tokens_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +127,82 @@ async def revoke_consent(
                     runtime, session, client, "tokens.revoked", user_id=user_id, scopes=before, now=now
                 )
     return revoked
+
+
+async def narrow_consent(
+    runtime: Runtime,
+    user_id: uuid.UUID,
+    client_id: str,
+    revoke_scopes: Scopes,
+    *,
+    actor: str = "user",
+    origin: RequestOrigin,
+    now: datetime,
+) -> Scopes:
+    """Withdraw some scopes: the consent keeps the rest, and every token carrying a withdrawn scope dies.
+
+    Withdrawing every scope is a revocation. Returns the scopes left.
+    """
+    if not revoke_scopes:
+        raise InvalidRequestError("revoke_scopes must name at least one scope")
+    async with runtime.database.read_only() as session:
+        current = await ConsentRepository(session).get_active(user_id, client_id)
+    if current is None or now >= current.expires_at:
+        raise NotFoundError("no active consent for this application")
+    if not (current.scopes - revoke_scopes):
+        await revoke_consent(runtime, user_id, client_id, actor=actor, origin=origin, now=now)
+        return Scopes()
+    async with runtime.database.unit_of_work() as session:
+        consents = ConsentRepository(session)
+        consent = await consents.get_active_for_update(user_id, client_id)
+        if consent is None:
+            raise NotFoundError("no active consent for this application")
+        before = consent.scopes
+        withdrawn = before & revoke_scopes
+        consent.scopes = rules.narrow(before, revoke_scopes)
+        consent.updated_at = now
+        tokens = TokenRepository(session)
+        revoked = 0
+        for token in await live_tokens_of(session, user_id, client_id, now=now):
+            if not token.scopes & withdrawn:
+                continue
+            if isinstance(token, AccessToken):
+                revoked += await tokens.revoke_access_token(token.token_hash, now=now)
+            else:  # a refresh token carries its grant's scopes: the whole grant goes
+                revoked += await tokens.revoke_family(token.family_id, now=now)
+        await consents.add_history(
+            ConsentHistory(
+                consent_id=consent.id,
+                user_id=user_id,
+                client_id=client_id,
+                action="narrowed",
+                actor=actor,
+                scopes_before=before,
+                scopes_after=consent.scopes,
+                policy_version=consent.policy_version,
+                ip=origin.ip,
+                user_agent=origin.user_agent[:512] if origin.user_agent else None,
+                occurred_at=now,
+            )
+        )
+        audit = AuditRepository(session)
+        await audit.record(
+            "consent_updated",
+            now=now,
+            origin=origin,
+            user_id=user_id,
+            client_id=client_id,
+            scopes=consent.scopes,
+            actor=actor,
+            details={"withdrawn": withdrawn.as_list(), "revoked_tokens": revoked},
+        )
+        client = await runtime.clients.get(client_id)
+        if client is not None:
+            await enqueue(
+                runtime, session, client, "consent.updated", user_id=user_id, scopes=consent.scopes, now=now
+            )
+            if revoked:
+                await enqueue(
+                    runtime, session, client, "tokens.revoked", user_id=user_id, scopes=withdrawn, now=now
+                )
+        return consent.scopes

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,3 +94,22 @@ class TokenRepository:
             .execution_options(synchronize_session=False)
         )
         return _rowcount(result)
+
+
+async def live_tokens_of(
+    session: AsyncSession, user_id: uuid.UUID, client_id: str, *, now: datetime
+) -> list[AccessToken | RefreshToken]:
+    """Every live access and refresh token of one person for one client (a bounded set)."""
+    found: list[AccessToken | RefreshToken] = []
+    for table in (AccessToken, RefreshToken):
+        found.extend(
+            await session.scalars(
+                select(table).where(
+                    table.user_id == user_id,
+                    table.client_id == client_id,
+                    table.revoked_at.is_(None),
+                    table.expires_at > now,
+                )
+            )
+        )
+    return found

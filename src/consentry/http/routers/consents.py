@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from pydantic import Field
 from starlette.responses import Response
 
+from consentry.domain.scopes import InvalidScopeToken, Scopes
+from consentry.errors import InvalidScopeError
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
-from consentry.services.consents import active_consents, revoke_consent
+from consentry.http.schemas import RequestBody
+from consentry.services.consents import active_consents, narrow_consent, revoke_consent
+from consentry.services.export import export_consents
 
 router = APIRouter(prefix="/api/v1/oauth2/consents", tags=["consents"])
 
@@ -32,6 +37,39 @@ async def list_consents(runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+@router.get("/export")
+async def export(runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep) -> JSONResponse:
+    """Every consent record (active, revoked, expired), with history, signed receipts and audit events."""
+    body = await export_consents(runtime, signed_in.user_id, now=now)
+    filename = f"consentry-consents-{now.date().isoformat()}.json"
+    return JSONResponse(
+        body,
+        headers={"Cache-Control": "no-store", "Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+class NarrowBody(RequestBody):
+    revoke_scopes: list[str] = Field(min_length=1, max_length=64)
+
+
+@router.patch("/{client_id}")
+async def narrow(
+    client_id: str,
+    body: NarrowBody,
+    runtime: RuntimeDep,
+    signed_in: SignedInDep,
+    origin: OriginDep,
+    now: NowDep,
+) -> JSONResponse:
+    """Withdraw some scopes; tokens carrying a withdrawn scope are revoked at once."""
+    try:
+        withdraw = Scopes(body.revoke_scopes)
+    except InvalidScopeToken as exc:
+        raise InvalidScopeError(str(exc)) from None
+    left = await narrow_consent(runtime, signed_in.user_id, client_id, withdraw, origin=origin, now=now)
+    return JSONResponse({"client_id": client_id, "scopes": left.as_list(), "revoked": not left})
 
 
 @router.delete("/{client_id}", status_code=204)

@@ -1,0 +1,92 @@
+"""Admin endpoints (SPEC §5): the audit trail, and webhook deliveries that need attention."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import func, select
+
+from consentry.errors import ForbiddenError
+from consentry.http.deps import RuntimeDep, SignedInDep
+from consentry.http.responses import JSONResponse
+from consentry.services.export import audit_entry
+from consentry.services.sessions import SignedIn
+from consentry.storage.tables import AuditEvent, OutboxStatus, WebhookOutbox
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+async def require_admin(signed_in: SignedInDep) -> SignedIn:
+    if not signed_in.is_admin:
+        raise ForbiddenError("this needs an administrator")
+    return signed_in
+
+
+AdminDep = Annotated[SignedIn, Depends(require_admin)]
+
+
+@router.get("/audit")
+async def audit(
+    runtime: RuntimeDep,
+    _admin: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    event_type: Annotated[str | None, Query(max_length=48)] = None,
+    user_id: uuid.UUID | None = None,
+    client_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> JSONResponse:
+    """Newest first; filters combine."""
+    conditions = []
+    if event_type:
+        conditions.append(AuditEvent.event_type == event_type)
+    if user_id:
+        conditions.append(AuditEvent.user_id == user_id)
+    if client_id:
+        conditions.append(AuditEvent.client_id == client_id)
+    async with runtime.database.read_only() as session:
+        total = await session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))
+        events = await session.scalars(
+            select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
+        )
+        body = {
+            "events": [audit_entry(e) for e in events],
+            "total": total or 0,
+            "limit": limit,
+            "offset": offset,
+        }
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/webhooks")
+async def webhooks(
+    runtime: RuntimeDep,
+    _admin: AdminDep,
+    status: Literal["pending", "delivered", "dead"] = "dead",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JSONResponse:
+    """Webhook deliveries by state; ``dead`` ones gave up after 24 hours of retries."""
+    async with runtime.database.read_only() as session:
+        rows = await session.scalars(
+            select(WebhookOutbox)
+            .where(WebhookOutbox.status == OutboxStatus(status))
+            .order_by(WebhookOutbox.created_at.desc())
+            .limit(limit)
+        )
+        body = {
+            "webhooks": [
+                {
+                    "id": row.payload.get("id"),
+                    "client_id": row.client_id,
+                    "type": row.event_type,
+                    "status": row.status.value,
+                    "attempts": row.attempts,
+                    "last_error": row.last_error,
+                    "created_at": row.created_at.isoformat(),
+                    "next_attempt_at": row.next_attempt_at.isoformat(),
+                }
+                for row in rows
+            ]
+        }
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
