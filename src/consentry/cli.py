@@ -132,6 +132,36 @@ def worker() -> None:
 
 
 @app.command()
+def cleanup(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; change nothing.")] = False,
+) -> None:
+    """Purge expired codes, tokens, sessions and flows, and mark expired consents, in bounded batches."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from rich.table import Table
+
+    from consentry.jobs.cleanup import CleanupReport, run_cleanup
+
+    async def _clean(runtime: Runtime) -> CleanupReport:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as bar:
+            task = bar.add_task("cleaning up", total=None)
+            done: dict[str, int] = {}
+
+            def advance(name: str, rows: int) -> None:
+                done[name] = done.get(name, 0) + rows
+                bar.update(task, description=f"{name}: {done[name]:,} rows")
+
+            return await run_cleanup(runtime, now=utcnow(), dry_run=dry_run, progress=advance)
+
+    report = run(_clean, migrate=True)
+    table = Table(title="would be cleaned (dry run)" if dry_run else "cleaned")
+    table.add_column("what")
+    table.add_column("rows", justify="right")
+    for name, count in report.counts.items():
+        table.add_row(name, f"{count:,}")
+    out.print(table)
+
+
+@app.command()
 def migrate() -> None:
     """Apply the database migrations to CONSENTRY_DATABASE_URL."""
 

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         default=600, ge=30, le=600, description="seconds (RFC 6749 §4.1.2: at most 10 min)"
     )
     session_ttl: int = Field(default=14 * 24 * 3600, ge=300, description="seconds")
+    account_deletion_grace_days: int = Field(default=30, ge=0)
+    audit_retention_days: int = Field(default=365, ge=1)
+    cleanup_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
 
     # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
     argon2_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024)

@@ -18,6 +18,7 @@ from consentry.http.edge import EdgeMiddleware, RequestMetrics
 from consentry.http.errors import install_error_handlers
 from consentry.http.responses import JSONResponse
 from consentry.http.routers import (
+    accounts,
     admin,
     auth,
     authorize,
@@ -77,7 +78,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
     install_error_handlers(app)
     routers = (
         health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
-        consents.router, pages.router, demo.router, admin.router,
+        consents.router, pages.router, demo.router, admin.router, accounts.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

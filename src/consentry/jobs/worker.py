@@ -1,11 +1,13 @@
-"""The background loop: `consentry worker`, or a task inside `consentry serve`."""
+"""The background loop: `consentry worker`, or a task inside `consentry serve`: webhooks, then cleanup."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 
+from consentry.jobs.cleanup import run_cleanup
 from consentry.jobs.webhooks import WebhookDelivery
 from consentry.runtime import Runtime, utcnow
 
@@ -24,11 +26,17 @@ class Worker:
         """Poll for due work until stopped; one failed round is logged, never fatal."""
         webhooks = WebhookDelivery(self._runtime)
         interval = self._runtime.settings.worker_poll_seconds
+        cleanup_every = self._runtime.settings.cleanup_interval_seconds
+        next_cleanup = time.monotonic() + min(cleanup_every, 60.0)  # not in the middle of start-up
         log.info("background worker started")
         try:
             while not self._stop.is_set():
                 try:
                     busy = await webhooks.run_once(now=utcnow())
+                    if time.monotonic() >= next_cleanup:
+                        report = await run_cleanup(self._runtime, now=utcnow())
+                        log.info("cleanup done", extra={"counts": report.counts})
+                        next_cleanup = time.monotonic() + cleanup_every
                 except Exception:
                     log.exception("background round failed")
                     busy = 0

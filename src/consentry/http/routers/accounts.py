@@ -1,0 +1,36 @@
+"""The person's own account and the clients they own (SPEC §4, §5): deletion paths for now."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
+from consentry.http.responses import JSONResponse
+from consentry.services.cascades import delete_account, delete_client
+from consentry.services.sessions import SESSION_COOKIE
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+@router.delete("/users/me")
+async def delete_me(runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep) -> Response:
+    """Soft delete: every app loses access now; the account can be restored until ``purge_after``."""
+    grace = timedelta(days=runtime.settings.account_deletion_grace_days)
+    purge_after = await delete_account(runtime, signed_in.user_id, grace=grace, origin=origin, now=now)
+    response = JSONResponse(
+        {"status": "deleted", "deleted_at": now.isoformat(), "purge_after": purge_after.isoformat()}
+    )
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.delete("/oauth2/clients/{client_id}", status_code=204)
+async def delete_owned_client(
+    client_id: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
+) -> Response:
+    """Soft delete a client you own (or any, as an admin): it stops working at once."""
+    await delete_client(runtime, client_id, signed_in, origin=origin, now=now)
+    return Response(status_code=204)

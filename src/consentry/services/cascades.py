@@ -1,0 +1,128 @@
+"""Deleting a client or an account revokes its consents and tokens the same way a person's revocation does."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, literal, select, update
+
+from consentry.errors import ForbiddenError, NotFoundError
+from consentry.runtime import Runtime
+from consentry.services.consents import revoke_consent
+from consentry.services.sessions import SignedIn
+from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.tables import (
+    AccessToken,
+    Client,
+    Consent,
+    ConsentHistory,
+    ConsentStatus,
+    RefreshToken,
+    User,
+    UserSession,
+    UserStatus,
+)
+
+
+async def delete_client(
+    runtime: Runtime, client_id: str, by: SignedIn | None, *, origin: RequestOrigin, now: datetime
+) -> None:
+    """Soft delete: the client stops working at once; every consent and token it held is revoked in bulk.
+
+    ``by`` is the person asking (its owner or an admin); None means the operator's CLI.
+    """
+    async with runtime.database.unit_of_work() as session:
+        client = await session.get(Client, client_id, with_for_update=True)
+        if client is None or client.deleted_at is not None:
+            raise NotFoundError("no such client")
+        if by is not None and not by.is_admin and client.owner_id != by.user_id:
+            raise NotFoundError("no such client")  # someone else's client is not even acknowledged
+        client.deleted_at = now
+        client.updated_at = now
+        for table in (AccessToken, RefreshToken):
+            await session.execute(
+                update(table)
+                .where(table.client_id == client_id, table.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        actor = "admin" if by is not None and by.is_admin and client.owner_id != by.user_id else "user"
+        # History first (it reads the still-active consents), then the bulk revocation.
+        await session.execute(
+            insert(ConsentHistory).from_select(
+                ["consent_id", "user_id", "client_id", "action", "actor", "scopes_before", "occurred_at"],
+                select(
+                    Consent.id,
+                    Consent.user_id,
+                    Consent.client_id,
+                    literal("revoked"),
+                    literal("system"),
+                    Consent.scopes,
+                    literal(now, type_=ConsentHistory.occurred_at.type),
+                ).where(Consent.client_id == client_id, Consent.status == ConsentStatus.ACTIVE),
+            )
+        )
+        await session.execute(
+            update(Consent)
+            .where(Consent.client_id == client_id, Consent.status == ConsentStatus.ACTIVE)
+            .values(status=ConsentStatus.REVOKED, revoked_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        await AuditRepository(session).record(
+            "client_deleted",
+            now=now,
+            origin=origin,
+            user_id=by.user_id if by else None,
+            client_id=client_id,
+            actor=actor if by else "admin",
+        )
+    runtime.clients.invalidate(client_id)
+
+
+async def delete_account(
+    runtime: Runtime, user_id: uuid.UUID, *, grace: timedelta, origin: RequestOrigin, now: datetime
+) -> datetime:
+    """Soft delete with a grace period: sign-in stops, sessions end, every app loses access (each client is
+    told, as for a revocation); the record is kept, restorable, until ``purge_after``."""
+    async with runtime.database.read_only() as session:
+        client_ids = list(
+            await session.scalars(
+                select(Consent.client_id).where(
+                    Consent.user_id == user_id, Consent.status == ConsentStatus.ACTIVE
+                )
+            )
+        )
+    for client_id in client_ids:
+        with contextlib.suppress(NotFoundError):  # revoked meanwhile
+            await revoke_consent(runtime, user_id, client_id, actor="user", origin=origin, now=now)
+    async with runtime.database.unit_of_work() as session:
+        user = await session.get(User, user_id, with_for_update=True)
+        if user is None or user.status != UserStatus.ACTIVE:
+            raise ForbiddenError("this account is already deleted")
+        purge_after = now + grace
+        user.status = UserStatus.DELETED
+        user.deleted_at = now
+        user.purge_after = purge_after
+        user.updated_at = now
+        for table in (AccessToken, RefreshToken):  # grants that had no remembered consent
+            await session.execute(
+                update(table)
+                .where(table.user_id == user_id, table.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        await session.execute(
+            update(UserSession)
+            .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        await AuditRepository(session).record(
+            "user_deleted",
+            now=now,
+            origin=origin,
+            user_id=user_id,
+            details={"purge_after": purge_after.isoformat()},
+        )
+    return purge_after

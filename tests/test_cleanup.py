@@ -1,0 +1,120 @@
+"""The cleanup job: expired rows go in bounded batches, live ones stay, expired consents become history."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from consentry.crypto.hashing import token_hash
+from consentry.domain.scopes import Scopes
+from consentry.jobs.cleanup import run_cleanup
+from consentry.runtime import Runtime, utcnow
+from consentry.settings import Settings
+from consentry.storage.consents import ConsentRepository
+from consentry.storage.tables import AccessToken, Consent, ConsentHistory, RefreshToken
+from tests.conftest import make_settings
+from tests.oauth import make_app, make_person, tokens_for
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path, cleanup_batch_size=3)  # many small batches
+
+
+async def count(runtime: Runtime, table: type) -> int:
+    async with runtime.database.read_only() as session:
+        return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def test_cleanup_purges_expired_rows_and_marks_consents(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    app, person = await make_app(runtime), await make_person(runtime)
+    live = await tokens_for(http, runtime, app, person)
+    now = utcnow()
+    async with runtime.database.unit_of_work() as session:
+        session.add_all(
+            [
+                AccessToken(
+                    token_hash=token_hash(f"old-{i}"),
+                    client_id=app.client_id,
+                    user_id=person.user_id,
+                    scopes=Scopes.parse("openid"),
+                    created_at=now - timedelta(hours=3),
+                    expires_at=now - timedelta(hours=2),
+                )
+                for i in range(10)
+            ]
+        )
+        session.add_all(
+            [
+                RefreshToken(
+                    token_hash=token_hash(f"old-r-{i}"),
+                    client_id=app.client_id,
+                    user_id=person.user_id,
+                    family_id=uuid.uuid4(),
+                    scopes=Scopes.parse("openid"),
+                    created_at=now - timedelta(days=31),
+                    expires_at=now - timedelta(days=1),
+                )
+                for i in range(4)
+            ]
+        )
+        consent = await ConsentRepository(session).get_active(person.user_id, app.client_id)
+        assert consent is not None
+        consent.expires_at = now - timedelta(minutes=1)
+    before_access = await count(runtime, AccessToken)
+
+    dry = await run_cleanup(runtime, now=utcnow(), dry_run=True)
+    assert dry.counts["access_tokens"] == 10 and dry.counts["refresh_tokens"] == 4
+    assert dry.counts["consents_expired"] == 1
+    assert await count(runtime, AccessToken) == before_access  # a dry run changes nothing
+
+    batches: list[tuple[str, int]] = []
+    report = await run_cleanup(
+        runtime, now=utcnow(), progress=lambda name, rows: batches.append((name, rows))
+    )
+    assert report.counts["access_tokens"] == 10
+    assert report.counts["refresh_tokens"] == 4
+    assert report.counts["consents_expired"] == 1
+    assert max(rows for _, rows in batches) <= 3  # bounded statements
+    assert await count(runtime, AccessToken) == before_access - 10
+    async with runtime.database.read_only() as session:
+        assert await session.get(AccessToken, token_hash(live["access_token"])) is not None
+        consent = await session.scalar(select(Consent).where(Consent.user_id == person.user_id))
+        history = list(
+            await session.scalars(
+                select(ConsentHistory.action).where(ConsentHistory.user_id == person.user_id)
+            )
+        )
+    assert consent is not None and consent.status == "expired"
+    assert history[-1] == "expired"
+    again = await run_cleanup(runtime, now=utcnow())
+    assert again.counts["access_tokens"] == 0 and again.counts["consents_expired"] == 0
+
+
+def test_cleanup_cli_dry_run(database_url: str, tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
+        "CONSENTRY_DATABASE_URL": database_url,
+        "CONSENTRY_SECRET_KEY_FILE": str(tmp_path / "secret"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "consentry", "cleanup", "--dry-run"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "would be cleaned" in result.stdout
+    assert "access_tokens" in result.stdout and "consents_expired" in result.stdout
