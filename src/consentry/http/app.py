@@ -22,6 +22,7 @@ from consentry.http.routers import (
     admin,
     auth,
     authorize,
+    clients,
     consents,
     demo,
     discovery,
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
     routers = (
         health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
         consents.router, pages.router, demo.router, admin.router, accounts.router,
+        clients.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

@@ -1,4 +1,4 @@
-"""The person's own account and the clients they own (SPEC §4, §5): deletion paths for now."""
+"""The person's own account (SPEC §4)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
-from consentry.services.cascades import delete_account, delete_client
+from consentry.services.cascades import delete_account
 from consentry.services.sessions import SESSION_COOKIE
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -25,12 +25,3 @@ async def delete_me(runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginD
     )
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.delete("/oauth2/clients/{client_id}", status_code=204)
-async def delete_owned_client(
-    client_id: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
-) -> Response:
-    """Soft delete a client you own (or any, as an admin): it stops working at once."""
-    await delete_client(runtime, client_id, signed_in, origin=origin, now=now)
-    return Response(status_code=204)

@@ -1,0 +1,232 @@
+"""Client owners manage their clients (SPEC §5): register, read, update, rotate the secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.crypto.hashing import new_token
+from consentry.domain.clients import InvalidClientMetadata, build_client_metadata
+from consentry.domain.scopes import InvalidScopeToken, Scopes
+from consentry.errors import ConsentryError, ForbiddenError, NotFoundError
+from consentry.runtime import Runtime
+from consentry.services.clients import IssuedClient, new_webhook_secret, register_client
+from consentry.services.sessions import SignedIn
+from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.tables import Client, SubjectType, TokenEndpointAuthMethod
+
+UPDATABLE = (
+    "client_name",
+    "client_uri",
+    "logo_uri",
+    "redirect_uris",
+    "scope",
+    "grant_types",
+    "webhook_url",
+    "policy_uri",
+    "tos_uri",
+    "policy_version",
+    "consent_ttl_days",
+    "subject_type",
+    "sector_identifier_uri",
+    "trusted",
+)
+
+
+class InvalidClientMetadataError(ConsentryError):
+    """RFC 7591 §3.2.2."""
+
+    error = "invalid_client_metadata"
+
+
+class InvalidRedirectUriError(ConsentryError):
+    """RFC 7591 §3.2.2."""
+
+    error = "invalid_redirect_uri"
+
+
+def metadata_error(exc: InvalidClientMetadata | InvalidScopeToken) -> ConsentryError:
+    if isinstance(exc, InvalidClientMetadata) and exc.field == "redirect_uris":
+        return InvalidRedirectUriError(str(exc))
+    return InvalidClientMetadataError(str(exc))
+
+
+def describe(client: Client) -> dict[str, Any]:
+    """The client as its owner sees it (never the secrets)."""
+    return {
+        "client_id": client.id,
+        "client_name": client.name,
+        "client_uri": client.client_uri,
+        "logo_uri": client.logo_uri,
+        "redirect_uris": list(client.redirect_uris),
+        "scope": client.scopes.format(),
+        "grant_types": list(client.grant_types),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method.value,
+        "subject_type": client.subject_type.value,
+        "sector_identifier_uri": client.sector_identifier_uri,
+        "webhook_url": client.webhook_url,
+        "policy_uri": client.policy_uri,
+        "tos_uri": client.tos_uri,
+        "policy_version": client.policy_version,
+        "consent_ttl_days": client.consent_ttl_days,
+        "trusted": client.trusted,
+        "created_at": client.created_at.isoformat(),
+        "updated_at": client.updated_at.isoformat(),
+    }
+
+
+def _build(runtime: Runtime, values: dict[str, Any], known: frozenset[str], *, trusted: bool) -> Any:
+    try:
+        return build_client_metadata(
+            name=values.get("client_name") or "",
+            redirect_uris=values.get("redirect_uris") or [],
+            scopes=Scopes.parse(values.get("scope") or "openid"),
+            known_scopes=known,
+            grant_types=values.get("grant_types"),
+            token_endpoint_auth_method=values.get("token_endpoint_auth_method") or "client_secret_basic",
+            subject_type=values.get("subject_type") or "public",
+            sector_identifier_uri=values.get("sector_identifier_uri"),
+            client_uri=values.get("client_uri"),
+            logo_uri=values.get("logo_uri"),
+            policy_uri=values.get("policy_uri"),
+            tos_uri=values.get("tos_uri"),
+            policy_version=values.get("policy_version"),
+            webhook_url=values.get("webhook_url"),
+            consent_ttl_days=values.get("consent_ttl_days"),
+            trusted=trusted,
+            allow_private_webhooks=runtime.settings.webhook_allow_private
+            or runtime.settings.issuer_is_loopback,
+        )
+    except (InvalidClientMetadata, InvalidScopeToken) as exc:
+        raise metadata_error(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    issued: IssuedClient
+    client: dict[str, Any]
+
+
+async def create_client(
+    runtime: Runtime, owner: SignedIn, values: dict[str, Any], *, origin: RequestOrigin, now: datetime
+) -> Created:
+    if values.get("trusted") and not owner.is_admin:
+        raise ForbiddenError("only administrators can mark a client trusted")
+    metadata = _build(
+        runtime, values, await runtime.clients.known_scopes(), trusted=bool(values.get("trusted"))
+    )
+    async with runtime.database.unit_of_work() as session:
+        issued = await register_client(
+            session,
+            metadata,
+            secret_hasher=runtime.secret_hasher,
+            secret_box=runtime.secret_box,
+            now=now,
+            owner_id=owner.user_id,
+        )
+        client = await session.get(Client, issued.client_id)
+        assert client is not None
+        await AuditRepository(session).record(
+            "client_created",
+            now=now,
+            origin=origin,
+            user_id=owner.user_id,
+            client_id=issued.client_id,
+            scopes=metadata.scopes,
+        )
+        return Created(issued, describe(client))
+
+
+async def _owned(session: AsyncSession, client_id: str, by: SignedIn, *, for_update: bool = False) -> Client:
+    client = await session.get(Client, client_id, with_for_update=for_update)
+    if client is None or client.deleted_at is not None or (client.owner_id != by.user_id and not by.is_admin):
+        raise NotFoundError("no such client")
+    return client
+
+
+async def list_clients(runtime: Runtime, owner: SignedIn) -> list[dict[str, Any]]:
+    async with runtime.database.read_only() as session:
+        rows = await session.scalars(
+            select(Client)
+            .where(Client.owner_id == owner.user_id, Client.deleted_at.is_(None))
+            .order_by(Client.created_at)
+        )
+        return [describe(client) for client in rows]
+
+
+async def read_client(runtime: Runtime, client_id: str, by: SignedIn) -> dict[str, Any]:
+    async with runtime.database.read_only() as session:
+        return describe(await _owned(session, client_id, by))
+
+
+async def update_client(
+    runtime: Runtime,
+    client_id: str,
+    by: SignedIn,
+    changes: dict[str, Any],
+    *,
+    origin: RequestOrigin,
+    now: datetime,
+) -> tuple[dict[str, Any], str | None]:
+    """Apply the changes after validating the whole result; returns the client and a new webhook secret if one
+    was created (a webhook URL added where there was none)."""
+    if "trusted" in changes and not by.is_admin:
+        raise ForbiddenError("only administrators can change whether a client is trusted")
+    known = await runtime.clients.known_scopes()
+    async with runtime.database.unit_of_work() as session:
+        client = await _owned(session, client_id, by, for_update=True)
+        merged = {**describe(client), **changes}
+        metadata = _build(runtime, merged, known, trusted=bool(merged.get("trusted")))
+        client.name = metadata.name
+        client.redirect_uris = list(metadata.redirect_uris)
+        client.scopes = metadata.scopes
+        client.grant_types = list(metadata.grant_types)
+        client.subject_type = SubjectType(metadata.subject_type)
+        client.sector_identifier_uri = metadata.sector_identifier_uri
+        client.sector = metadata.sector
+        client.client_uri, client.logo_uri = metadata.client_uri, metadata.logo_uri
+        client.policy_uri, client.tos_uri = metadata.policy_uri, metadata.tos_uri
+        client.policy_version = metadata.policy_version
+        client.consent_ttl_days = metadata.consent_ttl_days
+        client.trusted = metadata.trusted
+        webhook_secret = None
+        if metadata.webhook_url and not client.webhook_secret:
+            webhook_secret = new_webhook_secret()
+            client.webhook_secret = runtime.secret_box.seal(webhook_secret.encode())
+        client.webhook_url = metadata.webhook_url
+        client.updated_at = now
+        await AuditRepository(session).record(
+            "client_updated",
+            now=now,
+            origin=origin,
+            user_id=by.user_id,
+            client_id=client_id,
+            actor="admin" if by.is_admin and client.owner_id != by.user_id else "user",
+            details={"changed": sorted(changes)},
+        )
+        described = describe(client)
+    runtime.clients.invalidate(client_id)
+    return described, webhook_secret
+
+
+async def regenerate_secret(
+    runtime: Runtime, client_id: str, by: SignedIn, *, origin: RequestOrigin, now: datetime
+) -> str:
+    """A new client secret; the old one stops working at once (other processes: within the cache TTL)."""
+    secret = new_token()
+    async with runtime.database.unit_of_work() as session:
+        client = await _owned(session, client_id, by, for_update=True)
+        if client.token_endpoint_auth_method == TokenEndpointAuthMethod.NONE:
+            raise InvalidClientMetadataError("a public client has no secret")
+        client.secret_hash = runtime.secret_hasher.hash(secret)
+        client.secret_rotated_at = now
+        client.updated_at = now
+        await AuditRepository(session).record(
+            "client_secret_rotated", now=now, origin=origin, user_id=by.user_id, client_id=client_id
+        )
+    runtime.clients.invalidate(client_id)
+    return secret
