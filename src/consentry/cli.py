@@ -280,6 +280,29 @@ def user_create(
         out.print(f"user_id: [bold]{user_id}[/]")
 
 
+@user_app.command("grant-admin")
+def user_grant_admin(
+    email: Annotated[str, typer.Option("--email", help="The account to make an administrator.")],
+) -> None:
+    """Give an account the admin role (required by every /api/v1/admin route)."""
+    from consentry.domain.identifiers import normalise_email
+    from consentry.storage.audit import AuditRepository
+    from consentry.storage.users import UserRepository
+
+    async def _grant(runtime: Runtime) -> str:
+        async with runtime.database.unit_of_work() as session:
+            user = await UserRepository(session).find_by_email(normalise_email(email))
+            if user is None:
+                raise ConfigurationError(f"no account with the email {email}")
+            user.is_admin = True
+            await AuditRepository(session).record(
+                "admin_granted", now=utcnow(), user_id=user.id, actor="admin", details={"via": "cli"}
+            )
+            return str(user.id)
+
+    out.print(f"{email} is now an administrator (user_id {run(_grant, migrate=True)})")
+
+
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """New signing keys (RS256, ES256); old keys stay in the JWKS until their tokens expire."""

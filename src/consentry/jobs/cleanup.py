@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, insert, literal, select, update
 
 from consentry.runtime import Runtime
+from consentry.services.accounts import purge_deleted_accounts
 from consentry.storage.tables import (
     AccessToken,
     AuditEvent,
@@ -83,6 +84,8 @@ async def run_cleanup(
 ) -> CleanupReport:
     batch = runtime.settings.cleanup_batch_size
     report = CleanupReport(dry_run=dry_run)
+    if not dry_run:
+        report.counts["accounts_purged"] = await purge_deleted_accounts(runtime, now=now, batch=batch)
     report.counts["consents_expired"] = await _expire_consents(
         runtime, now=now, batch=batch, dry_run=dry_run, progress=progress
     )

@@ -151,7 +151,9 @@ async def submit_identifier(
         has_password = (
             user is not None and await UserRepository(session).current_password_hash(user.id) is not None
         )
-        if user is None:
+        if user is None and await _restorable(session, identifier, now=now) is not None:
+            purpose, step = "restore", "verify"  # deleted, still in its grace period: the code restores it
+        elif user is None:
             purpose, step = "signup", "verify"
         elif reset:
             purpose, step = "reset", "verify"
@@ -230,8 +232,25 @@ async def verify_identifier(
     )
 
 
+async def _restorable(session: AsyncSession, identifier: Identifier, *, now: datetime) -> User | None:
+    column = User.email if identifier.kind == "email" else User.phone
+    return await session.scalar(
+        select(User).where(
+            column == identifier.value, User.status == UserStatus.DELETED, User.purge_after > now
+        )
+    )
+
+
 async def _after_verification(session: AsyncSession, flow: SigninFlow, *, now: datetime) -> Step:
     identifier = Identifier(flow.identifier_type, flow.identifier)  # type: ignore[arg-type]
+    if flow.purpose == "restore":
+        deleted = await _restorable(session, identifier, now=now)
+        if deleted is None:
+            raise InvalidFlowError()
+        deleted.status, deleted.deleted_at, deleted.purge_after = UserStatus.ACTIVE, None, None
+        await AuditRepository(session).record("user_restored", now=now, user_id=deleted.id)
+        flow.purpose = "signin"
+        await session.flush()
     user = await _find_user(session, identifier)
     flow.code_hash = None
     next_step: Step = "set_password"
@@ -315,9 +334,16 @@ async def set_password(
 
 
 async def change_password(
-    runtime: Runtime, session: AsyncSession, user: User, password: str, *, now: datetime
+    runtime: Runtime,
+    session: AsyncSession,
+    user: User,
+    password: str,
+    *,
+    now: datetime,
+    keep_session: uuid.UUID | None = None,
 ) -> None:
-    """New credential; none of the last five may be reused; every session of the account ends."""
+    """New credential; none of the last five may be reused; every session of the account ends (except
+    ``keep_session``, the one the change was made from)."""
     history = list(
         await session.scalars(
             select(UserCredential)
@@ -336,11 +362,10 @@ async def change_password(
     session.add(
         UserCredential(user_id=user.id, password_hash=runtime.passwords.hash(password), created_at=now)
     )
-    await session.execute(
-        update(UserSession)
-        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    ending = update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+    if keep_session is not None:
+        ending = ending.where(UserSession.id != keep_session)
+    await session.execute(ending.values(revoked_at=now))
     user.updated_at = now
 
 

@@ -3,21 +3,71 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter
+from pydantic import Field
 from starlette.responses import Response
 
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
+from consentry.http.schemas import RequestBody
+from consentry.services import accounts
 from consentry.services.cascades import delete_account
 from consentry.services.sessions import SESSION_COOKIE
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(prefix="/api/v1/users/me", tags=["account"])
 
 
-@router.delete("/users/me")
+class ProfileChanges(RequestBody):
+    name: str | None = Field(default=None, max_length=200)
+    given_name: str | None = Field(default=None, max_length=100)
+    family_name: str | None = Field(default=None, max_length=100)
+    preferred_username: str | None = Field(default=None, max_length=100)
+    picture: str | None = Field(default=None, max_length=2048)
+    locale: str | None = Field(default=None, max_length=35)
+    zoneinfo: str | None = Field(default=None, max_length=64)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    current_password: str | None = Field(default=None, max_length=1024)
+    new_password: str | None = Field(default=None, max_length=1024)
+
+
+class ConfirmIdentifier(RequestBody):
+    flow_token: str = Field(max_length=1024)
+    code: str = Field(max_length=16)
+
+
+@router.get("")
+async def me(runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse:
+    return JSONResponse(await accounts.read_me(runtime, signed_in), headers={"Cache-Control": "no-store"})
+
+
+@router.patch("")
+async def update_me(
+    body: ProfileChanges, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    """Profile fields at once; a new email/phone after its code (``verification``); a new password with the
+    current one (the last five are refused; every other session ends)."""
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    result = await accounts.update_me(runtime, signed_in, changes, origin=origin, now=now)
+    status = 202 if "verification" in result else 200
+    return JSONResponse(result, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/verify-identifier")
+async def confirm_identifier(
+    body: ConfirmIdentifier, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    user = await accounts.confirm_change(
+        runtime, signed_in, body.flow_token, body.code, origin=origin, now=now
+    )
+    return JSONResponse({"user": user}, headers={"Cache-Control": "no-store"})
+
+
+@router.delete("")
 async def delete_me(runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep) -> Response:
-    """Soft delete: every app loses access now; the account can be restored until ``purge_after``."""
+    """Soft delete: every app loses access now; signing in before ``purge_after`` restores the account."""
     grace = timedelta(days=runtime.settings.account_deletion_grace_days)
     purge_after = await delete_account(runtime, signed_in.user_id, grace=grace, origin=origin, now=now)
     response = JSONResponse(

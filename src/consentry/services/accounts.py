@@ -1,0 +1,208 @@
+"""A person's own account (SPEC §4): profile, identifier changes, password change, permanent purge."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from consentry.domain.identifiers import Identifier, InvalidIdentifier, normalise_email, normalise_phone
+from consentry.errors import (
+    ConflictError,
+    ExpiredCodeError,
+    InvalidCodeError,
+    InvalidCredentialsError,
+    InvalidFlowError,
+    InvalidRequestError,
+)
+from consentry.runtime import Runtime
+from consentry.services.sessions import SignedIn
+from consentry.services.signin import CODE_TTL, FLOW_TTL, MAX_CODE_FAILURES, change_password
+from consentry.services.users import check_password_policy
+from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.tables import AuditEvent, ConsentHistory, SigninFlow, User, UserStatus
+from consentry.storage.users import UserRepository
+
+PROFILE_FIELDS = ("name", "given_name", "family_name", "preferred_username", "picture", "locale", "zoneinfo")
+
+
+def describe(user: User) -> dict[str, Any]:
+    return {
+        "user_id": str(user.id),
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "phone": user.phone,
+        "phone_verified": user.phone_verified,
+        **{field: getattr(user, field) for field in PROFILE_FIELDS},
+        "is_admin": user.is_admin,
+        "created_at": user.created_at.isoformat(),
+        "updated_at": user.updated_at.isoformat(),
+    }
+
+
+async def _me(session: AsyncSession, signed_in: SignedIn, *, for_update: bool = False) -> User:
+    user = await session.get(User, signed_in.user_id, with_for_update=for_update)
+    if user is None or user.status != UserStatus.ACTIVE:
+        raise InvalidFlowError("this account is not active")
+    return user
+
+
+async def read_me(runtime: Runtime, signed_in: SignedIn) -> dict[str, Any]:
+    async with runtime.database.read_only() as session:
+        return describe(await _me(session, signed_in))
+
+
+async def update_me(
+    runtime: Runtime, signed_in: SignedIn, changes: dict[str, Any], *, origin: RequestOrigin, now: datetime
+) -> dict[str, Any]:
+    """Profile fields apply at once; a new email or phone only after its code is verified (the answer carries
+    the flow token); a new password needs the current one."""
+    result: dict[str, Any] = {}
+    async with runtime.database.unit_of_work() as session:
+        user = await _me(session, signed_in, for_update=True)
+        audit = AuditRepository(session)
+        profile = {k: v for k, v in changes.items() if k in PROFILE_FIELDS}
+        if profile:
+            for key, value in profile.items():
+                setattr(user, key, value or None)
+            user.updated_at = now
+            await audit.record(
+                "profile_updated",
+                now=now,
+                origin=origin,
+                user_id=user.id,
+                details={"fields": sorted(profile)},
+            )
+        if "new_password" in changes:
+            current = changes.get("current_password") or ""
+            stored = await UserRepository(session).current_password_hash(user.id)
+            if stored is None or not runtime.passwords.verify(stored, current):
+                raise InvalidCredentialsError("the current password is not correct")
+            check_password_policy(changes["new_password"])
+            await change_password(
+                runtime, session, user, changes["new_password"], now=now, keep_session=signed_in.session_id
+            )
+            await audit.record(
+                "password_changed", now=now, origin=origin, user_id=user.id, details={"via": "account"}
+            )
+        for kind in ("email", "phone"):
+            if changes.get(kind):
+                result["verification"] = await _start_change(
+                    runtime, session, user, kind, changes[kind], now=now
+                )
+        result["user"] = describe(user)
+    return result
+
+
+async def _start_change(
+    runtime: Runtime, session: AsyncSession, user: User, kind: str, raw: str, *, now: datetime
+) -> dict[str, Any]:
+    try:
+        value = normalise_email(raw) if kind == "email" else normalise_phone(raw)
+    except InvalidIdentifier as exc:
+        raise InvalidRequestError(str(exc)) from None
+    column = User.email if kind == "email" else User.phone
+    if await session.scalar(select(exists().where(column == value, User.id != user.id))):
+        raise ConflictError(f"this {kind} belongs to another account")
+    identifier = Identifier(kind, value)  # type: ignore[arg-type]
+    limiter = runtime.rate_limiter
+    await limiter.take(limiter.policy.code_sends_per_identifier, "code-send", value)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    flow = SigninFlow(
+        id=uuid.uuid4(),
+        identifier=value,
+        identifier_type=kind,
+        purpose="change",
+        step="change",
+        created_at=now,
+        expires_at=now + FLOW_TTL,
+        code_expires_at=now + CODE_TTL,
+        code_sent_at=now,
+    )
+    flow.code_hash = runtime.secret_hasher.hash(f"one-time-code:{flow.id}:{code}")
+    session.add(flow)
+    await runtime.senders.for_identifier(identifier).send(identifier, code, purpose="change")
+    # The token (not the row) names the account, so only the account that started the change can finish it.
+    token = runtime.flow_tokens.issue(flow.id, f"change:{user.id}", expires_at=flow.expires_at)
+    return {"flow_token": token, "next": "verify", "identifier_type": kind}
+
+
+async def confirm_change(
+    runtime: Runtime, signed_in: SignedIn, flow_token: str, code: str, *, origin: RequestOrigin, now: datetime
+) -> dict[str, Any]:
+    """The new identifier is proven: it replaces the old one, verified."""
+    flow_id = runtime.flow_tokens.read(flow_token, step=f"change:{signed_in.user_id}", now=now)
+    failure = None
+    async with runtime.database.unit_of_work() as session:
+        flow = await session.get(SigninFlow, flow_id, with_for_update=True)
+        if flow is None or flow.step != "change" or flow.completed_at is not None or now >= flow.expires_at:
+            raise InvalidFlowError()
+        if flow.code_hash is None or flow.code_expires_at is None or now >= flow.code_expires_at:
+            raise ExpiredCodeError()
+        expected = runtime.secret_hasher.hash(f"one-time-code:{flow.id}:{code.strip()}")
+        if not hmac.compare_digest(expected, flow.code_hash):
+            flow.failed_attempts += 1
+            if flow.failed_attempts >= MAX_CODE_FAILURES:
+                flow.step = "dead"
+            failure = InvalidCodeError("the code is not correct")
+        else:
+            user = await _me(session, signed_in, for_update=True)
+            column = User.email if flow.identifier_type == "email" else User.phone
+            if await session.scalar(select(exists().where(column == flow.identifier, User.id != user.id))):
+                raise ConflictError(f"this {flow.identifier_type} belongs to another account")
+            if flow.identifier_type == "email":
+                user.email, user.email_verified = flow.identifier, True
+            else:
+                user.phone, user.phone_verified = flow.identifier, True
+            user.updated_at = now
+            flow.completed_at, flow.step = now, "done"
+            await AuditRepository(session).record(
+                "identifier_changed",
+                now=now,
+                origin=origin,
+                user_id=user.id,
+                details={"identifier_type": flow.identifier_type},
+            )
+            described = describe(user)
+    if failure is not None:
+        raise failure
+    return described
+
+
+async def purge_deleted_accounts(runtime: Runtime, *, now: datetime, batch: int) -> int:
+    """After the grace period: erase accounts in bounded batches. Consent history and audit events are kept,
+    anonymised (no user id, IP or user agent); consents, tokens, sessions and credentials go with the row."""
+    total = 0
+    while True:
+        async with runtime.database.unit_of_work() as session:
+            ids = list(
+                await session.scalars(
+                    select(User.id)
+                    .where(User.status == UserStatus.DELETED, User.purge_after < now)
+                    .limit(batch)
+                )
+            )
+            if ids:
+                await session.execute(
+                    update(ConsentHistory)
+                    .where(ConsentHistory.user_id.in_(ids))
+                    .values(user_id=None, consent_id=None, ip=None, user_agent=None)
+                    .execution_options(synchronize_session=False)
+                )
+                await session.execute(
+                    update(AuditEvent)
+                    .where(AuditEvent.user_id.in_(ids))
+                    .values(user_id=None, ip=None, user_agent=None)
+                    .execution_options(synchronize_session=False)
+                )
+                await session.execute(
+                    delete(User).where(User.id.in_(ids)).execution_options(synchronize_session=False)
+                )
+        total += len(ids)
+        if len(ids) < batch:
+            return total
