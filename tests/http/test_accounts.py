@@ -1,4 +1,4 @@
-"""The person's own account (SPEC §4): profile, identifier change, password change, delete and restore, purge."""
+"""The account (SPEC §4): profile, identifier change, password change, delete and restore, purge."""
 
 from __future__ import annotations
 
