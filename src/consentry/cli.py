@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -32,12 +32,14 @@ app = typer.Typer(
 client_app = typer.Typer(help="Register and manage OAuth clients.", no_args_is_help=True)
 user_app = typer.Typer(help="Create and manage user accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the ID token signing keys.", no_args_is_help=True)
+users_app = typer.Typer(help="Act on many accounts at once.", no_args_is_help=True)
 pseudonyms_app = typer.Typer(
     help="Manage pairwise pseudonym versions (OIDC Core §8.1).", no_args_is_help=True
 )
 app.add_typer(client_app, name="client")
 app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 app.add_typer(pseudonyms_app, name="pseudonyms")
 
 err = Console(stderr=True, highlight=False)
@@ -301,6 +303,49 @@ def user_grant_admin(
             return str(user.id)
 
     out.print(f"{email} is now an administrator (user_id {run(_grant, migrate=True)})")
+
+
+@users_app.command("bulk")
+def users_bulk(
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="soft-delete, restore, verify-email, unverify-email, verify-phone, unverify-phone"
+        ),
+    ],
+    email: Annotated[list[str], typer.Option("--email", help="An account, by email (repeatable).")],
+) -> None:
+    """Soft delete, restore, or set verification on many accounts, one statement per table."""
+    from sqlalchemy import select
+
+    from consentry.domain.identifiers import normalise_email
+    from consentry.services.admin import BulkAction, bulk_users
+    from consentry.storage.audit import RequestOrigin
+    from consentry.storage.tables import User
+
+    allowed = ("soft_delete", "restore", "verify_email", "unverify_email", "verify_phone", "unverify_phone")
+    chosen = action.replace("-", "_")
+    if chosen not in allowed:
+        raise fail(
+            f"unknown action {action!r}; choose one of {', '.join(a.replace('_', '-') for a in allowed)}"
+        )
+
+    async def _bulk(runtime: Runtime) -> tuple[int, int]:
+        emails = [normalise_email(e) for e in email]
+        async with runtime.database.read_only() as session:
+            ids = list(await session.scalars(select(User.id).where(User.email.in_(emails))))
+        affected = await bulk_users(
+            runtime,
+            cast("BulkAction", chosen),
+            ids,
+            admin=None,
+            origin=RequestOrigin(user_agent="consentry-cli"),
+            now=utcnow(),
+        )
+        return len(ids), affected
+
+    found, affected = run(_bulk, migrate=True)
+    out.print(f"{action}: {affected} of {found} accounts found ({len(email)} asked for) changed")
 
 
 @keys_app.command("rotate")

@@ -6,11 +6,14 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import Field
 from sqlalchemy import func, select
 
 from consentry.errors import ForbiddenError
-from consentry.http.deps import RuntimeDep, SignedInDep
+from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
+from consentry.http.schemas import RequestBody
+from consentry.services.admin import BulkAction, bulk_users, statistics
 from consentry.services.export import audit_entry
 from consentry.services.sessions import SignedIn
 from consentry.storage.tables import AuditEvent, OutboxStatus, WebhookOutbox
@@ -30,7 +33,9 @@ AdminDep = Annotated[SignedIn, Depends(require_admin)]
 @router.get("/audit")
 async def audit(
     runtime: RuntimeDep,
-    _admin: AdminDep,
+    admin: AdminDep,
+    origin: OriginDep,
+    now: NowDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     event_type: Annotated[str | None, Query(max_length=48)] = None,
@@ -90,3 +95,25 @@ async def webhooks(
             ]
         }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/stats")
+async def stats(runtime: RuntimeDep, _admin: AdminDep, now: NowDep) -> JSONResponse:
+    """Most used clients, activity by day and event type (30 days), refresh rate by client (7 days)."""
+    return JSONResponse(await statistics(runtime, now=now), headers={"Cache-Control": "no-store"})
+
+
+class BulkUsers(RequestBody):
+    action: BulkAction
+    user_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
+
+
+@router.post("/users/bulk")
+async def bulk(
+    body: BulkUsers, runtime: RuntimeDep, admin: AdminDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    """Soft delete, restore, or set verification on many accounts at once (one statement per table)."""
+    affected = await bulk_users(
+        runtime, body.action, body.user_ids, admin=admin.user_id, origin=origin, now=now
+    )
+    return JSONResponse({"action": body.action, "requested": len(body.user_ids), "affected": affected})
