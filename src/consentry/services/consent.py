@@ -15,7 +15,7 @@ from consentry.domain.scopes import Scopes
 from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, to_stored
-from consentry.storage.tables import Consent, ConsentHistory, ConsentStatus
+from consentry.storage.tables import Consent, ConsentStatus
 
 if TYPE_CHECKING:
     from consentry.runtime import Runtime
@@ -104,22 +104,7 @@ async def _record(
             )
         )
         action = "granted"
-    origin = origin or RequestOrigin()
-    await consents.add_history(
-        ConsentHistory(
-            consent_id=record.id,
-            user_id=user_id,
-            client_id=client.id,
-            action=action,
-            actor=actor,
-            scopes_before=before,
-            scopes_after=record.scopes,
-            policy_version=client.policy_version,
-            ip=origin.ip,
-            user_agent=origin.user_agent[:512] if origin.user_agent else None,
-            occurred_at=now,
-        )
-    )
+    await consents.record_change(record, action, actor=actor, scopes_before=before, origin=origin, now=now)
     await AuditRepository(session).record(
         "consent_granted" if action == "granted" else "consent_updated",
         now=now,

@@ -15,7 +15,7 @@ from consentry.runtime import Runtime
 from consentry.services.webhooks import enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository
-from consentry.storage.tables import AccessToken, Client, Consent, ConsentHistory, ConsentStatus
+from consentry.storage.tables import AccessToken, Client, Consent, ConsentStatus
 from consentry.storage.tokens import TokenRepository, live_tokens_of
 
 
@@ -81,20 +81,14 @@ async def revoke_consent(
         consent.revoked_at = now
         consent.updated_at = now
         revoked = await TokenRepository(session).revoke_for_user_and_client(user_id, client_id, now=now)
-        await consents.add_history(
-            ConsentHistory(
-                consent_id=consent.id,
-                user_id=user_id,
-                client_id=client_id,
-                action="revoked",
-                actor=actor,
-                scopes_before=before,
-                scopes_after=Scopes(),
-                policy_version=consent.policy_version,
-                ip=origin.ip,
-                user_agent=origin.user_agent[:512] if origin.user_agent else None,
-                occurred_at=now,
-            )
+        await consents.record_change(
+            consent,
+            "revoked",
+            actor=actor,
+            scopes_before=before,
+            scopes_after=Scopes(),
+            origin=origin,
+            now=now,
         )
         audit = AuditRepository(session)
         await audit.record(
@@ -170,20 +164,8 @@ async def narrow_consent(
                 revoked += await tokens.revoke_access_token(token.token_hash, now=now)
             else:  # a refresh token carries its grant's scopes: the whole grant goes
                 revoked += await tokens.revoke_family(token.family_id, now=now)
-        await consents.add_history(
-            ConsentHistory(
-                consent_id=consent.id,
-                user_id=user_id,
-                client_id=client_id,
-                action="narrowed",
-                actor=actor,
-                scopes_before=before,
-                scopes_after=consent.scopes,
-                policy_version=consent.policy_version,
-                ip=origin.ip,
-                user_agent=origin.user_agent[:512] if origin.user_agent else None,
-                occurred_at=now,
-            )
+        await consents.record_change(
+            consent, "narrowed", actor=actor, scopes_before=before, origin=origin, now=now
         )
         audit = AuditRepository(session)
         await audit.record(

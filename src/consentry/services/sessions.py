@@ -54,7 +54,7 @@ async def create_session(
             last_seen_at=now,
             expires_at=now + ttl,
             ip=origin.ip,
-            user_agent=origin.user_agent[:512] if origin.user_agent else None,
+            user_agent=origin.user_agent,
         )
     )
     return NewSession(token=token, session_id=row.id, expires_at=row.expires_at)

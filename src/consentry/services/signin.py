@@ -305,7 +305,7 @@ async def set_password(
                     action="terms_accepted",
                     actor="user",
                     ip=origin.ip,
-                    user_agent=_ua(origin),
+                    user_agent=origin.user_agent,
                     occurred_at=now,
                 )
             )
@@ -434,10 +434,6 @@ async def _rehash(
 
 def _session_ttl(runtime: Runtime) -> timedelta:
     return timedelta(seconds=runtime.settings.session_ttl)
-
-
-def _ua(origin: RequestOrigin) -> str | None:
-    return origin.user_agent[:512] if origin.user_agent else None
 
 
 async def _complete(

@@ -96,7 +96,14 @@ async def _authorization_code(
             raise InvalidGrantError("the code is invalid", debug="unknown code or another client's code")
         replayed = stored.used_at is not None or not await tokens.consume_code(stored.code_hash, now=now)
         if replayed:
-            await _revoke_replayed_code(session, stored, origin=origin, now=now)
+            await _revoke_grant(
+                session,
+                stored,
+                "token_revoked",
+                {"reason": "authorization_code_replay"},
+                origin=origin,
+                now=now,
+            )
         else:
             _check_code(stored, client, redirect_uri, form.get("code_verifier"), now=now)
             grant = UserGrant(
@@ -154,20 +161,30 @@ def _check_code(
         raise InvalidGrantError("PKCE is required for public clients")
 
 
-async def _revoke_replayed_code(
-    session: AsyncSession, stored: AuthorizationCode, *, origin: RequestOrigin, now: datetime
+async def _revoke_grant(
+    session: AsyncSession,
+    stored: AuthorizationCode | RefreshToken,
+    event_type: str,
+    details: dict[str, Any],
+    *,
+    origin: RequestOrigin,
+    now: datetime,
 ) -> None:
-    """RFC 6749 §4.1.2: a code used twice revokes every token previously issued from it."""
+    """Revoke every token of the grant ``stored`` belongs to, and record why.
+
+    Used for a replayed code (RFC 6749 §4.1.2) and a reused refresh token (RFC 9700 §4.14.2): either means a
+    copy is in the wrong hands.
+    """
     revoked = await TokenRepository(session).revoke_family(stored.family_id, now=now)
     await AuditRepository(session).record(
-        "token_revoked",
+        event_type,
         now=now,
         origin=origin,
         user_id=stored.user_id,
         client_id=stored.client_id,
         scopes=stored.scopes,
         actor="system",
-        details={"reason": "authorization_code_replay", "revoked": revoked},
+        details={**details, "revoked": revoked},
     )
 
 
@@ -192,7 +209,14 @@ async def _refresh_token(
             raise InvalidGrantError("the refresh token is no longer valid")
         reused = stored.rotated_at is not None or not await tokens.mark_rotated(stored.token_hash, now=now)
         if reused:
-            await _revoke_reused_family(session, stored, origin=origin, now=now)
+            await _revoke_grant(
+                session,
+                stored,
+                "refresh_token_reuse_detected",
+                {"family_id": str(stored.family_id)},
+                origin=origin,
+                now=now,
+            )
         else:
             consents = ConsentRepository(session)
             consent = await consents.get(stored.consent_id) if stored.consent_id else None
@@ -220,23 +244,6 @@ async def _refresh_token(
     if reused:  # raised only now, so the family's revocation above is committed
         raise InvalidGrantError("the refresh token has already been used", debug="reuse; family revoked")
     return response
-
-
-async def _revoke_reused_family(
-    session: AsyncSession, stored: RefreshToken, *, origin: RequestOrigin, now: datetime
-) -> None:
-    """A rotated refresh token came back: someone holds a stolen copy, so the whole family dies."""
-    revoked = await TokenRepository(session).revoke_family(stored.family_id, now=now)
-    await AuditRepository(session).record(
-        "refresh_token_reuse_detected",
-        now=now,
-        origin=origin,
-        user_id=stored.user_id,
-        client_id=stored.client_id,
-        scopes=stored.scopes,
-        actor="system",
-        details={"family_id": str(stored.family_id), "revoked": revoked},
-    )
 
 
 async def _client_credentials(

@@ -13,13 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from consentry.domain.scopes import Scopes
 from consentry.storage.tables import AuditEvent
 
+MAX_USER_AGENT = 512
+
 
 @dataclass(frozen=True, slots=True)
 class RequestOrigin:
-    """Where a request came from, for audit and consent history."""
+    """Where a request came from, for audit and consent history (the user agent cut to what is stored)."""
 
     ip: str | None = None
     user_agent: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.user_agent is not None:
+            object.__setattr__(self, "user_agent", self.user_agent[:MAX_USER_AGENT] or None)
 
 
 class AuditRepository:
@@ -48,7 +54,7 @@ class AuditRepository:
                 client_id=client_id,
                 scopes=scopes,
                 ip=origin.ip,
-                user_agent=(origin.user_agent or None) and origin.user_agent[:512],
+                user_agent=origin.user_agent,
                 details=details,
             )
         )

@@ -9,6 +9,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.consent import StoredConsent
+from consentry.domain.scopes import Scopes
+from consentry.storage.audit import RequestOrigin
 from consentry.storage.tables import Consent, ConsentHistory, ConsentStatus
 
 
@@ -58,6 +60,35 @@ class ConsentRepository:
     async def add_history(self, entry: ConsentHistory) -> None:
         self._session.add(entry)
         await self._session.flush()
+
+    async def record_change(
+        self,
+        consent: Consent,
+        action: str,
+        *,
+        actor: str,
+        scopes_before: Scopes | None,
+        origin: RequestOrigin | None,
+        now: datetime,
+        scopes_after: Scopes | None = None,
+    ) -> None:
+        """A history row for a change just made to ``consent``; "after" defaults to its scopes now."""
+        origin = origin or RequestOrigin()
+        await self.add_history(
+            ConsentHistory(
+                consent_id=consent.id,
+                user_id=consent.user_id,
+                client_id=consent.client_id,
+                action=action,
+                actor=actor,
+                scopes_before=scopes_before,
+                scopes_after=consent.scopes if scopes_after is None else scopes_after,
+                policy_version=consent.policy_version,
+                ip=origin.ip,
+                user_agent=origin.user_agent,
+                occurred_at=now,
+            )
+        )
 
     async def touch_last_used(self, consent_id: uuid.UUID, *, now: datetime, granularity: timedelta) -> None:
         """Record use at most once per ``granularity``: the statement matches no row when it is recent."""
