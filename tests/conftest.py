@@ -19,11 +19,21 @@ from consentry.runtime import Runtime
 from consentry.settings import Settings
 from consentry.storage.database import Database
 from consentry.storage.migrate import upgrade_to_head
+from tests.mail import Mailbox
 from tests.pg import PostgresCluster, start_cluster
 from tests.redis_server import RedisServer, start_redis
 
 BACKENDS = ["sqlite", "postgresql"]
 _database_numbers = itertools.count()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on loopback that collects one-time codes."""
+    box = Mailbox()
+    box.start()
+    yield box
+    box.stop()
 
 
 @pytest.fixture(scope="session")

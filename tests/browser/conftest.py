@@ -90,14 +90,6 @@ def callback_app() -> Iterator[CallbackApp]:
 
 
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 def server(database_url: str, tmp_path: Path, mailbox: Mailbox) -> Iterator[Server]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,14 +18,6 @@ from tests.mail import Mailbox
 from tests.oauth import PASSWORD, Person, make_app, make_person, tokens_for
 
 ME = "/api/v1/users/me"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
 
 
 @pytest.fixture

@@ -23,14 +23,6 @@ API = "/api/v1/auth"
 
 
 @pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 def sms() -> Iterator[SmsGateway]:
     gateway = SmsGateway()
     gateway.start()
