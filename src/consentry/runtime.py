@@ -6,11 +6,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import CollectorRegistry
+
 from consentry.crypto.flow_tokens import FlowTokens
 from consentry.crypto.hashing import PasswordHasher, SecretHasher, derive_key
 from consentry.crypto.keys import KeyStore
 from consentry.crypto.secret_box import SecretBox
 from consentry.domain.tokens import TokenLifetimes
+from consentry.errors import ConfigurationError
+from consentry.pipeline.consumer import PipelineMetrics, Transport
+from consentry.pipeline.db_transport import DatabaseTransport
 from consentry.services.consent_usage import ConsentUsage
 from consentry.services.delivery import Senders
 from consentry.services.directory import ClientDirectory
@@ -22,6 +27,16 @@ from consentry.storage.database import Database
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def registration_transport(settings: Settings, database: Database) -> Transport:
+    """The queue registrations travel through, from ``CONSENTRY_QUEUE_URL``."""
+    if settings.queue_url == "db":
+        return DatabaseTransport(database)
+    raise ConfigurationError(
+        f"CONSENTRY_QUEUE_URL={settings.queue_url.split('://')[0]}://…: only the database queue (db) is "
+        "available in this version"
+    )
 
 
 @dataclass(slots=True)
@@ -41,6 +56,9 @@ class Runtime:
     senders: Senders
     dummy_password_hash: str
     secret_box: SecretBox
+    metrics_registry: CollectorRegistry
+    registrations: Transport
+    pipeline_metrics: PipelineMetrics
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -55,6 +73,7 @@ class Runtime:
             access_token=timedelta(seconds=settings.access_token_ttl),
             refresh_token=timedelta(seconds=settings.refresh_token_ttl),
         )
+        registry = CollectorRegistry()
         passwords = PasswordHasher(
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
@@ -81,6 +100,9 @@ class Runtime:
             # Checked when an account does not exist: that costs the same time as a wrong password.
             dummy_password_hash=passwords.hash(secrets.token_urlsafe(16)),
             secret_box=SecretBox(derive_key(secret, "consentry sealed secrets v1")),
+            metrics_registry=registry,
+            registrations=registration_transport(settings, database),
+            pipeline_metrics=PipelineMetrics(registry),
         )
 
     @property

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="a claimed delivery's time to finish"
     )
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+    registration_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    registration_batch_wait_seconds: float = Field(default=5.0, gt=0)
+    registration_idle_seconds: float = Field(default=0.5, gt=0)
+    registration_retry_base_seconds: float = Field(
+        default=5.0, gt=0, description="dead-letter retry; doubles"
+    )
+    registration_max_retries: int = Field(default=3, ge=0)
 
     consent_ttl_days: int = Field(default=90, ge=1)
     access_token_ttl: int = Field(default=3600, ge=60, description="seconds")

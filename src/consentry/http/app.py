@@ -10,7 +10,6 @@ from importlib.resources import files
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 from starlette.staticfiles import StaticFiles
 
 from consentry import __version__
@@ -74,7 +73,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
     )
     app.state.runtime = runtime
     app.state.settings = settings
-    registry = CollectorRegistry()
+    registry = runtime.metrics_registry
     app.state.metrics_registry = registry
     install_error_handlers(app)
     routers = (

@@ -1,4 +1,4 @@
-"""The background loop: `consentry worker`, or a task inside `consentry serve`: webhooks, then cleanup."""
+"""The background loop (`consentry worker`, or a task in `serve`): registrations, webhooks, cleanup."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 
 from consentry.jobs.cleanup import run_cleanup
 from consentry.jobs.webhooks import WebhookDelivery
+from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.runtime import Runtime, utcnow
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,11 @@ class Worker:
 
     async def run(self) -> None:
         """Poll for due work until stopped; one failed round is logged, never fatal."""
+        runtime = self._runtime
+        registrations = RegistrationConsumer(
+            runtime.database, runtime.registrations, runtime.settings, runtime.pipeline_metrics
+        )
+        pipeline = asyncio.create_task(registrations.run(self._stop))
         webhooks = WebhookDelivery(self._runtime)
         interval = self._runtime.settings.worker_poll_seconds
         cleanup_every = self._runtime.settings.cleanup_interval_seconds
@@ -44,5 +50,7 @@ class Worker:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), timeout=interval)
         finally:
+            self._stop.set()
+            await pipeline
             await webhooks.aclose()
             log.info("background worker stopped")

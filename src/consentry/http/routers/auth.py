@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
-from consentry.errors import UnauthenticatedError
+from consentry.errors import InvalidRequestError, UnauthenticatedError
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, bearer_token
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody
 from consentry.runtime import Runtime
-from consentry.services import signin
+from consentry.services import registration, signin
 from consentry.services.sessions import SESSION_COOKIE, end_session
 
 router = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
@@ -158,3 +158,55 @@ async def logout(request: Request, runtime: RuntimeDep, signed_in: SignedInOptio
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+class Registration(RequestBody):
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    password: str = Field(max_length=1024)
+    consent: bool = False
+
+
+class BulkRegistration(RequestBody):
+    users: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+
+
+@router.post("/register-sync", status_code=201)
+async def register_sync(
+    body: Registration, runtime: RuntimeDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    """Create the account now: 201, or 409 when the identifier is taken."""
+    created = await registration.register_sync(runtime, body.model_dump(), origin=origin, now=now)
+    return JSONResponse({k: v for k, v in created.items() if v is not None}, status_code=201)
+
+
+@router.post("/register-async", status_code=202)
+async def register_async(body: Registration, runtime: RuntimeDep, now: NowDep) -> JSONResponse:
+    """Queue the account; follow it at register-status/{request_id}."""
+    ids, errors = await registration.register_async(runtime, [body.model_dump()], now=now)
+    if errors:
+        raise InvalidRequestError(errors[0]["error_description"])
+    return JSONResponse(
+        {"message": "registration queued", "request_id": str(ids[0]), "status": "processing"}, status_code=202
+    )
+
+
+@router.post("/register-async-bulk", status_code=202)
+async def register_async_bulk(body: BulkRegistration, runtime: RuntimeDep, now: NowDep) -> JSONResponse:
+    """Up to 10,000 at once; invalid entries are listed (by index) and the valid ones queued."""
+    ids, errors = await registration.register_async(runtime, body.users, now=now)
+    return JSONResponse(
+        {
+            "message": f"{len(ids)} registrations queued",
+            "request_ids": [str(i) for i in ids],
+            "count": len(ids),
+            "status": "processing",
+            "errors": errors,
+        },
+        status_code=202,
+    )
+
+
+@router.get("/register-status/{request_id}")
+async def register_status(request_id: str, runtime: RuntimeDep) -> JSONResponse:
+    return JSONResponse(await registration.registration_status(runtime, request_id))

@@ -1,0 +1,73 @@
+"""When to flush a batch (pure; time is passed in).
+
+A batch is written when it reaches ``max_size``, when its oldest message has waited ``max_wait``, or when no
+message has arrived for ``idle_timeout`` — whichever comes first. Big bursts go out full; a trickle goes out
+promptly; nothing waits longer than ``max_wait``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+T = TypeVar("T")
+FlushReason = Literal["size", "max_wait", "idle"]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    max_size: int = 1000
+    max_wait: float = 5.0  # seconds
+    idle_timeout: float = 0.5  # seconds
+
+    def __post_init__(self) -> None:
+        if self.max_size < 1 or self.max_wait <= 0 or self.idle_timeout <= 0:
+            raise ValueError("batch limits must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Flush(Generic[T]):
+    items: list[T]
+    reason: FlushReason
+
+
+@dataclass
+class Batcher(Generic[T]):
+    policy: BatchPolicy
+    _items: list[T] = field(default_factory=list)
+    _first_at: float | None = None
+    _last_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: T, *, now: float) -> Flush[T] | None:
+        """Take one message; returns a full batch as soon as there is one."""
+        if self._first_at is None:
+            self._first_at = now
+        self._last_at = now
+        self._items.append(item)
+        if len(self._items) >= self.policy.max_size:
+            return self._take("size")
+        return None
+
+    def poll(self, *, now: float) -> Flush[T] | None:
+        """Called when no message came: flush on max wait or idleness."""
+        if not self._items or self._first_at is None or self._last_at is None:
+            return None
+        if now - self._first_at >= self.policy.max_wait:
+            return self._take("max_wait")
+        if now - self._last_at >= self.policy.idle_timeout:
+            return self._take("idle")
+        return None
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`poll` could next flush, for the consumer's wait."""
+        if self._first_at is None or self._last_at is None:
+            return None
+        return min(self._first_at + self.policy.max_wait, self._last_at + self.policy.idle_timeout)
+
+    def _take(self, reason: FlushReason) -> Flush[T]:
+        items, self._items = self._items, []
+        self._first_at = self._last_at = None
+        return Flush(items, reason)

@@ -1,0 +1,123 @@
+"""The registration consumer: receive, batch (size / max wait / idle), write, dead-letter what fails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from consentry.domain.batching import Batcher, BatchPolicy, Flush
+from consentry.pipeline.messages import RegistrationMessage
+from consentry.pipeline.writer import write_batch
+from consentry.settings import Settings
+from consentry.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """One small interface for every transport (database, Redis Streams, Kafka)."""
+
+    async def publish(self, messages: list[RegistrationMessage], *, now: datetime) -> None: ...
+
+    async def receive(self, limit: int, *, now: datetime) -> list[RegistrationMessage]: ...
+
+    async def dead_letter(
+        self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime
+    ) -> None: ...
+
+
+class PipelineMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter("consentry_registration_messages", "messages received", registry=registry)
+        self.batch_size = Histogram(
+            "consentry_registration_batch_size",
+            "messages per written batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 5000),
+            registry=registry,
+        )
+        self.flushes = Counter(
+            "consentry_registration_flushes", "batches flushed", ["reason"], registry=registry
+        )
+        self.write_seconds = Histogram(
+            "consentry_registration_write_seconds", "batch write latency", registry=registry
+        )
+        self.dead_lettered = Counter(
+            "consentry_registration_dead_lettered", "messages sent to the DLQ", registry=registry
+        )
+        self.retries = Counter(
+            "consentry_registration_retries", "DLQ messages taken again", registry=registry
+        )
+        self.failed = Counter("consentry_registration_failed", "messages failed for good", registry=registry)
+
+
+class RegistrationConsumer:
+    def __init__(
+        self, database: Database, transport: Transport, settings: Settings, metrics: PipelineMetrics
+    ) -> None:
+        self._database = database
+        self._transport = transport
+        self._metrics = metrics
+        self._policy = BatchPolicy(
+            settings.registration_batch_size,
+            settings.registration_batch_wait_seconds,
+            settings.registration_idle_seconds,
+        )
+        self._batcher: Batcher[RegistrationMessage] = Batcher(self._policy)
+        self._retry_base = settings.registration_retry_base_seconds
+        self._max_retries = settings.registration_max_retries
+
+    async def step(self) -> int:
+        """Receive what is due, flush whatever is ready; returns how many messages arrived."""
+        now = datetime.now(UTC)
+        room = self._policy.max_size - len(self._batcher)
+        received = await self._transport.receive(room, now=now) if room > 0 else []
+        self._metrics.messages.inc(len(received))
+        self._metrics.retries.inc(sum(1 for m in received if m.attempts))
+        clock = time.monotonic()
+        for message in received:
+            if (flush := self._batcher.add(message, now=clock)) is not None:
+                await self._flush(flush)
+        if (flush := self._batcher.poll(now=time.monotonic())) is not None:
+            await self._flush(flush)
+        return len(received)
+
+    async def drain(self) -> None:
+        """Write whatever is held (on shutdown)."""
+        if len(self._batcher):
+            await self._flush(self._batcher.poll(now=float("inf")) or Flush([], "idle"))
+
+    async def run(self, stop: asyncio.Event, *, poll: float = 0.1) -> None:
+        while not stop.is_set():
+            try:
+                arrived = await self.step()
+            except Exception:
+                log.exception("registration round failed")
+                arrived = 0
+            if not arrived:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=poll)
+        await self.drain()
+
+    async def _flush(self, flush: Flush[RegistrationMessage]) -> None:
+        if not flush.items:
+            return
+        started = time.perf_counter()
+        result = await write_batch(self._database, flush.items, now=datetime.now(UTC))
+        self._metrics.write_seconds.observe(time.perf_counter() - started)
+        self._metrics.batch_size.observe(len(flush.items))
+        self._metrics.flushes.labels(flush.reason).inc()
+        for message, error in result.poisoned:
+            now = datetime.now(UTC)
+            retry = message.attempts < self._max_retries
+            retry_at = now + timedelta(seconds=self._retry_base * 2**message.attempts) if retry else None
+            await self._transport.dead_letter(message, error, retry_at=retry_at, now=now)
+            self._metrics.dead_lettered.inc()
+            if not retry:
+                self._metrics.failed.inc()
+                log.warning("registration %s failed for good: %s", message.request_id, error)

@@ -1,0 +1,102 @@
+"""The default transport: the ``registration_requests`` table is the durable queue.
+
+Claiming is a conditional UPDATE guarded by a lease (``claimed_at``), with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL so several consumers share the work; on SQLite one consumer at a time. A consumer that dies leaves
+its claims to expire and the messages are taken again; the writer's idempotency check makes that harmless.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, or_, select, update
+
+from consentry.pipeline.messages import RegistrationMessage
+from consentry.storage.database import Database
+from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+
+LEASE = timedelta(seconds=60)
+
+
+class DatabaseTransport:
+    def __init__(self, database: Database, *, consumer_id: str | None = None) -> None:
+        self._database = database
+        self._consumer_id = consumer_id or uuid.uuid4().hex[:16]
+
+    async def publish(self, messages: Sequence[RegistrationMessage], *, now: datetime) -> None:
+        if not messages:
+            return
+        async with self._database.unit_of_work() as session:
+            await session.execute(
+                insert(RegistrationRequest),
+                [
+                    {
+                        "id": m.request_id,
+                        "status": RegistrationStatus.PROCESSING,
+                        "email": m.email,
+                        "phone": m.phone,
+                        "password_hash": m.password_hash,
+                        "attributes": m.attributes,
+                        "attempts": 0,
+                        "in_dlq": False,
+                        "created_at": now,
+                        "updated_at": now,
+                        "next_attempt_at": now,
+                    }
+                    for m in messages
+                ],
+            )
+
+    async def receive(self, limit: int, *, now: datetime) -> list[RegistrationMessage]:
+        """Claim up to ``limit`` due messages (new ones, and dead-lettered ones whose retry time has come)."""
+        due = (
+            (RegistrationRequest.status == RegistrationStatus.PROCESSING)
+            & (RegistrationRequest.next_attempt_at <= now)
+            & or_(RegistrationRequest.claimed_at.is_(None), RegistrationRequest.claimed_at < now - LEASE)
+        )
+        async with self._database.unit_of_work() as session:
+            query = (
+                select(RegistrationRequest).where(due).order_by(RegistrationRequest.created_at).limit(limit)
+            )
+            if self._database.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list(await session.scalars(query))
+            if not rows:
+                return []
+            await session.execute(
+                update(RegistrationRequest)
+                .where(RegistrationRequest.id.in_([row.id for row in rows]), due)
+                .values(claimed_at=now, claimed_by=self._consumer_id)
+                .execution_options(synchronize_session=False)
+            )
+            return [
+                RegistrationMessage(
+                    row.id, row.email, row.phone, row.password_hash, dict(row.attributes or {}), row.attempts
+                )
+                for row in rows
+            ]
+
+    async def dead_letter(
+        self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime
+    ) -> None:
+        """Park a message that failed to write: retried at ``retry_at``, or failed for good when None."""
+        values: dict[str, object] = {
+            "in_dlq": True,
+            "attempts": message.attempts + 1,
+            "error": error[:1000],
+            "claimed_at": None,
+            "claimed_by": None,
+            "updated_at": now,
+        }
+        if retry_at is None:
+            values |= {"status": RegistrationStatus.FAILED, "password_hash": None}
+        else:
+            values["next_attempt_at"] = retry_at
+        async with self._database.unit_of_work() as session:
+            await session.execute(
+                update(RegistrationRequest)
+                .where(RegistrationRequest.id == message.request_id)
+                .values(**values)
+            )

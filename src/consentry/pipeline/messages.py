@@ -1,0 +1,17 @@
+"""What travels through the registration pipeline: never a plain password, only its hash."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationMessage:
+    request_id: uuid.UUID
+    email: str | None
+    phone: str | None
+    password_hash: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)  # email_verified, phone_verified
+    attempts: int = 0

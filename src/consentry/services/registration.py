@@ -1,0 +1,123 @@
+"""Registration (SPEC §3): synchronous, asynchronous through the pipeline, and in bulk.
+
+Passwords are hashed here, before anything is queued: a plain password never reaches the queue, the database
+or a log. Bulk requests are validated up front; invalid entries are listed and the valid ones still go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
+from consentry.errors import ConsentryError, InvalidRequestError, NotFoundError
+from consentry.pipeline.messages import RegistrationMessage
+from consentry.runtime import Runtime
+from consentry.services.users import check_password_policy, create_user
+from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.tables import ConsentHistory, RegistrationRequest
+
+HASH_CHUNK = 64  # passwords hashed per worker-thread call (argon2 releases the GIL)
+
+
+@dataclass(frozen=True, slots=True)
+class Applicant:
+    email: str | None
+    phone: str | None
+    password: str
+
+
+def validate(entry: dict[str, Any]) -> Applicant:
+    """Raises :class:`InvalidRequestError` with a reason fit for the caller."""
+    if entry.get("consent") is not True:
+        raise InvalidRequestError("consent: true is required (acceptance of the terms)")
+    email, phone = entry.get("email"), entry.get("phone")
+    if not email and not phone:
+        raise InvalidRequestError("an email or a phone number is required")
+    try:
+        email = normalise_email(email) if email else None
+        phone = normalise_phone(phone) if phone else None
+    except InvalidIdentifier as exc:
+        raise InvalidRequestError(str(exc)) from None
+    password = entry.get("password")
+    if not isinstance(password, str):
+        raise InvalidRequestError("password is required")
+    check_password_policy(password)
+    return Applicant(email, phone, password)
+
+
+async def register_sync(
+    runtime: Runtime, entry: dict[str, Any], *, origin: RequestOrigin, now: datetime
+) -> dict[str, Any]:
+    applicant = validate(entry)
+    async with runtime.database.unit_of_work() as session:
+        user = await create_user(
+            session,
+            passwords=runtime.passwords,
+            now=now,
+            email=applicant.email,
+            phone=applicant.phone,
+            password=applicant.password,
+        )
+        session.add(
+            ConsentHistory(
+                user_id=user.id,
+                action="terms_accepted",
+                actor="user",
+                ip=origin.ip,
+                user_agent=origin.user_agent,
+                occurred_at=now,
+            )
+        )
+        await AuditRepository(session).record(
+            "user_registered", now=now, origin=origin, user_id=user.id, details={"via": "register-sync"}
+        )
+        return {"user_id": str(user.id), "email": user.email, "phone": user.phone}
+
+
+async def _hash_all(runtime: Runtime, passwords: list[str]) -> list[str]:
+    chunks = [passwords[i : i + HASH_CHUNK] for i in range(0, len(passwords), HASH_CHUNK)]
+    hashed = await asyncio.gather(
+        *(asyncio.to_thread(lambda c: [runtime.passwords.hash(p) for p in c], chunk) for chunk in chunks)
+    )
+    return [value for chunk in hashed for value in chunk]
+
+
+async def register_async(
+    runtime: Runtime, entries: list[dict[str, Any]], *, now: datetime
+) -> tuple[list[uuid.UUID], list[dict[str, Any]]]:
+    """Queue the valid entries; returns their request ids, and each invalid one with its index and reason."""
+    valid: list[Applicant] = []
+    errors: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        try:
+            valid.append(validate(entry if isinstance(entry, dict) else {}))
+        except ConsentryError as exc:
+            errors.append({"index": index, "error": exc.error, "error_description": exc.description})
+    hashes = await _hash_all(runtime, [applicant.password for applicant in valid])
+    messages = [
+        RegistrationMessage(uuid.uuid4(), applicant.email, applicant.phone, password_hash)
+        for applicant, password_hash in zip(valid, hashes, strict=True)
+    ]
+    await runtime.registrations.publish(messages, now=now)
+    return [m.request_id for m in messages], errors
+
+
+async def registration_status(runtime: Runtime, request_id: str) -> dict[str, Any]:
+    try:
+        key = uuid.UUID(request_id)
+    except ValueError:
+        raise NotFoundError("no such registration request") from None
+    async with runtime.database.read_only() as session:
+        row = await session.get(RegistrationRequest, key)
+    if row is None:
+        raise NotFoundError("no such registration request")
+    body: dict[str, Any] = {"request_id": str(row.id), "status": row.status.value}
+    if row.user_id:
+        body["user_id"] = str(row.user_id)
+    if row.status.value == "failed" and row.error:
+        body["error"] = row.error
+    return body

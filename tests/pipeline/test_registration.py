@@ -1,0 +1,163 @@
+"""Registration (SPEC §3) through the database queue: exactly once, duplicates fail alone, poison to the DLQ."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from consentry.pipeline.messages import RegistrationMessage
+from consentry.runtime import Runtime, utcnow
+from consentry.settings import Settings
+from consentry.storage.tables import RegistrationRequest, User, UserCredential
+from tests.conftest import make_settings
+from tests.pipeline_helpers import run_pipeline
+
+API = "/api/v1/auth"
+PASSWORD = "a perfectly fine passphrase"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(
+        database_url,
+        tmp_path,
+        registration_idle_seconds=0.05,
+        registration_retry_base_seconds=0.05,
+        registration_batch_size=500,
+    )
+
+
+async def users(runtime: Runtime) -> int:
+    async with runtime.database.read_only() as session:
+        return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def test_register_sync(http: httpx.AsyncClient, runtime: Runtime) -> None:
+    body = {"email": "Sync@Example.com", "password": PASSWORD, "consent": True}
+    created = await http.post(f"{API}/register-sync", json=body)
+    assert created.status_code == 201
+    assert created.json()["email"] == "sync@example.com" and created.json()["user_id"]
+    again = await http.post(f"{API}/register-sync", json=body)
+    assert again.status_code == 409
+    for bad in (
+        {**body, "consent": False},
+        {**body, "password": "short"},
+        {**body, "email": "nope"},
+        {"password": PASSWORD, "consent": True},
+    ):
+        assert (await http.post(f"{API}/register-sync", json=bad)).status_code == 400
+
+
+async def test_register_async_completes_through_the_pipeline(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    queued = await http.post(
+        f"{API}/register-async", json={"email": "later@example.com", "password": PASSWORD, "consent": True}
+    )
+    assert queued.status_code == 202
+    body = queued.json()
+    assert body["status"] == "processing" and body["message"]
+    status = await http.get(f"{API}/register-status/{body['request_id']}")
+    assert status.json() == {"request_id": body["request_id"], "status": "processing"}
+    async with runtime.database.read_only() as session:
+        row = await session.get(RegistrationRequest, uuid.UUID(body["request_id"]))
+    assert row is not None and row.password_hash is not None
+    assert PASSWORD not in row.password_hash and row.password_hash.startswith("$argon2id$")
+    await run_pipeline(runtime)
+    done = (await http.get(f"{API}/register-status/{body['request_id']}")).json()
+    assert done["status"] == "completed" and done["user_id"]
+    async with runtime.database.read_only() as session:
+        row = await session.get(RegistrationRequest, uuid.UUID(body["request_id"]))
+        stored = await session.scalar(
+            select(UserCredential.password_hash).where(UserCredential.user_id == uuid.UUID(done["user_id"]))
+        )
+    assert row is not None and row.password_hash is None  # not kept once written
+    assert stored is not None and runtime.passwords.verify(stored, PASSWORD)
+    flow = (await http.post(f"{API}/submit-identifier", json={"identifier": "later@example.com"})).json()
+    assert flow["next"] == "verify"  # a queued registration has not proven its email yet
+
+
+async def test_bulk_validates_up_front_and_duplicates_fail_alone(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    await http.post(
+        f"{API}/register-sync", json={"email": "taken@example.com", "password": PASSWORD, "consent": True}
+    )
+    entries = [
+        {"email": "one@example.com", "password": PASSWORD, "consent": True},
+        {"email": "bad-address", "password": PASSWORD, "consent": True},
+        {"email": "two@example.com", "password": PASSWORD, "consent": True},
+        {"email": "ONE@example.com", "password": PASSWORD, "consent": True},  # a duplicate inside the call
+        {"email": "taken@example.com", "password": PASSWORD, "consent": True},  # a duplicate of an account
+        {"email": "three@example.com", "password": "short", "consent": True},
+    ]
+    response = await http.post(f"{API}/register-async-bulk", json={"users": entries})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["count"] == 4 and len(body["request_ids"]) == 4
+    assert [e["index"] for e in body["errors"]] == [1, 5]
+    await run_pipeline(runtime)
+    statuses = [(await http.get(f"{API}/register-status/{rid}")).json() for rid in body["request_ids"]]
+    assert [s["status"] for s in statuses] == ["completed", "completed", "failed", "failed"]
+    assert "already exists" in statuses[2]["error"] and "already exists" in statuses[3]["error"]
+    assert await users(runtime) == 3
+
+
+async def test_ten_thousand_registrations_complete_exactly_once(runtime: Runtime) -> None:
+    """Pre-hashed messages straight into the queue (hashing is the API's cost, not the pipeline's)."""
+    password_hash = runtime.passwords.hash(PASSWORD)
+    messages = [
+        RegistrationMessage(uuid.uuid4(), f"user{i}@example.com", None, password_hash) for i in range(10_000)
+    ]
+    await runtime.registrations.publish(messages, now=utcnow())
+    await run_pipeline(runtime, timeout=240)
+    assert await users(runtime) == 10_000
+    async with runtime.database.read_only() as session:
+        by_status = dict(
+            (
+                await session.execute(
+                    select(RegistrationRequest.status, func.count()).group_by(RegistrationRequest.status)
+                )
+            ).all()
+        )
+    assert by_status == {"completed": 10_000}
+    await runtime.registrations.publish([], now=utcnow())
+    # Redelivery of every message (as after a consumer crash) creates nothing new.
+    from consentry.pipeline.writer import write_batch
+
+    again = await write_batch(runtime.database, messages[:1000], now=utcnow())
+    assert (again.completed, again.skipped) == (0, 1000)
+    assert await users(runtime) == 10_000
+
+
+async def test_a_poisoned_message_goes_to_the_dlq_is_retried_then_fails_without_holding_up_the_rest(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    password_hash = runtime.passwords.hash(PASSWORD)
+    poison = RegistrationMessage(
+        uuid.uuid4(), "poison@example.com", None, password_hash, {"email_verified": "yes please"}
+    )
+    good = [RegistrationMessage(uuid.uuid4(), f"ok{i}@example.com", None, password_hash) for i in range(5)]
+    await runtime.registrations.publish([good[0], poison, *good[1:]], now=utcnow())
+    await run_pipeline(runtime)
+    for message in good:
+        status = (await http.get(f"{API}/register-status/{message.request_id}")).json()
+        assert status["status"] == "completed"
+    failed = (await http.get(f"{API}/register-status/{poison.request_id}")).json()
+    assert failed["status"] == "failed" and "email_verified" in failed["error"]
+    async with runtime.database.read_only() as session:
+        row = await session.get(RegistrationRequest, poison.request_id)
+    assert row is not None and row.in_dlq and row.attempts == 4  # the first try and three retries
+    assert row.password_hash is None
+    metrics = (await http.get("/metrics")).text
+    assert "consentry_registration_failed_total 1.0" in metrics
+    assert "consentry_registration_dead_lettered_total 4.0" in metrics
+
+
+async def test_status_of_unknown_requests(http: httpx.AsyncClient) -> None:
+    assert (await http.get(f"{API}/register-status/{uuid.uuid4()}")).status_code == 404
+    assert (await http.get(f"{API}/register-status/not-a-uuid")).status_code == 404
