@@ -23,12 +23,12 @@ async def pending(runtime: Runtime) -> int:
         )
 
 
-async def run_pipeline(runtime: Runtime, *, timeout: float = 60.0) -> None:
+async def run_pipeline(runtime: Runtime, *, within: float = 60.0) -> None:
     consumer = RegistrationConsumer(
         runtime.database, runtime.registrations, runtime.settings, runtime.pipeline_metrics
     )
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while loop.time() < deadline:
         arrived = await consumer.step()
         if not arrived and await pending(runtime) == 0 and not len(consumer._batcher):

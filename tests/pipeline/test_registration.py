@@ -1,4 +1,4 @@
-"""Registration (SPEC §3) through the database queue: exactly once, duplicates fail alone, poison to the DLQ."""
+"""Registration (SPEC §3) on the database queue: exactly once, duplicates fail alone, poison to the DLQ."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ async def test_ten_thousand_registrations_complete_exactly_once(runtime: Runtime
         RegistrationMessage(uuid.uuid4(), f"user{i}@example.com", None, password_hash) for i in range(10_000)
     ]
     await runtime.registrations.publish(messages, now=utcnow())
-    await run_pipeline(runtime, timeout=240)
+    await run_pipeline(runtime, within=240)
     assert await users(runtime) == 10_000
     async with runtime.database.read_only() as session:
         by_status = dict(
