@@ -31,11 +31,16 @@ def utcnow() -> datetime:
 
 def registration_transport(settings: Settings, database: Database) -> Transport:
     """The queue registrations travel through, from ``CONSENTRY_QUEUE_URL``."""
+    lease = timedelta(seconds=settings.registration_lease_seconds)
     if settings.queue_url == "db":
-        return DatabaseTransport(database)
+        return DatabaseTransport(database, lease=lease)
+    if settings.queue_url.startswith(("redis://", "rediss://")):
+        from consentry.pipeline.redis_transport import RedisStreamsTransport
+
+        return RedisStreamsTransport(settings.queue_url, database, lease=lease)
     raise ConfigurationError(
-        f"CONSENTRY_QUEUE_URL={settings.queue_url.split('://')[0]}://…: only the database queue (db) is "
-        "available in this version"
+        f"CONSENTRY_QUEUE_URL={settings.queue_url.split('://')[0]}://…: use db or redis:// (the Kafka "
+        "transport is not available in this version)"
     )
 
 
@@ -110,4 +115,7 @@ class Runtime:
         return self.settings.issuer
 
     async def close(self) -> None:
+        close_transport = getattr(self.registrations, "aclose", None)
+        if close_transport is not None:
+            await close_transport()
         await self.database.dispose()

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="dead-letter retry; doubles"
     )
     registration_max_retries: int = Field(default=3, ge=0)
+    registration_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a claimed message's time to be written"
+    )
 
     consent_ttl_days: int = Field(default=90, ge=1)
     access_token_ttl: int = Field(default=3600, ge=60, description="seconds")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -23,9 +24,11 @@ log = logging.getLogger(__name__)
 class Transport(Protocol):
     """One small interface for every transport (database, Redis Streams, Kafka)."""
 
-    async def publish(self, messages: list[RegistrationMessage], *, now: datetime) -> None: ...
+    async def publish(self, messages: Sequence[RegistrationMessage], *, now: datetime) -> None: ...
 
     async def receive(self, limit: int, *, now: datetime) -> list[RegistrationMessage]: ...
+
+    async def ack(self, messages: Sequence[RegistrationMessage]) -> None: ...
 
     async def dead_letter(
         self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime
@@ -121,3 +124,4 @@ class RegistrationConsumer:
             if not retry:
                 self._metrics.failed.inc()
                 log.warning("registration %s failed for good: %s", message.request_id, error)
+        await self._transport.ack(flush.items)  # only now: a crash before this redelivers, harmlessly

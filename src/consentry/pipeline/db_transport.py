@@ -17,12 +17,13 @@ from consentry.pipeline.messages import RegistrationMessage
 from consentry.storage.database import Database
 from consentry.storage.tables import RegistrationRequest, RegistrationStatus
 
-LEASE = timedelta(seconds=60)
-
 
 class DatabaseTransport:
-    def __init__(self, database: Database, *, consumer_id: str | None = None) -> None:
+    def __init__(
+        self, database: Database, *, lease: timedelta = timedelta(seconds=60), consumer_id: str | None = None
+    ) -> None:
         self._database = database
+        self._lease = lease
         self._consumer_id = consumer_id or uuid.uuid4().hex[:16]
 
     async def publish(self, messages: Sequence[RegistrationMessage], *, now: datetime) -> None:
@@ -54,7 +55,9 @@ class DatabaseTransport:
         due = (
             (RegistrationRequest.status == RegistrationStatus.PROCESSING)
             & (RegistrationRequest.next_attempt_at <= now)
-            & or_(RegistrationRequest.claimed_at.is_(None), RegistrationRequest.claimed_at < now - LEASE)
+            & or_(
+                RegistrationRequest.claimed_at.is_(None), RegistrationRequest.claimed_at < now - self._lease
+            )
         )
         async with self._database.unit_of_work() as session:
             query = (
@@ -77,6 +80,9 @@ class DatabaseTransport:
                 )
                 for row in rows
             ]
+
+    async def ack(self, messages: Sequence[RegistrationMessage]) -> None:
+        """Nothing to do: the writer marks requests done in the same transaction as the accounts."""
 
     async def dead_letter(
         self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime

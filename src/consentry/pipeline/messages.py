@@ -15,3 +15,4 @@ class RegistrationMessage:
     password_hash: str | None
     attributes: dict[str, Any] = field(default_factory=dict)  # email_verified, phone_verified
     attempts: int = 0
+    receipt: str | None = None  # the transport's handle for acknowledging it (a stream entry id)

@@ -1,0 +1,181 @@
+"""Redis Streams transport: a consumer group shares the stream; crashed consumers' entries are reclaimed.
+
+The request's status row is written to the database first (so register-status answers at once), then the
+message, with its password hash, goes to the stream. Dead-lettered messages wait in a sorted set scored by
+their retry time and return to the stream when due; a final failure is recorded on the status row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import insert, update
+
+from consentry.errors import ServiceUnavailableError
+from consentry.pipeline.messages import RegistrationMessage
+from consentry.storage.database import Database
+from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+
+STREAM = "consentry:registrations"
+DLQ = "consentry:registrations:dlq"
+GROUP = "consentry-writers"
+
+
+def _encode(message: RegistrationMessage) -> bytes:
+    return orjson.dumps(
+        {
+            "id": str(message.request_id),
+            "email": message.email,
+            "phone": message.phone,
+            "hash": message.password_hash,
+            "attributes": message.attributes,
+            "attempts": message.attempts,
+        }
+    )
+
+
+def _decode(raw: bytes, receipt: str | None) -> RegistrationMessage:
+    data = orjson.loads(raw)
+    return RegistrationMessage(
+        uuid.UUID(data["id"]),
+        data.get("email"),
+        data.get("phone"),
+        data.get("hash"),
+        dict(data.get("attributes") or {}),
+        int(data.get("attempts", 0)),
+        receipt,
+    )
+
+
+class RedisStreamsTransport:
+    def __init__(
+        self,
+        url: str,
+        database: Database,
+        *,
+        lease: timedelta = timedelta(seconds=60),
+        consumer: str | None = None,
+    ) -> None:
+        self._redis = redis.from_url(url)
+        self._database = database
+        self._lease_ms = int(lease.total_seconds() * 1000)
+        self._consumer = consumer or f"writer-{uuid.uuid4().hex[:12]}"
+        self._group_ready = False
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def publish(self, messages: Sequence[RegistrationMessage], *, now: datetime) -> None:
+        if not messages:
+            return
+        async with self._database.unit_of_work() as session:
+            await session.execute(
+                insert(RegistrationRequest),
+                [
+                    {
+                        "id": m.request_id,
+                        "status": RegistrationStatus.PROCESSING,
+                        "email": m.email,
+                        "phone": m.phone,
+                        "password_hash": None,
+                        "attributes": m.attributes,
+                        "attempts": 0,
+                        "in_dlq": False,
+                        "created_at": now,
+                        "updated_at": now,
+                        "next_attempt_at": now,
+                    }
+                    for m in messages
+                ],
+            )
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.xadd(STREAM, {"m": _encode(message)})
+                await pipe.execute()
+        except RedisError as exc:
+            await self._fail(
+                [m.request_id for m in messages], "the registration queue was unavailable", now=now
+            )
+            raise ServiceUnavailableError("the registration queue is unavailable; try again") from exc
+
+    async def receive(self, limit: int, *, now: datetime) -> list[RegistrationMessage]:
+        await self._ensure_group()
+        await self._release_due_retries(now=now)
+        # Entries a crashed consumer claimed but never acknowledged come back after the lease.
+        claimed: Any = await self._redis.xautoclaim(
+            STREAM, GROUP, self._consumer, min_idle_time=self._lease_ms, count=limit
+        )
+        entries: list[Any] = list(claimed[1])
+        if len(entries) < limit:
+            fresh: Any = await self._redis.xreadgroup(
+                GROUP, self._consumer, {STREAM: ">"}, count=limit - len(entries)
+            )
+            for _stream, items in fresh or []:
+                entries.extend(items)
+        return [_decode(fields[b"m"], entry_id.decode()) for entry_id, fields in entries if fields]
+
+    async def ack(self, messages: Sequence[RegistrationMessage]) -> None:
+        receipts = [m.receipt for m in messages if m.receipt]
+        if receipts:
+            await self._redis.xack(STREAM, GROUP, *receipts)
+            await self._redis.xdel(STREAM, *receipts)
+
+    async def dead_letter(
+        self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime
+    ) -> None:
+        values: dict[str, object] = {
+            "in_dlq": True,
+            "attempts": message.attempts + 1,
+            "error": error[:1000],
+            "updated_at": now,
+        }
+        if retry_at is None:
+            values["status"] = RegistrationStatus.FAILED
+        else:
+            values["next_attempt_at"] = retry_at
+            retry = RegistrationMessage(
+                message.request_id,
+                message.email,
+                message.phone,
+                message.password_hash,
+                message.attributes,
+                message.attempts + 1,
+            )
+            await self._redis.zadd(DLQ, {_encode(retry): retry_at.timestamp()})
+        async with self._database.unit_of_work() as session:
+            await session.execute(
+                update(RegistrationRequest)
+                .where(RegistrationRequest.id == message.request_id)
+                .values(**values)
+            )
+
+    async def _release_due_retries(self, *, now: datetime) -> None:
+        due: Any = await self._redis.zrangebyscore(DLQ, "-inf", now.timestamp(), start=0, num=1000)
+        for raw in due:
+            if await self._redis.zrem(DLQ, raw):  # whoever removes it re-queues it, once
+                await self._redis.xadd(STREAM, {"m": raw})
+
+    async def _fail(self, request_ids: list[uuid.UUID], error: str, *, now: datetime) -> None:
+        async with self._database.unit_of_work() as session:
+            await session.execute(
+                update(RegistrationRequest)
+                .where(RegistrationRequest.id.in_(request_ids))
+                .values(status=RegistrationStatus.FAILED, error=error, updated_at=now)
+            )
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
