@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
 import typer
@@ -303,6 +304,43 @@ def user_grant_admin(
             return str(user.id)
 
     out.print(f"{email} is now an administrator (user_id {run(_grant, migrate=True)})")
+
+
+@users_app.command("import")
+def users_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON lines, or CSV with a header: email, phone, password_hash, "
+            "email_verified, phone_verified.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+) -> None:
+    """Import accounts with pre-hashed passwords (argon2, bcrypt, pbkdf2-sha256) through the pipeline."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from consentry.services.user_import import ImportReport, import_file
+
+    with file.open("rb") as handle:
+        lines = sum(1 for line in handle if line.strip()) - (1 if file.suffix.lower() == ".csv" else 0)
+
+    async def _import(runtime: Runtime) -> ImportReport:
+        columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("import", total=max(lines, 0))
+            return await import_file(runtime, file, now=utcnow(), progress=lambda n: bar.advance(task, n))
+
+    report = run(_import, migrate=True)
+    out.print(
+        f"imported: [bold]{report.imported}[/]  duplicates: {report.duplicates}  "
+        f"failed: {report.failed}  invalid lines: {len(report.invalid)}"
+    )
+    for number, reason in report.invalid[:50]:
+        out.print(f"  line {number}: {reason}", soft_wrap=True)
+    if len(report.invalid) > 50:
+        out.print(f"  … and {len(report.invalid) - 50} more invalid lines")
 
 
 @users_app.command("bulk")

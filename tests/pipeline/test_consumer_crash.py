@@ -26,14 +26,21 @@ TOTAL = 6000
 async def _counts(runtime: Runtime) -> tuple[int, int]:
     async with runtime.database.read_only() as session:
         users = int(await session.scalar(select(func.count()).select_from(User)) or 0)
-        done = int(await session.scalar(select(func.count()).select_from(RegistrationRequest).where(
-            RegistrationRequest.status == RegistrationStatus.COMPLETED)) or 0)
+        done = int(
+            await session.scalar(
+                select(func.count())
+                .select_from(RegistrationRequest)
+                .where(RegistrationRequest.status == RegistrationStatus.COMPLETED)
+            )
+            or 0
+        )
     return users, done
 
 
 @pytest.mark.parametrize("queue", ["db", "redis"])
-def test_sigkill_mid_batch_then_restart(database_url: str, tmp_path: Path, queue: str,
-                                        request: pytest.FixtureRequest) -> None:
+def test_sigkill_mid_batch_then_restart(
+    database_url: str, tmp_path: Path, queue: str, request: pytest.FixtureRequest
+) -> None:
     queue_url = "db"
     if queue == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
@@ -41,15 +48,24 @@ def test_sigkill_mid_batch_then_restart(database_url: str, tmp_path: Path, queue
         import redis
 
         redis.from_url(queue_url).flushdb()
-    settings = make_settings(database_url, tmp_path, queue_url=queue_url, registration_lease_seconds=2,
-                             registration_batch_size=200, registration_idle_seconds=0.05)
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        queue_url=queue_url,
+        registration_lease_seconds=2,
+        registration_batch_size=200,
+        registration_idle_seconds=0.05,
+    )
 
     async def publish() -> None:
         runtime = Runtime.build(settings)
         try:
             password_hash = runtime.passwords.hash("a perfectly fine passphrase")
             await runtime.registrations.publish(
-                [RegistrationMessage(uuid.uuid4(), f"k{i}@example.com", None, password_hash) for i in range(TOTAL)],
+                [
+                    RegistrationMessage(uuid.uuid4(), f"k{i}@example.com", None, password_hash)
+                    for i in range(TOTAL)
+                ],
                 now=utcnow(),
             )
         finally:
@@ -63,14 +79,21 @@ def test_sigkill_mid_batch_then_restart(database_url: str, tmp_path: Path, queue
             await runtime.close()
 
     asyncio.run(publish())
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
-           "CONSENTRY_DATABASE_URL": database_url, "CONSENTRY_QUEUE_URL": queue_url,
-           "CONSENTRY_SECRET_KEY": "test-secret-key-that-is-long-enough-000",
-           "CONSENTRY_REGISTRATION_LEASE_SECONDS": "2", "CONSENTRY_REGISTRATION_BATCH_SIZE": "200",
-           "CONSENTRY_REGISTRATION_IDLE_SECONDS": "0.05", "CONSENTRY_WORKER_POLL_SECONDS": "0.1"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
+        "CONSENTRY_DATABASE_URL": database_url,
+        "CONSENTRY_QUEUE_URL": queue_url,
+        "CONSENTRY_SECRET_KEY": "test-secret-key-that-is-long-enough-000",
+        "CONSENTRY_REGISTRATION_LEASE_SECONDS": "2",
+        "CONSENTRY_REGISTRATION_BATCH_SIZE": "200",
+        "CONSENTRY_REGISTRATION_IDLE_SECONDS": "0.05",
+        "CONSENTRY_WORKER_POLL_SECONDS": "0.1",
+    }
     command = [sys.executable, "-m", "consentry", "worker"]
 
-    first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and asyncio.run(counts())[0] < 400:
         time.sleep(0.05)
@@ -79,7 +102,9 @@ def test_sigkill_mid_batch_then_restart(database_url: str, tmp_path: Path, queue
     users_at_kill, _ = asyncio.run(counts())
     assert 0 < users_at_kill < TOTAL, "the kill should land mid-way"
 
-    second = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and asyncio.run(counts())[1] < TOTAL:

@@ -6,10 +6,13 @@ passwords are chosen by people and get the slow, memory-hard argon2id (OWASP par
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
 
+import bcrypt
 from argon2 import PasswordHasher as _Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -48,6 +51,52 @@ class SecretHasher:
         return hmac.compare_digest(self.hash(secret), expected)
 
 
+def imported_hash_format(stored: str) -> str | None:
+    """The format of a password hash we can verify: argon2, bcrypt, or pbkdf2-sha256; None otherwise."""
+    if stored.startswith(("$argon2id$", "$argon2i$", "$argon2d$")):
+        return "argon2"
+    if stored.startswith(("$2a$", "$2b$", "$2y$")) and len(stored) == 60:
+        return "bcrypt"
+    if stored.startswith(("pbkdf2_sha256$", "$pbkdf2-sha256$")) and _parse_pbkdf2(stored) is not None:
+        return "pbkdf2-sha256"
+    return None
+
+
+def _parse_pbkdf2(stored: str) -> tuple[int, bytes, bytes] | None:
+    """Django: ``pbkdf2_sha256$iter$salt$b64hash``; passlib: ``$pbkdf2-sha256$iter$ab64salt$ab64hash``."""
+    try:
+        if stored.startswith("pbkdf2_sha256$"):
+            _, iterations, salt, digest = stored.split("$", 3)
+            return int(iterations), salt.encode(), base64.b64decode(digest)
+        _, _, iterations, salt, digest = stored.split("$", 4)
+
+        def ab64(value: str) -> bytes:  # passlib's adapted base64: "." for "+", no padding
+            value = value.replace(".", "+")
+            return base64.b64decode(value + "=" * (-len(value) % 4))
+
+        return int(iterations), ab64(salt), ab64(digest)
+    except (ValueError, binascii.Error):
+        return None
+
+
+def _verify_legacy(stored: str, password: str) -> bool:
+    """Imported bcrypt and PBKDF2-SHA256 hashes, verified with their libraries; upgraded on success."""
+    kind = imported_hash_format(stored)
+    if kind == "bcrypt":
+        try:
+            return bcrypt.checkpw(password.encode()[:72], stored.encode())
+        except ValueError:
+            return False
+    if kind == "pbkdf2-sha256":
+        parsed = _parse_pbkdf2(stored)
+        if parsed is None or not 1 <= parsed[0] <= 10_000_000:
+            return False
+        iterations, salt, expected = parsed
+        computed = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations, dklen=len(expected))
+        return hmac.compare_digest(computed, expected)
+    return False
+
+
 class PasswordHasher:
     """argon2id with configurable cost; tells when a stored hash should be upgraded."""
 
@@ -60,6 +109,8 @@ class PasswordHasher:
         return self._hasher.hash(password)
 
     def verify(self, stored_hash: str, password: str) -> bool:
+        if not stored_hash.startswith("$argon2"):
+            return _verify_legacy(stored_hash, password)
         try:
             return self._hasher.verify(stored_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):

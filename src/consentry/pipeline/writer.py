@@ -125,7 +125,17 @@ async def _write(
             }
         )
         credentials.append({"user_id": user_id, "password_hash": message.password_hash, "created_at": now})
-        history.append({"user_id": user_id, "action": "terms_accepted", "actor": "user", "occurred_at": now})
+        imported = (
+            message.attributes.get("via") == "import"
+        )  # terms were accepted where the account came from
+        history.append(
+            {
+                "user_id": user_id,
+                "action": "imported" if imported else "terms_accepted",
+                "actor": "system" if imported else "user",
+                "occurred_at": now,
+            }
+        )
         audit.append(
             {
                 "event_type": "user_registered",
