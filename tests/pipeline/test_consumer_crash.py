@@ -1,4 +1,4 @@
-"""A `consentry worker` SIGKILLed in the middle of writing registrations loses nothing and duplicates nothing."""
+"""A `consentry worker` SIGKILLed mid-way through writing registrations loses and duplicates nothing."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -61,7 +62,8 @@ async def test_import_jsonl_then_sign_in_upgrades_the_hash(
         "CONSENTRY_SECRET_KEY": "test-secret-key-that-is-long-enough-000",
         "CONSENTRY_REGISTRATION_IDLE_SECONDS": "0.05",
     }
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "consentry", "users", "import", str(path)],
         env=env,
         cwd=tmp_path,
@@ -120,7 +122,8 @@ async def test_import_csv(runtime: Runtime, database_url: str, tmp_path: Path) -
         "CONSENTRY_DATABASE_URL": database_url,
         "CONSENTRY_SECRET_KEY": "test-secret-key-that-is-long-enough-000",
     }
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "consentry", "users", "import", str(path)],
         env=env,
         cwd=tmp_path,
