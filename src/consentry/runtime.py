@@ -38,9 +38,13 @@ def registration_transport(settings: Settings, database: Database) -> Transport:
         from consentry.pipeline.redis_transport import RedisStreamsTransport
 
         return RedisStreamsTransport(settings.queue_url, database, lease=lease)
+    if settings.queue_url.startswith("kafka://"):
+        from consentry.pipeline.kafka_transport import KafkaTransport
+
+        return KafkaTransport(settings.queue_url, database)
     raise ConfigurationError(
-        f"CONSENTRY_QUEUE_URL={settings.queue_url.split('://')[0]}://…: use db or redis:// (the Kafka "
-        "transport is not available in this version)"
+        f"CONSENTRY_QUEUE_URL must be db, redis://host:port/db or kafka://host:port[,host:port] "
+        f"(got {settings.queue_url.split('://')[0]}://…)"
     )
 
 
