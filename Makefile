@@ -6,7 +6,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint typecheck unit system-deps python-venv clean
+.PHONY: run test bench lint typecheck unit system-deps bench-deps python-venv clean
 
 ## run: install and start `consentry serve` on the embedded default (SQLite, database queue)
 run: $(VENV)/.installed
@@ -16,9 +16,16 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev system-deps lint typecheck
 	$(BIN)/pytest
 
+## bench: Consentry on one pinned core against the peers in ../shared/peers, SQLite and PostgreSQL
+bench: $(VENV)/.installed-dev system-deps bench-deps
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q --no-install-recommends wrk; }
+
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

@@ -1,0 +1,364 @@
+"""`make bench`: Consentry measured against the peers in ../shared/peers, in one run, on one core.
+
+The server runs pinned to CPU 0 (taskset), wrk pinned to CPU 1 with 32 connections: a warm-up, then a
+measurement. Every response is checked by the wrk script (status and body); a run with a wrong response does
+not count. Results go to stdout as a table and to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.pg import PostgresCluster, free_port, start_cluster
+
+PEERS_SRC = ROOT.parent / "shared" / "peers"
+PEERS = ROOT / "bench" / ".peers"
+POST_LUA = PEERS_SRC / "post.lua"  # the peers' own checking script, so both sides are judged alike
+GET_LUA = ROOT / "bench" / "get.lua"
+SERVER_CPU, WRK_CPU = "0", "1"
+SECRET = "bench-secret-key-bench-secret-key-000000"
+
+
+def wrk(url: str, script: Path, env: dict[str, str], *, duration: str, warmup: str) -> dict[str, Any]:
+    base = ["taskset", "-c", WRK_CPU, "wrk", "-t1", "-c32", "--timeout", "30s", "-s", str(script)]
+    subprocess.run([*base, "-d", warmup, url], env={**os.environ, **env}, capture_output=True, check=False)
+    out = subprocess.run(
+        [*base, "-d", duration, url], env={**os.environ, **env}, capture_output=True, text=True, check=False
+    ).stdout
+    line = next((line for line in out.splitlines() if line.startswith("RESULT")), None)
+    if line is None:
+        return {"valid": False, "error": out[-500:]}
+    requests, seconds, p50, p99, non2xx, bad, sock = line.split()[1:]
+    return {
+        "rps": round(int(requests) / float(seconds), 1),
+        "p50_ms": float(p50),
+        "p99_ms": float(p99),
+        "errors": int(non2xx) + int(bad) + int(sock),
+        "valid": int(non2xx) + int(bad) + int(sock) == 0,
+    }
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the server: the taskset wrapper execs consentry, so the pid is the server's."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+class Consentry:
+    """One `consentry serve` process pinned to CPU 0 on a fresh database, seeded for every scenario."""
+
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
+            "CONSENTRY_DATABASE_URL": database_url,
+            "CONSENTRY_ISSUER": self.url,
+            "CONSENTRY_SECRET_KEY": SECRET,
+            "CONSENTRY_LOG_LEVEL": "WARNING",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "consentry"), *args],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def start(self) -> None:
+        log = (self.workdir / "serve.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                SERVER_CPU,
+                str(ROOT / ".venv" / "bin" / "consentry"),
+                "serve",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError((self.workdir / "serve.log").read_text()[-2000:])
+
+    def stop(self) -> float:
+        assert self.process is not None
+        rss = rss_mb(self.process.pid) if self.process.poll() is None else 0.0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        return rss
+
+    def seed(self) -> dict[str, str]:
+        """A machine client, a web client with a person's remembered consent, a session and a live token."""
+        machine = json.loads(
+            self.cli(
+                "client",
+                "create",
+                "--name",
+                "bench-machine",
+                "--redirect-uri",
+                "https://bench.example.com/cb",
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                "profile",
+                "--json",
+            )
+        )
+        web = json.loads(
+            self.cli(
+                "client",
+                "create",
+                "--name",
+                "bench-web",
+                "--redirect-uri",
+                "https://bench.example.com/cb",
+                "--scope",
+                "openid profile",
+                "--json",
+            )
+        )
+        self.cli(
+            "user", "create", "--email", "bench@example.com", "--password", "bench password 1", "--verified"
+        )
+        with httpx.Client(base_url=self.url) as http:
+            flow = http.post(
+                "/api/v1/auth/submit-identifier", json={"identifier": "bench@example.com"}
+            ).json()
+            session = http.post(
+                "/api/v1/auth/login-password",
+                json={"password": "bench password 1"},
+                headers={"Authorization": f"Bearer {flow['flow_token']}"},
+            ).json()["session_token"]
+            params = {
+                "response_type": "code",
+                "client_id": web["client_id"],
+                "redirect_uri": "https://bench.example.com/cb",
+                "scope": "openid profile",
+                "state": "s",
+            }
+            http.post(
+                "/oauth2/consent",
+                json={
+                    **{k: v for k, v in params.items() if k != "response_type"},
+                    "approved": True,
+                    "remember": True,
+                },
+                headers={"Authorization": f"Bearer {session}"},
+            )
+            token = http.post(
+                "/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(machine["client_id"], machine["client_secret"]),
+            ).json()["access_token"]
+        return {
+            "machine_id": machine["client_id"],
+            "machine_secret": machine["client_secret"],
+            "session": session,
+            "token": token,
+            "authorize_query": urlencode(params),
+        }
+
+
+def consentry_scenarios(
+    server: Consentry, seed: dict[str, str], *, duration: str, warmup: str
+) -> dict[str, Any]:
+    basic = base64.b64encode(f"{seed['machine_id']}:{seed['machine_secret']}".encode()).decode()
+    results = {
+        "token": wrk(
+            f"{server.url}/oauth2/token",
+            POST_LUA,
+            {"BASIC": basic, "BODY": "grant_type=client_credentials", "EXPECT": '"access_token"'},
+            duration=duration,
+            warmup=warmup,
+        ),
+        "introspect": wrk(
+            f"{server.url}/oauth2/introspect",
+            POST_LUA,
+            {"BASIC": basic, "BODY": f"token={seed['token']}", "EXPECT": '"active":true'},
+            duration=duration,
+            warmup=warmup,
+        ),
+        "authorize": wrk(
+            f"{server.url}/oauth2/authorize?{seed['authorize_query']}",
+            GET_LUA,
+            {"BEARER": seed["session"]},
+            duration=duration,
+            warmup=warmup,
+        ),
+    }
+    return results
+
+
+def argon2_verify_rate() -> float:
+    """Raw argon2id verifications per second at the production parameters, on CPU 0 (scenario 5's bound)."""
+    code = (
+        "import time;from argon2 import PasswordHasher as P;h=P(time_cost=2,memory_cost=19456,parallelism=1);"
+        "s=h.hash('x'*16);n=0;t=time.perf_counter()\n"
+        "while time.perf_counter()-t<3:\n h.verify(s,'x'*16);n+=1\n"
+        "print(n/(time.perf_counter()-t))"
+    )
+    out = subprocess.run(
+        ["taskset", "-c", SERVER_CPU, str(ROOT / ".venv" / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return round(float(out.strip()), 1)
+
+
+def run_peers(scenario: str, targets: list[str], *, duration: str, warmup: str) -> dict[str, Any]:
+    if not (PEERS / ".ready").exists():
+        if PEERS.exists():
+            shutil.rmtree(PEERS)
+        shutil.copytree(PEERS_SRC, PEERS, ignore=shutil.ignore_patterns(".venv*", "db", "log"))
+        subprocess.run(["bash", "setup.sh"], cwd=PEERS, check=True, stdout=subprocess.DEVNULL)
+        (PEERS / ".ready").touch()
+    out = subprocess.run(
+        ["bash", "run.sh", scenario, *targets],
+        cwd=PEERS,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DURATION": duration, "WARMUP": warmup},
+        check=False,
+    ).stdout
+    results = {}
+    for line in out.splitlines():
+        target, _scenario, rps, p50, p99, non2xx, check = line.split()
+        results[target] = {
+            "rps": float(rps),
+            "p50_ms": float(p50),
+            "p99_ms": float(p99),
+            "errors": int(non2xx),
+            "valid": check == "ok",
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--duration", default="10s")
+    parser.add_argument("--warmup", default="3s")
+    parser.add_argument("--no-peers", action="store_true")
+    args = parser.parse_args()
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(),
+        "machine": platform.platform(),
+        "method": "server taskset CPU 0; wrk -t1 -c32 on CPU 1; warm-up then measure",
+        "consentry": {},
+        "peers": {},
+    }
+    cluster: PostgresCluster | None = None
+    try:
+        for backend in args.backends.split(","):
+            workdir = Path(tempfile.mkdtemp(prefix=f"consentry-bench-{backend}-"))
+            if backend == "postgresql":
+                cluster = cluster or start_cluster()
+                name = f"bench_{int(time.time())}"
+                subprocess.run(
+                    [
+                        str(cluster.bindir / "createdb"),
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(cluster.port),
+                        "-U",
+                        "postgres",
+                        name,
+                    ],
+                    check=True,
+                )
+                url = cluster.url(name)
+            else:
+                url = f"sqlite+aiosqlite:///{workdir / 'consentry.db'}"
+            server = Consentry(url, workdir)
+            server.cli("migrate")
+            server.start()
+            try:
+                seed = server.seed()
+                results = consentry_scenarios(server, seed, duration=args.duration, warmup=args.warmup)
+            finally:
+                rss = server.stop()
+            report["consentry"][backend] = {"scenarios": results, "server_rss_mb": rss}
+        report["argon2_verify_per_s"] = argon2_verify_rate()
+        if not args.no_peers:
+            for scenario in ("token", "introspect"):
+                report["peers"][scenario] = run_peers(
+                    scenario, ["floor", "authlib", "dot-plain"], duration=args.duration, warmup=args.warmup
+                )
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    print_table(report)
+    out = ROOT / "bench" / "results" / "latest.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"{'scenario':<12} {'backend':<11} {'rps':>9} {'p50 ms':>8} {'p99 ms':>9} {'errors':>6}  ratios")
+    for backend, data in report["consentry"].items():
+        for scenario, r in data["scenarios"].items():
+            if not r.get("valid"):
+                print(f"{scenario:<12} {backend:<11} INVALID {r.get('error', '')[:60]}")
+                continue
+            ratios = []
+            for peer, p in report["peers"].get(scenario, {}).items():
+                if p.get("valid") and p["rps"]:
+                    ratios.append(f"{r['rps'] / p['rps']:.2f}x {peer}")
+            print(
+                f"{scenario:<12} {backend:<11} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>9.2f} "
+                f"{r['errors']:>6}  {', '.join(ratios)}"
+            )
+        print(f"{'(rss)':<12} {backend:<11} {data['server_rss_mb']:>9.1f} MB after the run")
+    for scenario, peers in report["peers"].items():
+        for peer, p in peers.items():
+            print(
+                f"{scenario:<12} {'peer:' + peer:<11} {p['rps']:>9.1f} {p['p50_ms']:>8.2f} "
+                f"{p['p99_ms']:>9.2f} {p['errors']:>6}"
+            )
+    print(f"argon2id verify (m=19 MiB, t=2, p=1) on one core: {report['argon2_verify_per_s']}/s")
+
+
+if __name__ == "__main__":
+    main()
