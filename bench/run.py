@@ -229,6 +229,27 @@ def consentry_scenarios(
     return results
 
 
+def ingest_rate(database_url: str, count: int) -> dict[str, Any]:
+    """Scenario 6 on CPU 0: pre-hashed registrations through the pipeline, users per second."""
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            SERVER_CPU,
+            str(ROOT / ".venv" / "bin" / "python"),
+            str(ROOT / "bench" / "ingest.py"),
+            database_url,
+            str(count),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    _, written, seconds, rate = next(line for line in out.splitlines() if line.startswith("INGEST")).split()
+    return {"users": int(written), "seconds": float(seconds), "users_per_s": float(rate)}
+
+
 def argon2_verify_rate() -> float:
     """Raw argon2id verifications per second at the production parameters, on CPU 0 (scenario 5's bound)."""
     code = (
@@ -280,6 +301,7 @@ def main() -> None:
     parser.add_argument("--duration", default="10s")
     parser.add_argument("--warmup", default="3s")
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--ingest", type=int, default=50_000, help="registrations for the ingest scenario")
     args = parser.parse_args()
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(),
@@ -320,6 +342,26 @@ def main() -> None:
             finally:
                 rss = server.stop()
             report["consentry"][backend] = {"scenarios": results, "server_rss_mb": rss}
+            ingest_url = (
+                cluster.url(name + "_ingest")
+                if backend == "postgresql" and cluster
+                else f"sqlite+aiosqlite:///{workdir / 'ingest.db'}"
+            )
+            if backend == "postgresql" and cluster:
+                subprocess.run(
+                    [
+                        str(cluster.bindir / "createdb"),
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(cluster.port),
+                        "-U",
+                        "postgres",
+                        name + "_ingest",
+                    ],
+                    check=True,
+                )
+            report["consentry"][backend]["ingest"] = ingest_rate(ingest_url, args.ingest)
         report["argon2_verify_per_s"] = argon2_verify_rate()
         if not args.no_peers:
             for scenario in ("token", "introspect"):
@@ -351,6 +393,12 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{r['errors']:>6}  {', '.join(ratios)}"
             )
         print(f"{'(rss)':<12} {backend:<11} {data['server_rss_mb']:>9.1f} MB after the run")
+        ingest = data.get("ingest")
+        if ingest:
+            print(
+                f"{'ingest':<12} {backend:<11} {ingest['users_per_s']:>9.1f} users/s "
+                f"({ingest['users']} pre-hashed registrations in {ingest['seconds']:.1f} s)"
+            )
     for scenario, peers in report["peers"].items():
         for peer, p in peers.items():
             print(
