@@ -229,6 +229,90 @@ def consentry_scenarios(
     return results
 
 
+def max_latency_ms(wrk_output: str) -> float:
+    """The max column of wrk's "Latency" line (e.g. ``Latency 57.09ms 20.10ms 312.50ms 90.00%``)."""
+    line = next(line for line in wrk_output.splitlines() if line.strip().startswith("Latency"))
+    value = line.split()[3]
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if value.endswith(unit):
+            return round(float(value[: -len(unit)]) * factor, 2)
+    return float("nan")
+
+
+def cleanup_under_load(
+    server: Consentry, seed: dict[str, str], cluster: PostgresCluster, database: str, rows: int
+) -> dict[str, Any]:
+    """Issue 7: purge ``rows`` expired tokens while the token endpoint is under load; the slowest request."""
+    psql = [
+        str(cluster.bindir / "psql"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(cluster.port),
+        "-U",
+        "postgres",
+        "-d",
+        database,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-q",
+        "-v",
+        f"client={seed['machine_id']}",
+        "-v",
+        f"rows={rows}",
+    ]
+    seed_sql = (  # psql variables, interpolated by psql itself (:'client' is quoted as a literal)
+        "INSERT INTO access_tokens (token_hash, client_id, scopes, created_at, expires_at) "
+        "SELECT sha256(g::text::bytea), :'client', '[]'::jsonb, now() - interval '2 hours', "
+        "now() - interval '1 hour' FROM generate_series(1, :rows) g;"
+    )
+    subprocess.run([*psql, "-f", "-"], input=seed_sql, text=True, check=True)
+    basic = base64.b64encode(f"{seed['machine_id']}:{seed['machine_secret']}".encode()).decode()
+    env = {**os.environ, "BASIC": basic, "BODY": "grant_type=client_credentials", "EXPECT": '"access_token"'}
+    load = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            WRK_CPU,
+            "wrk",
+            "-t1",
+            "-c32",
+            "-d",
+            "60s",
+            "--timeout",
+            "30s",
+            "--latency",
+            "-s",
+            str(POST_LUA),
+            f"{server.url}/oauth2/token",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2)
+    started = time.perf_counter()
+    subprocess.run(
+        ["taskset", "-c", SERVER_CPU, str(ROOT / ".venv" / "bin" / "consentry"), "cleanup"],
+        env=server.env,
+        cwd=server.workdir,
+        check=True,
+        capture_output=True,
+    )
+    purge_seconds = time.perf_counter() - started
+    load.send_signal(signal.SIGINT)  # wrk prints its summary when interrupted
+    output, _ = load.communicate(timeout=30)
+    line = next((x for x in output.splitlines() if x.startswith("RESULT")), "RESULT 0 1 0 0 0 0 0").split()
+    return {
+        "rows": rows,
+        "purge_seconds": round(purge_seconds, 2),
+        "max_request_ms": max_latency_ms(output),
+        "p99_ms": float(line[4]),
+        "rps_during": round(int(line[1]) / float(line[2]), 1),
+        "errors": int(line[5]) + int(line[6]) + int(line[7]),
+    }
+
+
 def ingest_rate(database_url: str, count: int) -> dict[str, Any]:
     """Scenario 6 on CPU 0: pre-hashed registrations through the pipeline, users per second."""
     out = subprocess.run(
@@ -302,6 +386,12 @@ def main() -> None:
     parser.add_argument("--warmup", default="3s")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--ingest", type=int, default=50_000, help="registrations for the ingest scenario")
+    parser.add_argument(
+        "--purge-rows",
+        type=int,
+        default=1_000_000,
+        help="expired tokens purged under load on PostgreSQL (0 to skip)",
+    )
     args = parser.parse_args()
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(),
@@ -339,6 +429,10 @@ def main() -> None:
             try:
                 seed = server.seed()
                 results = consentry_scenarios(server, seed, duration=args.duration, warmup=args.warmup)
+                if backend == "postgresql" and cluster and args.purge_rows:
+                    results["cleanup_under_load"] = cleanup_under_load(
+                        server, seed, cluster, name, args.purge_rows
+                    )
             finally:
                 rss = server.stop()
             report["consentry"][backend] = {"scenarios": results, "server_rss_mb": rss}
@@ -381,6 +475,13 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'scenario':<12} {'backend':<11} {'rps':>9} {'p50 ms':>8} {'p99 ms':>9} {'errors':>6}  ratios")
     for backend, data in report["consentry"].items():
         for scenario, r in data["scenarios"].items():
+            if scenario == "cleanup_under_load":
+                print(
+                    f"{'purge+load':<12} {backend:<11} {r['rows']:,} expired tokens purged in "
+                    f"{r['purge_seconds']} s while serving {r['rps_during']} tokens/s; slowest request "
+                    f"{r['max_request_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}"
+                )
+                continue
             if not r.get("valid"):
                 print(f"{scenario:<12} {backend:<11} INVALID {r.get('error', '')[:60]}")
                 continue
