@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.storage.database import Database
+from consentry.storage.registrations import RegistrationLedger
 from consentry.storage.tables import RegistrationRequest, RegistrationStatus
 
 
@@ -23,32 +24,13 @@ class DatabaseTransport:
         self, database: Database, *, lease: timedelta = timedelta(seconds=60), consumer_id: str | None = None
     ) -> None:
         self._database = database
+        self._ledger = RegistrationLedger(database)
         self._lease = lease
         self._consumer_id = consumer_id or uuid.uuid4().hex[:16]
 
     async def publish(self, messages: Sequence[RegistrationMessage], *, now: datetime) -> None:
-        if not messages:
-            return
-        async with self._database.unit_of_work() as session:
-            await session.execute(
-                insert(RegistrationRequest),
-                [
-                    {
-                        "id": m.request_id,
-                        "status": RegistrationStatus.PROCESSING,
-                        "email": m.email,
-                        "phone": m.phone,
-                        "password_hash": m.password_hash,
-                        "attributes": m.attributes,
-                        "attempts": 0,
-                        "in_dlq": False,
-                        "created_at": now,
-                        "updated_at": now,
-                        "next_attempt_at": now,
-                    }
-                    for m in messages
-                ],
-            )
+        if messages:
+            await self._ledger.record_published(messages, now=now, keep_hash=True)
 
     async def receive(self, limit: int, *, now: datetime) -> list[RegistrationMessage]:
         """Claim up to ``limit`` due messages (new ones, and dead-lettered ones whose retry time has come)."""
@@ -88,21 +70,4 @@ class DatabaseTransport:
         self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime
     ) -> None:
         """Park a message that failed to write: retried at ``retry_at``, or failed for good when None."""
-        values: dict[str, object] = {
-            "in_dlq": True,
-            "attempts": message.attempts + 1,
-            "error": error[:1000],
-            "claimed_at": None,
-            "claimed_by": None,
-            "updated_at": now,
-        }
-        if retry_at is None:
-            values |= {"status": RegistrationStatus.FAILED, "password_hash": None}
-        else:
-            values["next_attempt_at"] = retry_at
-        async with self._database.unit_of_work() as session:
-            await session.execute(
-                update(RegistrationRequest)
-                .where(RegistrationRequest.id == message.request_id)
-                .values(**values)
-            )
+        await self._ledger.record_dead_letter(message, error, retry_at=retry_at, now=now, release_claim=True)

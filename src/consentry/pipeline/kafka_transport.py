@@ -17,12 +17,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from sqlalchemy import insert, update
 
 from consentry.errors import ServiceUnavailableError
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.storage.database import Database
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+from consentry.storage.registrations import RegistrationLedger
 
 TOPIC = "user.registration"
 DLQ_TOPIC = "user.registration.dlq"
@@ -52,6 +51,7 @@ class KafkaTransport:
     def __init__(self, url: str, database: Database) -> None:
         self._brokers = brokers_of(url)
         self._database = database
+        self._ledger = RegistrationLedger(database)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
@@ -84,41 +84,15 @@ class KafkaTransport:
     async def publish(self, messages: Sequence[RegistrationMessage], *, now: datetime) -> None:
         if not messages:
             return
-        async with self._database.unit_of_work() as session:
-            await session.execute(
-                insert(RegistrationRequest),
-                [
-                    {
-                        "id": m.request_id,
-                        "status": RegistrationStatus.PROCESSING,
-                        "email": m.email,
-                        "phone": m.phone,
-                        "password_hash": None,
-                        "attributes": m.attributes,
-                        "attempts": 0,
-                        "in_dlq": False,
-                        "created_at": now,
-                        "updated_at": now,
-                        "next_attempt_at": now,
-                    }
-                    for m in messages
-                ],
-            )
+        await self._ledger.record_published(messages, now=now, keep_hash=False)
         try:
             producer = await self._get_producer()
             sent = [await producer.send(TOPIC, _encode(m), key=m.request_id.bytes) for m in messages]
             await asyncio.gather(*sent)
         except KafkaError as exc:
-            async with self._database.unit_of_work() as session:
-                await session.execute(
-                    update(RegistrationRequest)
-                    .where(RegistrationRequest.id.in_([m.request_id for m in messages]))
-                    .values(
-                        status=RegistrationStatus.FAILED,
-                        error="the registration queue was unavailable",
-                        updated_at=now,
-                    )
-                )
+            await self._ledger.record_failed(
+                [m.request_id for m in messages], "the registration queue was unavailable", now=now
+            )
             raise ServiceUnavailableError("the registration queue is unavailable; try again") from exc
 
     async def receive(self, limit: int, *, now: datetime) -> list[RegistrationMessage]:
@@ -160,16 +134,7 @@ class KafkaTransport:
     async def dead_letter(
         self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime
     ) -> None:
-        values: dict[str, object] = {
-            "in_dlq": True,
-            "attempts": message.attempts + 1,
-            "error": error[:1000],
-            "updated_at": now,
-        }
-        if retry_at is None:
-            values["status"] = RegistrationStatus.FAILED
-        else:
-            values["next_attempt_at"] = retry_at
+        if retry_at is not None:
             retry = RegistrationMessage(
                 message.request_id,
                 message.email,
@@ -182,12 +147,7 @@ class KafkaTransport:
             await producer.send_and_wait(
                 DLQ_TOPIC, _encode(retry, retry_at.timestamp()), key=message.request_id.bytes
             )
-        async with self._database.unit_of_work() as session:
-            await session.execute(
-                update(RegistrationRequest)
-                .where(RegistrationRequest.id == message.request_id)
-                .values(**values)
-            )
+        await self._ledger.record_dead_letter(message, error, retry_at=retry_at, now=now)
 
     async def aclose(self) -> None:
         for client in (self._consumer, self._producer):

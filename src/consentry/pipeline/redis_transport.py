@@ -15,12 +15,11 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
-from sqlalchemy import insert, update
 
 from consentry.errors import ServiceUnavailableError
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.storage.database import Database
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+from consentry.storage.registrations import RegistrationLedger
 
 STREAM = "consentry:registrations"
 DLQ = "consentry:registrations:dlq"
@@ -64,6 +63,7 @@ class RedisStreamsTransport:
     ) -> None:
         self._redis = redis.from_url(url)
         self._database = database
+        self._ledger = RegistrationLedger(database)
         self._lease_ms = int(lease.total_seconds() * 1000)
         self._consumer = consumer or f"writer-{uuid.uuid4().hex[:12]}"
         self._group_ready = False
@@ -81,33 +81,14 @@ class RedisStreamsTransport:
     async def publish(self, messages: Sequence[RegistrationMessage], *, now: datetime) -> None:
         if not messages:
             return
-        async with self._database.unit_of_work() as session:
-            await session.execute(
-                insert(RegistrationRequest),
-                [
-                    {
-                        "id": m.request_id,
-                        "status": RegistrationStatus.PROCESSING,
-                        "email": m.email,
-                        "phone": m.phone,
-                        "password_hash": None,
-                        "attributes": m.attributes,
-                        "attempts": 0,
-                        "in_dlq": False,
-                        "created_at": now,
-                        "updated_at": now,
-                        "next_attempt_at": now,
-                    }
-                    for m in messages
-                ],
-            )
+        await self._ledger.record_published(messages, now=now, keep_hash=False)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for message in messages:
                     pipe.xadd(STREAM, {"m": _encode(message)})
                 await pipe.execute()
         except RedisError as exc:
-            await self._fail(
+            await self._ledger.record_failed(
                 [m.request_id for m in messages], "the registration queue was unavailable", now=now
             )
             raise ServiceUnavailableError("the registration queue is unavailable; try again") from exc
@@ -137,16 +118,7 @@ class RedisStreamsTransport:
     async def dead_letter(
         self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime
     ) -> None:
-        values: dict[str, object] = {
-            "in_dlq": True,
-            "attempts": message.attempts + 1,
-            "error": error[:1000],
-            "updated_at": now,
-        }
-        if retry_at is None:
-            values["status"] = RegistrationStatus.FAILED
-        else:
-            values["next_attempt_at"] = retry_at
+        if retry_at is not None:
             retry = RegistrationMessage(
                 message.request_id,
                 message.email,
@@ -156,26 +128,13 @@ class RedisStreamsTransport:
                 message.attempts + 1,
             )
             await self._redis.zadd(DLQ, {_encode(retry): retry_at.timestamp()})
-        async with self._database.unit_of_work() as session:
-            await session.execute(
-                update(RegistrationRequest)
-                .where(RegistrationRequest.id == message.request_id)
-                .values(**values)
-            )
+        await self._ledger.record_dead_letter(message, error, retry_at=retry_at, now=now)
 
     async def _release_due_retries(self, *, now: datetime) -> None:
         due: Any = await self._redis.zrangebyscore(DLQ, "-inf", now.timestamp(), start=0, num=1000)
         for raw in due:
             if await self._redis.zrem(DLQ, raw):  # whoever removes it re-queues it, once
                 await self._redis.xadd(STREAM, {"m": raw})
-
-    async def _fail(self, request_ids: list[uuid.UUID], error: str, *, now: datetime) -> None:
-        async with self._database.unit_of_work() as session:
-            await session.execute(
-                update(RegistrationRequest)
-                .where(RegistrationRequest.id.in_(request_ids))
-                .values(status=RegistrationStatus.FAILED, error=error, updated_at=now)
-            )
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -1,0 +1,80 @@
+"""The registration requests' status rows: what register-status reports, whatever the transport."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import insert, update
+
+from consentry.pipeline.messages import RegistrationMessage
+from consentry.storage.database import Database
+from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+
+
+class RegistrationLedger:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def record_published(
+        self, messages: Sequence[RegistrationMessage], *, now: datetime, keep_hash: bool
+    ) -> None:
+        """One ``processing`` row per message; the hash is kept only where the table itself is the queue."""
+        async with self._database.unit_of_work() as session:
+            await session.execute(
+                insert(RegistrationRequest),
+                [
+                    {
+                        "id": m.request_id,
+                        "status": RegistrationStatus.PROCESSING,
+                        "email": m.email,
+                        "phone": m.phone,
+                        "password_hash": m.password_hash if keep_hash else None,
+                        "attributes": m.attributes,
+                        "attempts": 0,
+                        "in_dlq": False,
+                        "created_at": now,
+                        "updated_at": now,
+                        "next_attempt_at": now,
+                    }
+                    for m in messages
+                ],
+            )
+
+    async def record_dead_letter(
+        self,
+        message: RegistrationMessage,
+        error: str,
+        *,
+        retry_at: datetime | None,
+        now: datetime,
+        release_claim: bool = False,
+    ) -> None:
+        """A failed write: retried at ``retry_at``, or failed for good (and its hash dropped) when None."""
+        values: dict[str, object] = {
+            "in_dlq": True,
+            "attempts": message.attempts + 1,
+            "error": error[:1000],
+            "updated_at": now,
+        }
+        if release_claim:
+            values |= {"claimed_at": None, "claimed_by": None}
+        if retry_at is None:
+            values |= {"status": RegistrationStatus.FAILED, "password_hash": None}
+        else:
+            values["next_attempt_at"] = retry_at
+        async with self._database.unit_of_work() as session:
+            await session.execute(
+                update(RegistrationRequest)
+                .where(RegistrationRequest.id == message.request_id)
+                .values(**values)
+            )
+
+    async def record_failed(self, request_ids: Sequence[uuid.UUID], error: str, *, now: datetime) -> None:
+        async with self._database.unit_of_work() as session:
+            await session.execute(
+                update(RegistrationRequest)
+                .where(RegistrationRequest.id.in_(request_ids))
+                .values(status=RegistrationStatus.FAILED, error=error, password_hash=None, updated_at=now)
+            )
