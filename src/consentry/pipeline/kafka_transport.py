@@ -135,14 +135,7 @@ class KafkaTransport:
         self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime
     ) -> None:
         if retry_at is not None:
-            retry = RegistrationMessage(
-                message.request_id,
-                message.email,
-                message.phone,
-                message.password_hash,
-                message.attributes,
-                message.attempts + 1,
-            )
+            retry = message.next_attempt()
             producer = await self._get_producer()
             await producer.send_and_wait(
                 DLQ_TOPIC, _encode(retry, retry_at.timestamp()), key=message.request_id.bytes

@@ -16,3 +16,9 @@ class RegistrationMessage:
     attributes: dict[str, Any] = field(default_factory=dict)  # email_verified, phone_verified
     attempts: int = 0
     receipt: str | None = None  # the transport's handle for acknowledging it (a stream entry id)
+
+    def next_attempt(self) -> RegistrationMessage:
+        """The same message, counted as tried once more, detached from its transport receipt."""
+        return RegistrationMessage(
+            self.request_id, self.email, self.phone, self.password_hash, self.attributes, self.attempts + 1
+        )

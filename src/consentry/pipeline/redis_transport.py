@@ -119,14 +119,7 @@ class RedisStreamsTransport:
         self, message: RegistrationMessage, error: str, *, retry_at: datetime | None, now: datetime
     ) -> None:
         if retry_at is not None:
-            retry = RegistrationMessage(
-                message.request_id,
-                message.email,
-                message.phone,
-                message.password_hash,
-                message.attributes,
-                message.attempts + 1,
-            )
+            retry = message.next_attempt()
             await self._redis.zadd(DLQ, {_encode(retry): retry_at.timestamp()})
         await self._ledger.record_dead_letter(message, error, retry_at=retry_at, now=now)
 
