@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=365, ge=1)
     cleanup_batch_size: int = Field(default=5000, ge=1, le=100_000)
     cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
+    cleanup_pause_seconds: float = Field(
+        default=0.02, ge=0, description="rest between batches for live traffic"
+    )
 
     # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
     argon2_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024)

@@ -7,6 +7,7 @@ Consents are not deleted but marked ``expired``, with a history row each: they a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -117,6 +118,9 @@ async def _purge(
             progress(purge.name, removed)
         if removed < batch:
             return total
+        await asyncio.sleep(
+            runtime.settings.cleanup_pause_seconds
+        )  # let live requests through between batches
 
 
 async def _expire_consents(
