@@ -292,13 +292,17 @@ def cleanup_under_load(
     )
     time.sleep(2)
     started = time.perf_counter()
-    subprocess.run(
+    cleaned = subprocess.run(
         ["taskset", "-c", SERVER_CPU, str(ROOT / ".venv" / "bin" / "consentry"), "cleanup"],
         env=server.env,
         cwd=server.workdir,
-        check=True,
         capture_output=True,
+        text=True,
+        check=False,
     )
+    if cleaned.returncode != 0:
+        load.kill()
+        raise RuntimeError(f"consentry cleanup failed: {cleaned.stderr[-2000:]}")
     purge_seconds = time.perf_counter() - started
     load.send_signal(signal.SIGINT)  # wrk prints its summary when interrupted
     output, _ = load.communicate(timeout=30)

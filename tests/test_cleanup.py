@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -118,3 +119,27 @@ def test_cleanup_cli_dry_run(database_url: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "would be cleaned" in result.stdout
     assert "access_tokens" in result.stdout and "consents_expired" in result.stdout
+
+
+async def test_two_purgers_at_once_share_the_work(runtime: Runtime) -> None:
+    """Several workers, or the CLI beside a worker, may purge at the same time: no deadlock, nothing twice."""
+    app = await make_app(runtime)
+    now = utcnow()
+    async with runtime.database.unit_of_work() as session:
+        session.add_all(
+            [
+                AccessToken(
+                    token_hash=token_hash(f"both-{i}"),
+                    client_id=app.client_id,
+                    scopes=Scopes(),
+                    created_at=now - timedelta(hours=2),
+                    expires_at=now - timedelta(hours=1),
+                )
+                for i in range(60)
+            ]
+        )
+    first, second = await asyncio.gather(
+        run_cleanup(runtime, now=utcnow()), run_cleanup(runtime, now=utcnow())
+    )
+    assert first.counts["access_tokens"] + second.counts["access_tokens"] == 60
+    assert await count(runtime, AccessToken) == 0

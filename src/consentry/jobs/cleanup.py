@@ -108,7 +108,15 @@ async def _purge(
     total = 0
     while True:
         async with runtime.database.unit_of_work() as session:
-            chosen = select(purge.key).where(condition).limit(batch).scalar_subquery()
+            # SKIP LOCKED (PostgreSQL; ignored on SQLite): concurrent purgers - several workers, or the CLI
+            # beside a worker - take different rows instead of deadlocking on the same ones.
+            chosen = (
+                select(purge.key)
+                .where(condition)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
             result = await session.execute(
                 delete(table).where(purge.key.in_(chosen)).execution_options(synchronize_session=False)
             )
@@ -134,7 +142,11 @@ async def _expire_consents(
     total = 0
     while True:
         async with runtime.database.unit_of_work() as session:
-            ids = list(await session.scalars(select(Consent.id).where(due).limit(batch)))
+            ids = list(
+                await session.scalars(
+                    select(Consent.id).where(due).limit(batch).with_for_update(skip_locked=True)
+                )
+            )
             if ids:
                 await session.execute(
                     insert(ConsentHistory).from_select(
