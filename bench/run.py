@@ -229,6 +229,24 @@ def consentry_scenarios(
     return results
 
 
+def create_database(cluster: PostgresCluster, name: str) -> str:
+    """A fresh database on the bench cluster; returns its URL."""
+    subprocess.run(
+        [
+            str(cluster.bindir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(cluster.port),
+            "-U",
+            "postgres",
+            name,
+        ],
+        check=True,
+    )
+    return cluster.url(name)
+
+
 def max_latency_ms(wrk_output: str) -> float:
     """The max column of wrk's "Latency" line (e.g. ``Latency 57.09ms 20.10ms 312.50ms 90.00%``)."""
     line = next(line for line in wrk_output.splitlines() if line.strip().startswith("Latency"))
@@ -411,20 +429,7 @@ def main() -> None:
             if backend == "postgresql":
                 cluster = cluster or start_cluster()
                 name = f"bench_{int(time.time())}"
-                subprocess.run(
-                    [
-                        str(cluster.bindir / "createdb"),
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        str(cluster.port),
-                        "-U",
-                        "postgres",
-                        name,
-                    ],
-                    check=True,
-                )
-                url = cluster.url(name)
+                url = create_database(cluster, name)
             else:
                 url = f"sqlite+aiosqlite:///{workdir / 'consentry.db'}"
             server = Consentry(url, workdir)
@@ -441,24 +446,10 @@ def main() -> None:
                 rss = server.stop()
             report["consentry"][backend] = {"scenarios": results, "server_rss_mb": rss}
             ingest_url = (
-                cluster.url(name + "_ingest")
+                create_database(cluster, name + "_ingest")
                 if backend == "postgresql" and cluster
                 else f"sqlite+aiosqlite:///{workdir / 'ingest.db'}"
             )
-            if backend == "postgresql" and cluster:
-                subprocess.run(
-                    [
-                        str(cluster.bindir / "createdb"),
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        str(cluster.port),
-                        "-U",
-                        "postgres",
-                        name + "_ingest",
-                    ],
-                    check=True,
-                )
             report["consentry"][backend]["ingest"] = ingest_rate(ingest_url, args.ingest)
         report["argon2_verify_per_s"] = argon2_verify_rate()
         if not args.no_peers:

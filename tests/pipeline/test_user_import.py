@@ -33,6 +33,25 @@ def hashes(runtime: Runtime) -> dict[str, str]:
     }
 
 
+async def run_import(database_url: str, workdir: Path, path: Path) -> subprocess.CompletedProcess[str]:
+    """`consentry users import PATH` as a real process against the test database."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
+        "CONSENTRY_DATABASE_URL": database_url,
+        "CONSENTRY_SECRET_KEY": "test-secret-key-that-is-long-enough-000",
+        "CONSENTRY_REGISTRATION_IDLE_SECONDS": "0.05",
+    }
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "consentry", "users", "import", str(path)],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 async def test_import_jsonl_then_sign_in_upgrades_the_hash(
     http: httpx.AsyncClient, runtime: Runtime, database_url: str, tmp_path: Path
 ) -> None:
@@ -56,21 +75,7 @@ async def test_import_jsonl_then_sign_in_upgrades_the_hash(
     ]
     path = tmp_path / "users.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
-        "CONSENTRY_DATABASE_URL": database_url,
-        "CONSENTRY_SECRET_KEY": "test-secret-key-that-is-long-enough-000",
-        "CONSENTRY_REGISTRATION_IDLE_SECONDS": "0.05",
-    }
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "consentry", "users", "import", str(path)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = await run_import(database_url, tmp_path, path)
     assert result.returncode == 0, result.stderr
     assert "imported: 5  duplicates: 1  failed: 0  invalid lines: 3" in result.stdout
     assert "line 6: not JSON" in result.stdout
@@ -117,20 +122,7 @@ async def test_import_csv(runtime: Runtime, database_url: str, tmp_path: Path) -
         "bad-email,,x,true\n"
         f"csv2@example.com,,{known['django']},false\n"
     )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
-        "CONSENTRY_DATABASE_URL": database_url,
-        "CONSENTRY_SECRET_KEY": "test-secret-key-that-is-long-enough-000",
-    }
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "consentry", "users", "import", str(path)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = await run_import(database_url, tmp_path, path)
     assert result.returncode == 0, result.stderr
     assert "imported: 2  duplicates: 0  failed: 0  invalid lines: 1" in result.stdout
     assert "line 3:" in result.stdout
