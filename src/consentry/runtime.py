@@ -23,6 +23,7 @@ from consentry.services.ratelimits import RateLimiter, storage_for
 from consentry.services.subjects import SubjectService
 from consentry.settings import Settings
 from consentry.storage.database import Database
+from consentry.storage.group_commit import GroupCommitter
 
 
 def utcnow() -> datetime:
@@ -68,6 +69,7 @@ class Runtime:
     metrics_registry: CollectorRegistry
     registrations: Transport
     pipeline_metrics: PipelineMetrics
+    writes: GroupCommitter
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -112,6 +114,7 @@ class Runtime:
             metrics_registry=registry,
             registrations=registration_transport(settings, database),
             pipeline_metrics=PipelineMetrics(registry),
+            writes=GroupCommitter(database),
         )
 
     @property
@@ -119,6 +122,7 @@ class Runtime:
         return self.settings.issuer
 
     async def close(self) -> None:
+        await self.writes.drain()
         close_transport = getattr(self.registrations, "aclose", None)
         if close_transport is not None:
             await close_transport()

@@ -17,7 +17,11 @@ from consentry.storage.audit import RequestOrigin
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are coroutines even when they do not await: FastAPI runs a plain ``def`` dependency in
+# its thread pool, which costs a thread hop per request.
+
+
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -34,14 +38,14 @@ async def get_unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 UnitOfWorkDep = Annotated[AsyncSession, Depends(get_unit_of_work)]
 
 
-def get_now() -> datetime:
+async def get_now() -> datetime:
     return utcnow()
 
 
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
-def get_origin(request: Request) -> RequestOrigin:
+async def get_origin(request: Request) -> RequestOrigin:
     return RequestOrigin(
         ip=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from sqlalchemy import Update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.storage.consents import ConsentRepository
+from consentry.storage.consents import last_used_update
 
 
 class ConsentUsage:
@@ -22,11 +23,17 @@ class ConsentUsage:
         self._max_entries = max_entries
         self._recent: dict[uuid.UUID, datetime] = {}
 
-    async def record(self, session: AsyncSession, consent_id: uuid.UUID, *, now: datetime) -> None:
+    def due(self, consent_id: uuid.UUID, *, now: datetime) -> Update | None:
+        """The UPDATE to run with this request's writes, or None when the consent was touched lately."""
         last = self._recent.get(consent_id)
         if last is not None and now - last < self._granularity:
-            return
-        await ConsentRepository(session).touch_last_used(consent_id, now=now, granularity=self._granularity)
+            return None
         if len(self._recent) >= self._max_entries:
             self._recent.clear()
         self._recent[consent_id] = now
+        return last_used_update(consent_id, now=now, granularity=self._granularity)
+
+    async def record(self, session: AsyncSession, consent_id: uuid.UUID, *, now: datetime) -> None:
+        statement = self.due(consent_id, now=now)
+        if statement is not None:
+            await session.execute(statement)

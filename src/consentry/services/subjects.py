@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from consentry.crypto.hashing import derive_key
 from consentry.domain import pairwise
@@ -34,6 +35,14 @@ class VersionKey:
     key: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class PseudonymRecord:
+    """The insert that records a pseudonym (idempotent), and what this process remembers once it is done."""
+
+    statement: Executable
+    marker: tuple[str, int, uuid.UUID]
+
+
 class SubjectService:
     def __init__(self, database: Database, *, secret: bytes, refresh_interval: float = 30.0) -> None:
         self._database = database
@@ -46,10 +55,13 @@ class SubjectService:
     def _key(self, key_ref: str) -> bytes:
         return derive_key(self._secret, f"consentry pseudonyms {key_ref}")
 
-    async def _active_version(self, session: AsyncSession, *, now: datetime) -> VersionKey:
-        """The issuing version, read through the caller's session (never a second transaction)."""
+    async def _active_version(self, session: AsyncSession | None, *, now: datetime) -> VersionKey:
+        """The issuing version, read through the caller's session (or a transaction of its own)."""
         if self._active is not None and time.monotonic() - self._loaded_at < self._refresh_interval:
             return self._active
+        if session is None:
+            async with self._database.unit_of_work() as own:
+                return await self._active_version(own, now=now)
         versions = await PseudonymVersionRepository(session).all()
         active = next((v for v in versions if v.state == PseudonymVersionState.ACTIVE), None)
         if active is None:
@@ -80,33 +92,43 @@ class SubjectService:
         self, session: AsyncSession, user_id: uuid.UUID, client: RegisteredClient, *, now: datetime
     ) -> str:
         """The ``sub`` for ``client``; a pairwise pseudonym is recorded so it can be resolved back."""
-        if client.subject_type != "pairwise":
-            return str(user_id)
-        active = await self._active_version(session, now=now)
-        value = pairwise.pseudonym(active.key, client.sector, user_id)
-        marker = (client.sector, active.version, user_id)
-        if marker not in self._stored:
-            await self._record(session, client.sector, active.version, user_id, value, now=now)
-            if len(self._stored) > 100_000:
-                self._stored.clear()
-            self._stored.add(marker)
+        value, record = await self.pseudonym(user_id, client, now=now, session=session)
+        if record is not None:
+            await session.execute(record.statement)
+            self.remember(record)
         return value
 
-    async def _record(
+    async def pseudonym(
         self,
-        session: AsyncSession,
-        sector: str,
-        version: int,
         user_id: uuid.UUID,
-        value: str,
+        client: RegisteredClient,
         *,
         now: datetime,
-    ) -> None:
+        session: AsyncSession | None = None,
+    ) -> tuple[str, PseudonymRecord | None]:
+        """The ``sub`` for ``client``, and the statement recording it when this process has not yet.
+
+        The caller runs the statement in the transaction that issues the token (group-committed or not), then
+        calls :meth:`remember` so later tokens skip it.
+        """
+        if client.subject_type != "pairwise":
+            return str(user_id), None
+        active = await self._active_version(session, now=now)
+        value = pairwise.pseudonym(active.key, client.sector, user_id)
+        if (client.sector, active.version, user_id) in self._stored:
+            return value, None
         insert = pg_insert if self._database.dialect == "postgresql" else sqlite_insert
         statement = insert(Pseudonym).values(
-            sector=sector, version=version, user_id=user_id, pseudonym=value, created_at=now
+            sector=client.sector, version=active.version, user_id=user_id, pseudonym=value, created_at=now
         )
-        await session.execute(statement.on_conflict_do_nothing())
+        marker = (client.sector, active.version, user_id)
+        return value, PseudonymRecord(statement.on_conflict_do_nothing(), marker)
+
+    def remember(self, record: PseudonymRecord) -> None:
+        """``record`` is committed: this process need not write it again."""
+        if len(self._stored) > 100_000:
+            self._stored.clear()
+        self._stored.add(record.marker)
 
     async def resolve(self, session: AsyncSession, sector: str, subject: str) -> uuid.UUID | None:
         """The user behind a pseudonym of an active or retiring version (both resolve during a migration)."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, Update
+from sqlalchemy.sql import Executable
 
 from consentry.crypto.hashing import new_token, token_hash
 from consentry.domain import pkce
@@ -34,10 +35,19 @@ from consentry.errors import (
     UnsupportedGrantTypeError,
 )
 from consentry.runtime import Runtime
-from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.consents import ConsentRepository
-from consentry.storage.tables import AccessToken, AuthorizationCode, ConsentStatus, RefreshToken
-from consentry.storage.tokens import TokenRepository
+from consentry.services.subjects import PseudonymRecord
+from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
+from consentry.storage.consents import ConsentRepository, is_live_consent
+from consentry.storage.group_commit import ClaimLost, Row, WriteUnit
+from consentry.storage.tables import AuthorizationCode, ConsentStatus, RefreshToken
+from consentry.storage.tokens import (
+    ACCESS_TOKENS,
+    REFRESH_TOKENS,
+    TokenRepository,
+    code_claim,
+    rotation_claim,
+    token_row,
+)
 
 USER_ONLY_SCOPES = frozenset({OPENID, "offline_access"})
 
@@ -88,55 +98,36 @@ async def _authorization_code(
     code = form.get("code")
     if not code:
         raise InvalidRequestError("code is required")
-    redirect_uri = form.get("redirect_uri")
-    async with runtime.database.unit_of_work() as session:
-        tokens = TokenRepository(session)
-        stored = await tokens.get_code(token_hash(code))
-        if stored is None or stored.client_id != client.id:
-            raise InvalidGrantError("the code is invalid", debug="unknown code or another client's code")
-        replayed = stored.used_at is not None or not await tokens.consume_code(stored.code_hash, now=now)
-        if replayed:
-            await _revoke_grant(
-                session,
-                stored,
-                "token_revoked",
-                {"reason": "authorization_code_replay"},
-                origin=origin,
-                now=now,
-            )
-        else:
-            _check_code(stored, client, redirect_uri, form.get("code_verifier"), now=now)
-            grant = UserGrant(
-                stored.user_id,
-                stored.scopes,
-                stored.family_id,
-                stored.consent_id,
-                stored.auth_time,
-                stored.nonce,
-            )
-            response = await _issue_user_tokens(
-                runtime,
-                session,
-                client,
-                grant,
-                grant.scopes,
-                now=now,
-                with_refresh=stored.consent_id is not None,
-            )
-            await AuditRepository(session).record(
-                "token_issued",
-                now=now,
-                origin=origin,
-                user_id=stored.user_id,
-                client_id=client.id,
-                scopes=stored.scopes,
-                details={"grant_type": GRANT_AUTHORIZATION_CODE},
-            )
-    if replayed:  # raised only now, so the revocation above is committed
-        raise InvalidGrantError(
-            "the code has already been used", debug="code replay; its tokens were revoked"
+    async with runtime.database.read_only() as session:
+        stored = await TokenRepository(session).get_code(token_hash(code))
+    if stored is None or stored.client_id != client.id:
+        raise InvalidGrantError("the code is invalid", debug="unknown code or another client's code")
+    if stored.used_at is None:
+        _check_code(stored, client, form.get("redirect_uri"), form.get("code_verifier"), now=now)
+        grant = UserGrant(
+            stored.user_id, stored.scopes, stored.family_id, stored.consent_id, stored.auth_time, stored.nonce
         )
-    return response
+        issued = await _user_tokens(
+            runtime, client, grant, grant.scopes, now=now, with_refresh=stored.consent_id is not None
+        )
+        audit = audit_row(
+            "token_issued",
+            now=now,
+            origin=origin,
+            user_id=stored.user_id,
+            client_id=client.id,
+            scopes=stored.scopes,
+            details={"grant_type": GRANT_AUTHORIZATION_CODE},
+        )
+        try:
+            await issued.commit(runtime, code_claim(stored.code_hash, now=now), audit)
+            return issued.response
+        except ClaimLost:
+            pass  # a concurrent request used it first: a replay like any other
+    await _revoke_grant(
+        runtime, stored, "token_revoked", {"reason": "authorization_code_replay"}, origin=origin, now=now
+    )
+    raise InvalidGrantError("the code has already been used", debug="code replay; its tokens were revoked")
 
 
 def _check_code(
@@ -162,7 +153,7 @@ def _check_code(
 
 
 async def _revoke_grant(
-    session: AsyncSession,
+    runtime: Runtime,
     stored: AuthorizationCode | RefreshToken,
     event_type: str,
     details: dict[str, Any],
@@ -175,17 +166,18 @@ async def _revoke_grant(
     Used for a replayed code (RFC 6749 §4.1.2) and a reused refresh token (RFC 9700 §4.14.2): either means a
     copy is in the wrong hands.
     """
-    revoked = await TokenRepository(session).revoke_family(stored.family_id, now=now)
-    await AuditRepository(session).record(
-        event_type,
-        now=now,
-        origin=origin,
-        user_id=stored.user_id,
-        client_id=stored.client_id,
-        scopes=stored.scopes,
-        actor="system",
-        details={**details, "revoked": revoked},
-    )
+    async with runtime.database.unit_of_work() as session:
+        revoked = await TokenRepository(session).revoke_family(stored.family_id, now=now)
+        await AuditRepository(session).record(
+            event_type,
+            now=now,
+            origin=origin,
+            user_id=stored.user_id,
+            client_id=stored.client_id,
+            scopes=stored.scopes,
+            actor="system",
+            details={**details, "revoked": revoked},
+        )
 
 
 async def _refresh_token(
@@ -200,50 +192,61 @@ async def _refresh_token(
     if not presented:
         raise InvalidRequestError("refresh_token is required")
     requested = _parse_scope(form.get("scope"))
-    async with runtime.database.unit_of_work() as session:
-        tokens = TokenRepository(session)
-        stored = await tokens.get_refresh_token(token_hash(presented))
+    async with runtime.database.read_only() as session:
+        stored = await TokenRepository(session).get_refresh_token(token_hash(presented))
         if stored is None or stored.client_id != client.id:
             raise InvalidGrantError("the refresh token is invalid")
         if stored.revoked_at is not None or now >= stored.expires_at:
             raise InvalidGrantError("the refresh token is no longer valid")
-        reused = stored.rotated_at is not None or not await tokens.mark_rotated(stored.token_hash, now=now)
-        if reused:
-            await _revoke_grant(
-                session,
-                stored,
-                "refresh_token_reuse_detected",
-                {"family_id": str(stored.family_id)},
-                origin=origin,
-                now=now,
-            )
-        else:
-            consents = ConsentRepository(session)
-            consent = await consents.get(stored.consent_id) if stored.consent_id else None
-            if consent is None or consent.status != ConsentStatus.ACTIVE or now >= consent.expires_at:
-                raise InvalidGrantError("the consent this token was issued under has ended")
-            try:
-                scopes = refreshed_scopes(requested, stored.scopes)
-            except ScopeWidening as exc:
-                raise InvalidScopeError(str(exc)) from exc
-            grant = UserGrant(
-                stored.user_id, stored.scopes, stored.family_id, stored.consent_id, stored.auth_time, None
-            )
-            response = await _issue_user_tokens(
-                runtime, session, client, grant, scopes, now=now, with_refresh=True
-            )
-            await runtime.consent_usage.record(session, consent.id, now=now)
-            await AuditRepository(session).record(
-                "token_refreshed",
-                now=now,
-                origin=origin,
-                user_id=stored.user_id,
-                client_id=client.id,
-                scopes=scopes,
-            )
-    if reused:  # raised only now, so the family's revocation above is committed
-        raise InvalidGrantError("the refresh token has already been used", debug="reuse; family revoked")
-    return response
+        consent = None
+        if stored.rotated_at is None and stored.consent_id is not None:
+            consent = await ConsentRepository(session).get(stored.consent_id)
+    if stored.rotated_at is None:
+        if consent is None or consent.status != ConsentStatus.ACTIVE or now >= consent.expires_at:
+            raise InvalidGrantError("the consent this token was issued under has ended")
+        try:
+            scopes = refreshed_scopes(requested, stored.scopes)
+        except ScopeWidening as exc:
+            raise InvalidScopeError(str(exc)) from exc
+        grant = UserGrant(
+            stored.user_id, stored.scopes, stored.family_id, stored.consent_id, stored.auth_time, None
+        )
+        issued = await _user_tokens(runtime, client, grant, scopes, now=now, with_refresh=True)
+        touch = runtime.consent_usage.due(consent.id, now=now)
+        if touch is not None:
+            issued.statements.append(touch)
+        audit = audit_row(
+            "token_refreshed",
+            now=now,
+            origin=origin,
+            user_id=stored.user_id,
+            client_id=client.id,
+            scopes=scopes,
+        )
+        # The rotation is conditional on the consent still being live, in the same statement: a revocation
+        # committed after the read above still stops this refresh.
+        claim = rotation_claim(stored.token_hash, now=now).where(is_live_consent(consent.id, now=now))
+        try:
+            await issued.commit(runtime, claim, audit)
+            return issued.response
+        except ClaimLost:
+            if not await _was_rotated(runtime, stored.token_hash):
+                raise InvalidGrantError("the refresh token is no longer valid") from None
+    await _revoke_grant(
+        runtime,
+        stored,
+        "refresh_token_reuse_detected",
+        {"family_id": str(stored.family_id)},
+        origin=origin,
+        now=now,
+    )
+    raise InvalidGrantError("the refresh token has already been used", debug="reuse; family revoked")
+
+
+async def _was_rotated(runtime: Runtime, digest: bytes) -> bool:
+    async with runtime.database.read_only() as session:
+        current = await TokenRepository(session).get_refresh_token(digest)
+    return current is not None and current.rotated_at is not None
 
 
 async def _client_credentials(
@@ -263,27 +266,30 @@ async def _client_credentials(
     if not scopes <= allowed:
         raise InvalidScopeError(f"scope not allowed for this client: {(scopes - allowed).format()}")
     access = new_token()
-    expires_in = int(runtime.lifetimes.access_token.total_seconds())
-    async with runtime.database.unit_of_work() as session:
-        await TokenRepository(session).add_tokens(
-            AccessToken(
-                token_hash=token_hash(access),
-                client_id=client.id,
-                scopes=scopes,
-                created_at=now,
-                expires_at=now + runtime.lifetimes.access_token,
-            )
-        )
-        await AuditRepository(session).record(
-            "token_issued",
-            now=now,
-            origin=origin,
-            client_id=client.id,
-            scopes=scopes,
-            actor="client",
-            details={"grant_type": GRANT_CLIENT_CREDENTIALS},
-        )
-    response: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": expires_in}
+    lifetime = runtime.lifetimes.access_token
+    token = token_row(
+        ACCESS_TOKENS,
+        token_hash=token_hash(access),
+        client_id=client.id,
+        scopes=scopes,
+        created_at=now,
+        expires_at=now + lifetime,
+    )
+    audit = audit_row(
+        "token_issued",
+        now=now,
+        origin=origin,
+        client_id=client.id,
+        scopes=scopes,
+        actor="client",
+        details={"grant_type": GRANT_CLIENT_CREDENTIALS},
+    )
+    await runtime.writes.write(WriteUnit(rows=(token, audit)))
+    response: dict[str, Any] = {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": int(lifetime.total_seconds()),
+    }
     if scopes:
         response["scope"] = scopes.format()
     return response
@@ -298,65 +304,76 @@ def _parse_scope(value: str | None) -> Scopes | None:
         raise InvalidScopeError(str(exc)) from exc
 
 
-async def _issue_user_tokens(
+@dataclass(slots=True)
+class IssuedTokens:
+    """A token response and the writes that make it true; nothing is valid until :meth:`commit` returns."""
+
+    response: dict[str, Any]
+    rows: list[Row]
+    statements: list[Executable] = field(default_factory=list)
+    pseudonym: PseudonymRecord | None = None
+
+    async def commit(self, runtime: Runtime, claim: Update, audit: Row) -> None:
+        """Group-commit the rows if ``claim`` changes its row; else raise :class:`ClaimLost`."""
+        unit = WriteUnit(rows=(*self.rows, audit), claim=claim, statements=self.statements)
+        await runtime.writes.write(unit)
+        if self.pseudonym is not None:
+            runtime.subjects.remember(self.pseudonym)
+
+
+async def _user_tokens(
     runtime: Runtime,
-    session: AsyncSession,
     client: RegisteredClient,
     grant: UserGrant,
     scopes: Scopes,
     *,
     now: datetime,
     with_refresh: bool,
-) -> dict[str, Any]:
+) -> IssuedTokens:
     """Access token for ``scopes``; refresh token (same family, the grant's scopes); ID token for openid."""
     lifetimes = runtime.lifetimes
     access = new_token()
-    rows: list[AccessToken | RefreshToken] = [
-        AccessToken(
-            token_hash=token_hash(access),
+
+    def person_token(table: Table, value: str, token_scopes: Scopes, expires_at: datetime) -> Row:
+        return token_row(
+            table,
+            token_hash=token_hash(value),
             client_id=client.id,
             user_id=grant.user_id,
             family_id=grant.family_id,
             consent_id=grant.consent_id,
-            scopes=scopes,
+            scopes=token_scopes,
             auth_time=grant.auth_time,
             created_at=now,
-            expires_at=now + lifetimes.access_token,
+            expires_at=expires_at,
         )
-    ]
-    response: dict[str, Any] = {
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": int(lifetimes.access_token.total_seconds()),
-        "scope": scopes.format(),
-    }
+
+    issued = IssuedTokens(
+        response={
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": int(lifetimes.access_token.total_seconds()),
+            "scope": scopes.format(),
+        },
+        rows=[person_token(ACCESS_TOKENS, access, scopes, now + lifetimes.access_token)],
+    )
     if with_refresh and client.allows_grant(GRANT_REFRESH_TOKEN):
         refresh = new_token()
-        rows.append(
-            RefreshToken(
-                token_hash=token_hash(refresh),
-                client_id=client.id,
-                user_id=grant.user_id,
-                family_id=grant.family_id,
-                consent_id=grant.consent_id,
-                scopes=grant.scopes,
-                auth_time=grant.auth_time,
-                created_at=now,
-                expires_at=now + lifetimes.refresh_token,
-            )
-        )
-        response["refresh_token"] = refresh
-    await TokenRepository(session).add_tokens(*rows)
+        issued.rows.append(person_token(REFRESH_TOKENS, refresh, grant.scopes, now + lifetimes.refresh_token))
+        issued.response["refresh_token"] = refresh
     if OPENID in scopes:
-        response["id_token"] = await _id_token(runtime, session, client, grant, access, now=now)
-    return response
+        subject, issued.pseudonym = await runtime.subjects.pseudonym(grant.user_id, client, now=now)
+        if issued.pseudonym is not None:
+            issued.statements.append(issued.pseudonym.statement)
+        issued.response["id_token"] = _id_token(runtime, client, grant, subject, access, now=now)
+    return issued
 
 
-async def _id_token(
+def _id_token(
     runtime: Runtime,
-    session: AsyncSession,
     client: RegisteredClient,
     grant: UserGrant,
+    subject: str,
     access_token: str,
     *,
     now: datetime,
@@ -365,7 +382,7 @@ async def _id_token(
     issued_at = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": runtime.issuer,
-        "sub": await runtime.subjects.subject_for(session, grant.user_id, client, now=now),
+        "sub": subject,
         "aud": client.id,
         "exp": issued_at + int(runtime.lifetimes.access_token.total_seconds()),
         "iat": issued_at,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.scopes import Scopes
@@ -28,6 +28,35 @@ class RequestOrigin:
             object.__setattr__(self, "user_agent", self.user_agent[:MAX_USER_AGENT] or None)
 
 
+AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
+
+
+def audit_row(
+    event_type: str,
+    *,
+    now: datetime,
+    origin: RequestOrigin | None = None,
+    user_id: uuid.UUID | None = None,
+    client_id: str | None = None,
+    scopes: Scopes | None = None,
+    actor: str = "user",
+    details: dict[str, Any] | None = None,
+) -> tuple[Table, dict[str, Any]]:
+    """One audit event as a row to insert, for a unit of work or a group-committed write."""
+    origin = origin or RequestOrigin()
+    return AUDIT_TABLE, {
+        "event_type": event_type,
+        "occurred_at": now,
+        "actor": actor,
+        "user_id": user_id,
+        "client_id": client_id,
+        "scopes": scopes,
+        "ip": origin.ip,
+        "user_agent": origin.user_agent,
+        "details": details,
+    }
+
+
 class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -44,17 +73,14 @@ class AuditRepository:
         actor: str = "user",
         details: dict[str, Any] | None = None,
     ) -> None:
-        origin = origin or RequestOrigin()
-        await self._session.execute(
-            insert(AuditEvent).values(
-                event_type=event_type,
-                occurred_at=now,
-                actor=actor,
-                user_id=user_id,
-                client_id=client_id,
-                scopes=scopes,
-                ip=origin.ip,
-                user_agent=origin.user_agent,
-                details=details,
-            )
+        row = audit_row(
+            event_type,
+            now=now,
+            origin=origin,
+            user_id=user_id,
+            client_id=client_id,
+            scopes=scopes,
+            actor=actor,
+            details=details,
         )
+        await self._session.execute(insert(AuditEvent).values(row[1]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Update, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.consent import StoredConsent
@@ -21,6 +21,28 @@ def to_stored(consent: Consent) -> StoredConsent:
         expires_at=consent.expires_at,
         revoked=consent.status == ConsentStatus.REVOKED,
         policy_version=consent.policy_version,
+    )
+
+
+def last_used_update(consent_id: uuid.UUID, *, now: datetime, granularity: timedelta) -> Update:
+    """Record use at most once per ``granularity``: the statement matches no row when it is recent."""
+    return (
+        update(Consent)
+        .where(
+            Consent.id == consent_id,
+            or_(Consent.last_used_at.is_(None), Consent.last_used_at < now - granularity),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def is_live_consent(consent_id: uuid.UUID, *, now: datetime) -> ColumnElement[bool]:
+    """SQL for "this consent is active and unexpired", to make a write conditional on it."""
+    return (
+        select(Consent.id)
+        .where(Consent.id == consent_id, Consent.status == ConsentStatus.ACTIVE, Consent.expires_at > now)
+        .exists()
     )
 
 
@@ -91,13 +113,4 @@ class ConsentRepository:
         )
 
     async def touch_last_used(self, consent_id: uuid.UUID, *, now: datetime, granularity: timedelta) -> None:
-        """Record use at most once per ``granularity``: the statement matches no row when it is recent."""
-        await self._session.execute(
-            update(Consent)
-            .where(
-                Consent.id == consent_id,
-                or_(Consent.last_used_at.is_(None), Consent.last_used_at < now - granularity),
-            )
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        await self._session.execute(last_used_update(consent_id, now=now, granularity=granularity))

@@ -10,11 +10,65 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Table, Update, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from consentry.domain.scopes import Scopes
 from consentry.storage.tables import AccessToken, AuthorizationCode, RefreshToken
+
+ACCESS_TOKENS: Table = AccessToken.__table__  # type: ignore[assignment]
+REFRESH_TOKENS: Table = RefreshToken.__table__  # type: ignore[assignment]
+AUTHORIZATION_CODES: Table = AuthorizationCode.__table__  # type: ignore[assignment]
+
+
+def token_row(
+    table: Table,
+    *,
+    token_hash: bytes,
+    client_id: str,
+    scopes: Scopes,
+    created_at: datetime,
+    expires_at: datetime,
+    user_id: uuid.UUID | None = None,
+    family_id: uuid.UUID | None = None,
+    consent_id: uuid.UUID | None = None,
+    auth_time: datetime | None = None,
+) -> tuple[Table, dict[str, Any]]:
+    """An access or refresh token as a row to insert (group-committed: no ORM object on the hot path)."""
+    return table, {
+        "token_hash": token_hash,
+        "client_id": client_id,
+        "user_id": user_id,
+        "family_id": family_id,
+        "consent_id": consent_id,
+        "scopes": scopes,
+        "auth_time": auth_time,
+        "created_at": created_at,
+        "expires_at": expires_at,
+    }
+
+
+def code_claim(code_hash: bytes, *, now: datetime) -> Update:
+    """Mark a code used; changes no row when it was already used (a replay)."""
+    return (
+        update(AuthorizationCode)
+        .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+
+
+def rotation_claim(token_hash: bytes, *, now: datetime) -> Update:
+    """Retire a refresh token for its successor; changes no row when it was already rotated or revoked."""
+    return (
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == token_hash,
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(rotated_at=now)
+    )
 
 
 def _rowcount(result: Any) -> int:
@@ -36,12 +90,7 @@ class TokenRepository:
 
     async def consume_code(self, code_hash: bytes, *, now: datetime) -> bool:
         """Mark a code used; False when it was already used (a replay)."""
-        result = await self._session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.used_at.is_(None))
-            .values(used_at=now)
-        )
-        return _rowcount(result) == 1
+        return _rowcount(await self._session.execute(code_claim(code_hash, now=now))) == 1
 
     # --- access and refresh tokens --------------------------------------------------------------
 
@@ -57,16 +106,7 @@ class TokenRepository:
 
     async def mark_rotated(self, token_hash: bytes, *, now: datetime) -> bool:
         """Retire a refresh token in favour of its successor; False when it was already rotated or revoked."""
-        result = await self._session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.token_hash == token_hash,
-                RefreshToken.rotated_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-            )
-            .values(rotated_at=now)
-        )
-        return _rowcount(result) == 1
+        return _rowcount(await self._session.execute(rotation_claim(token_hash, now=now))) == 1
 
     async def revoke_access_token(self, token_hash: bytes, *, now: datetime) -> int:
         return await self._revoke(AccessToken, AccessToken.token_hash == token_hash, now=now)
