@@ -24,6 +24,7 @@ from consentry.services.subjects import SubjectService
 from consentry.settings import Settings
 from consentry.storage.database import Database
 from consentry.storage.group_commit import GroupCommitter
+from consentry.storage.tokens import TokenLookup
 
 
 def utcnow() -> datetime:
@@ -70,6 +71,7 @@ class Runtime:
     registrations: Transport
     pipeline_metrics: PipelineMetrics
     writes: GroupCommitter
+    token_lookup: TokenLookup
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -115,6 +117,7 @@ class Runtime:
             registrations=registration_transport(settings, database),
             pipeline_metrics=PipelineMetrics(registry),
             writes=GroupCommitter(database),
+            token_lookup=TokenLookup(database.engine),
         )
 
     @property

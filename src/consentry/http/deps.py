@@ -46,12 +46,22 @@ NowDep = Annotated[datetime, Depends(get_now)]
 
 
 async def get_origin(request: Request) -> RequestOrigin:
-    return RequestOrigin(
-        ip=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
-    )
+    return _origin(request)
 
 
 OriginDep = Annotated[RequestOrigin, Depends(get_origin)]
+
+
+def request_context(request: Request) -> tuple[Runtime, RequestOrigin, datetime]:
+    """What the dependencies above give, without FastAPI's dependency resolution (for the hot endpoints)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime, _origin(request), utcnow()
+
+
+def _origin(request: Request) -> RequestOrigin:
+    return RequestOrigin(
+        ip=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
+    )
 
 
 def bearer_token(request: Request) -> str | None:

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from consentry.crypto.hashing import token_hash
 from consentry.domain.clients import RegisteredClient
-from consentry.domain.tokens import is_live
 from consentry.runtime import Runtime
-from consentry.storage.tables import AccessToken, RefreshToken
-from consentry.storage.tokens import TokenRepository
+from consentry.storage.group_commit import WriteUnit
+from consentry.storage.tokens import TokenRecord
 
 INACTIVE: dict[str, Any] = {"active": False}
 
 
 @dataclass(frozen=True, slots=True)
 class LiveToken:
-    row: AccessToken | RefreshToken
+    record: TokenRecord
     token_type: str  # access_token or refresh_token
 
 
@@ -28,25 +28,16 @@ async def find_live_token(
     if not token or len(token) > 512:
         return None
     digest = token_hash(token)
-    async with runtime.database.read_only() as session:
-        tokens = TokenRepository(session)
-        order = (
-            ("refresh_token", "access_token")
-            if hint == "refresh_token"
-            else ("access_token", "refresh_token")
-        )
-        for kind in order:
-            row: AccessToken | RefreshToken | None
-            if kind == "access_token":
-                row = await tokens.get_access_token(digest)
-            else:
-                row = await tokens.get_refresh_token(digest)
-            if row is None:
-                continue
-            rotated = isinstance(row, RefreshToken) and row.rotated_at is not None
-            if rotated or not is_live(expires_at=row.expires_at, revoked_at=row.revoked_at, now=now):
-                return None
-            return LiveToken(row, kind)
+    lookup = runtime.token_lookup
+    order = (
+        (("refresh_token", lookup.refresh), ("access_token", lookup.access))
+        if hint == "refresh_token"
+        else (("access_token", lookup.access), ("refresh_token", lookup.refresh))
+    )
+    for kind, reader in order:
+        record = await reader.get(digest)
+        if record is not None:
+            return LiveToken(record, kind) if record.is_live(now=now) else None
     return None
 
 
@@ -57,18 +48,28 @@ async def introspect(
     live = await find_live_token(runtime, token, hint, now=now)
     if live is None:
         return INACTIVE
-    row = live.row
+    record = live.record
     response: dict[str, Any] = {
         "active": True,
-        "scope": row.scopes.format(),
-        "client_id": row.client_id,
+        "scope": record.scopes.format(),
+        "client_id": record.client_id,
         "token_type": "Bearer" if live.token_type == "access_token" else "refresh_token",
-        "exp": int(row.expires_at.timestamp()),
-        "iat": int(row.created_at.timestamp()),
+        "exp": int(record.expires_at.timestamp()),
+        "iat": int(record.created_at.timestamp()),
         "iss": runtime.issuer,
-        "aud": row.client_id,
+        "aud": record.client_id,
     }
-    if row.user_id is not None:
-        async with runtime.database.unit_of_work() as session:
-            response["sub"] = await runtime.subjects.subject_for(session, row.user_id, caller, now=now)
+    if record.user_id is not None:
+        response["sub"] = await subject_seen_by(runtime, record.user_id, caller, now=now)
     return response
+
+
+async def subject_seen_by(
+    runtime: Runtime, user_id: uuid.UUID, client: RegisteredClient, *, now: datetime
+) -> str:
+    """The ``sub`` ``client`` knows the person by; a new pseudonym is recorded (group-committed) first."""
+    subject, record = await runtime.subjects.pseudonym(user_id, client, now=now)
+    if record is not None:
+        await runtime.writes.write(WriteUnit(statements=(record.statement,)))
+        runtime.subjects.remember(record)
+    return subject

@@ -8,8 +8,8 @@ from typing import Any
 from consentry.domain.scopes import OPENID
 from consentry.errors import InsufficientScopeError, InvalidTokenError
 from consentry.runtime import Runtime
-from consentry.services.introspection import find_live_token
-from consentry.storage.tables import AccessToken, User
+from consentry.services.introspection import find_live_token, subject_seen_by
+from consentry.storage.tables import User
 from consentry.storage.users import UserRepository
 
 
@@ -35,15 +35,15 @@ def claims_for(user: User, scopes: frozenset[str]) -> dict[str, Any]:
 
 async def userinfo(runtime: Runtime, access_token: str, *, now: datetime) -> dict[str, Any]:
     live = await find_live_token(runtime, access_token, "access_token", now=now)
-    if live is None or not isinstance(live.row, AccessToken) or live.row.user_id is None:
+    if live is None or live.token_type != "access_token" or live.record.user_id is None:
         raise InvalidTokenError("the access token is invalid, expired or revoked")
-    token = live.row
+    token = live.record
     if OPENID not in token.scopes:
         raise InsufficientScopeError("the access token lacks the openid scope")
     client = await runtime.clients.get(token.client_id)
-    async with runtime.database.unit_of_work() as session:
+    async with runtime.database.read_only() as session:
         user = await UserRepository(session).get_user(token.user_id) if token.user_id else None
-        if user is None or client is None or user.status != "active":
-            raise InvalidTokenError("the access token is no longer valid")
-        subject = await runtime.subjects.subject_for(session, user.id, client, now=now)
+    if user is None or client is None or user.status != "active":
+        raise InvalidTokenError("the access token is no longer valid")
+    subject = await subject_seen_by(runtime, user.id, client, now=now)
     return {"sub": subject, **claims_for(user, token.scopes)}

@@ -7,14 +7,17 @@ concurrent requests exactly one sees a row updated, on SQLite and PostgreSQL ali
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, Update, select, update
+from sqlalchemy import ColumnElement, Table, Update, null, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from consentry.domain.scopes import Scopes
+from consentry.storage.batched_reads import BatchedReader, Fetch
 from consentry.storage.tables import AccessToken, AuthorizationCode, RefreshToken
 
 ACCESS_TOKENS: Table = AccessToken.__table__  # type: ignore[assignment]
@@ -69,6 +72,60 @@ def rotation_claim(token_hash: bytes, *, now: datetime) -> Update:
         )
         .values(rotated_at=now)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A stored access or refresh token as read on the hot paths (no ORM object)."""
+
+    token_hash: bytes
+    client_id: str
+    user_id: uuid.UUID | None
+    family_id: uuid.UUID | None
+    consent_id: uuid.UUID | None
+    scopes: Scopes
+    auth_time: datetime | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    rotated_at: datetime | None  # refresh tokens only
+
+    def is_live(self, *, now: datetime) -> bool:
+        return self.rotated_at is None and self.revoked_at is None and now < self.expires_at
+
+
+class TokenLookup:
+    """Access and refresh tokens by hash, batched across concurrent requests."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.access: BatchedReader[bytes, TokenRecord] = BatchedReader(self._fetcher(ACCESS_TOKENS))
+        self.refresh: BatchedReader[bytes, TokenRecord] = BatchedReader(self._fetcher(REFRESH_TOKENS))
+
+    def _fetcher(self, table: Table) -> Fetch[bytes, TokenRecord]:
+        rotated = table.c.get("rotated_at")
+        columns = [*(table.c[name] for name in _RECORD_COLUMNS), rotated if rotated is not None else null()]
+
+        async def fetch(keys: Sequence[bytes]) -> dict[bytes, TokenRecord]:
+            async with self._engine.connect() as connection:
+                result = await connection.execute(select(*columns).where(table.c.token_hash.in_(keys)))
+                return {row[0]: TokenRecord(*row) for row in result}
+
+        return fetch
+
+
+_RECORD_COLUMNS = (
+    "token_hash",
+    "client_id",
+    "user_id",
+    "family_id",
+    "consent_id",
+    "scopes",
+    "auth_time",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+)
 
 
 def _rowcount(result: Any) -> int:
