@@ -60,5 +60,5 @@ async def test_sessions_expire_by_time(runtime: Runtime) -> None:
         short = await create_session(
             session, person.user_id, now=utcnow() - timedelta(hours=2), ttl=timedelta(hours=1)
         )
-    assert await authenticate_session(runtime.database, short.token, now=utcnow()) is None
-    assert await authenticate_session(runtime.database, person.session_token, now=utcnow()) is not None
+    assert await authenticate_session(runtime.session_lookup, short.token, now=utcnow()) is None
+    assert await authenticate_session(runtime.session_lookup, person.session_token, now=utcnow()) is not None

@@ -22,8 +22,10 @@ from consentry.services.directory import ClientDirectory
 from consentry.services.ratelimits import RateLimiter, storage_for
 from consentry.services.subjects import SubjectService
 from consentry.settings import Settings
+from consentry.storage.consents import ActiveConsentLookup
 from consentry.storage.database import Database
 from consentry.storage.group_commit import GroupCommitter
+from consentry.storage.sessions import SessionLookup
 from consentry.storage.tokens import TokenLookup
 
 
@@ -72,6 +74,8 @@ class Runtime:
     pipeline_metrics: PipelineMetrics
     writes: GroupCommitter
     token_lookup: TokenLookup
+    session_lookup: SessionLookup
+    consent_lookup: ActiveConsentLookup
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -118,6 +122,8 @@ class Runtime:
             pipeline_metrics=PipelineMetrics(registry),
             writes=GroupCommitter(database),
             token_lookup=TokenLookup(database.engine),
+            session_lookup=SessionLookup(database.engine),
+            consent_lookup=ActiveConsentLookup(database.engine),
         )
 
     @property

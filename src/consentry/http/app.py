@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from consentry import __version__
 from consentry.http.edge import EdgeMiddleware, RequestMetrics
 from consentry.http.errors import install_error_handlers
+from consentry.http.hot_path import HotPath, hot_routes
 from consentry.http.responses import JSONResponse
 from consentry.http.routers import (
     accounts,
@@ -36,6 +37,14 @@ from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+
+HOT_ROUTES = (
+    ("POST", "/oauth2/token"),
+    ("POST", "/oauth2/introspect"),
+    ("POST", "/oauth2/revoke"),
+    ("GET", "/oauth2/authorize"),
+)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker: bool = False) -> FastAPI:
@@ -84,6 +93,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, run_worker
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(files("consentry") / "http" / "static")), name="static")
+    app.add_middleware(HotPath, routes=hot_routes(routers, HOT_ROUTES))
     app.add_middleware(
         EdgeMiddleware,
         metrics=RequestMetrics(registry),

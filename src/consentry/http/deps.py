@@ -71,10 +71,14 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-async def get_signed_in(request: Request, runtime: RuntimeDep, now: NowDep) -> SignedIn | None:
+async def signed_in_from(request: Request, runtime: Runtime, *, now: datetime) -> SignedIn | None:
     """The session from ``Authorization: Bearer <session_token>`` or the ``consentry_session`` cookie."""
     token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
-    return await authenticate_session(runtime.database, token, now=now)
+    return await authenticate_session(runtime.session_lookup, token, now=now)
+
+
+async def get_signed_in(request: Request, runtime: RuntimeDep, now: NowDep) -> SignedIn | None:
+    return await signed_in_from(request, runtime, now=now)
 
 
 SignedInOptional = Annotated[SignedIn | None, Depends(get_signed_in)]

@@ -35,12 +35,22 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "malformed request"
 
 
+def refusal_response(exc: ConsentryError) -> Response:
+    """A refusal in SPEC §5's shape; the debug reason goes to the log only."""
+    if exc.debug:
+        log.info("request refused: %s", exc.error, extra={"debug": exc.debug})
+    return error_response(exc.status_code, exc.error, exc.description, exc.headers() or None)
+
+
+def unexpected_error_response(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "server_error", "an unexpected error occurred; it has been logged")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConsentryError)
     async def _consentry_error(_request: Request, exc: ConsentryError) -> Response:
-        if exc.debug:
-            log.info("request refused: %s", exc.error, extra={"debug": exc.debug})
-        return error_response(exc.status_code, exc.error, exc.description, exc.headers() or None)
+        return refusal_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
@@ -56,5 +66,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "server_error", "an unexpected error occurred; it has been logged")
+        return unexpected_error_response(request, exc)

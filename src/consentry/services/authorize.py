@@ -16,20 +16,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.crypto.hashing import new_token, token_hash
 from consentry.domain import authorization as az
 from consentry.domain.clients import RegisteredClient
-from consentry.domain.consent import ClientConsentPolicy, ConsentDecision, decide
+from consentry.domain.consent import ClientConsentPolicy, ConsentDecision, StoredConsent, decide
 from consentry.domain.scopes import Scopes
 from consentry.domain.tokens import auth_too_old
 from consentry.runtime import Runtime
 from consentry.services.consent import consent_ttl, record_consent
 from consentry.services.sessions import SignedIn
-from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.consents import ConsentRepository, to_stored
-from consentry.storage.tables import AuthorizationCode
+from consentry.storage.audit import RequestOrigin, audit_row
+from consentry.storage.consents import LIVE_CONSENT, ConsentRepository, to_stored
+from consentry.storage.group_commit import Claim, ClaimLost, Row, WriteUnit
+from consentry.storage.tokens import AUTHORIZATION_CODES
 
 OutcomeKind = Literal["code", "login", "consent", "error"]
 
@@ -106,19 +108,58 @@ async def authorize(
         return AuthorizeOutcome("login", f"/login?{request.query_string()}")
     assert signed_in is not None
 
-    async with runtime.database.unit_of_work() as session:
-        decision = await consent_decision(session, client, request, signed_in.user_id, now=now)
-        if decision.prompt:
-            if "none" in request.prompts:
-                consent_required = az.RedirectableError("consent_required", "the person must consent")
-                return AuthorizeOutcome(
-                    "error", error_location(runtime, redirect_uri, consent_required, request.state)
-                )
+    active = await runtime.consent_lookup.get(signed_in.user_id, client.id)
+    decision = _decide(client, request, active.stored if active else None, now=now)
+    if decision.prompt:
+        if "none" in request.prompts:
+            consent_required = az.RedirectableError("consent_required", "the person must consent")
+            return AuthorizeOutcome(
+                "error", error_location(runtime, redirect_uri, consent_required, request.state)
+            )
+        return AuthorizeOutcome("consent", f"/consent?{request.query_string()}")
+    if active is not None and _covers(active.stored, decision, now=now):
+        # The common case, a remembered consent: the code is group-committed, conditional on the consent
+        # still being live when it is written.
+        scopes = decision.effective_scopes
+        code, row = code_row(runtime, client, request, signed_in, scopes, active.id, now=now)
+        audit = _granted(client, signed_in, scopes, origin=origin, now=now)
+        touch = runtime.consent_usage.due(active.id, now=now)
+        unit = WriteUnit(
+            rows=(row, audit),
+            claim=Claim(LIVE_CONSENT, active.id, now),
+            statements=() if touch is None else (touch,),
+        )
+        try:
+            await runtime.writes.write(unit)
+        except ClaimLost:  # revoked or expired since it was read: ask again
             return AuthorizeOutcome("consent", f"/consent?{request.query_string()}")
+        return AuthorizeOutcome("code", _code_location(runtime, request, code))
+    async with runtime.database.unit_of_work() as session:  # a trusted client: its consent is recorded
+        decision = await consent_decision(session, client, request, signed_in.user_id, now=now)
         location = await complete_without_prompt(
             runtime, session, client, request, signed_in, decision, origin=origin, now=now
         )
     return AuthorizeOutcome("code", location)
+
+
+def _decide(
+    client: RegisteredClient,
+    request: az.AuthorizationRequest,
+    existing: StoredConsent | None,
+    *,
+    now: datetime,
+) -> ConsentDecision:
+    return decide(
+        existing,
+        request.scopes,
+        ClientConsentPolicy(client.trusted, client.policy_version),
+        force_prompt="consent" in request.prompts,
+        now=now,
+    )
+
+
+def _covers(existing: StoredConsent, decision: ConsentDecision, *, now: datetime) -> bool:
+    return existing.is_live(now=now) and decision.effective_scopes <= existing.scopes
 
 
 async def consent_decision(
@@ -130,13 +171,7 @@ async def consent_decision(
     now: datetime,
 ) -> ConsentDecision:
     existing = await ConsentRepository(session).get_active(user_id, client.id)
-    return decide(
-        to_stored(existing) if existing is not None else None,
-        request.scopes,
-        ClientConsentPolicy(client.trusted, client.policy_version),
-        force_prompt="consent" in request.prompts,
-        now=now,
-    )
+    return _decide(client, request, to_stored(existing) if existing else None, now=now)
 
 
 async def complete_without_prompt(
@@ -153,12 +188,7 @@ async def complete_without_prompt(
     """Consent already covers the request (or the client is trusted): issue the code straight away."""
     consents = ConsentRepository(session)
     existing = await consents.get_active(signed_in.user_id, client.id)
-    covered = (
-        existing is not None
-        and to_stored(existing).is_live(now=now)
-        and decision.effective_scopes <= existing.scopes
-    )
-    if covered and existing is not None:
+    if existing is not None and _covers(to_stored(existing), decision, now=now):
         consent_id: uuid.UUID | None = existing.id
         await runtime.consent_usage.record(session, existing.id, now=now)
     else:  # a trusted client: its consent is recorded for the person to see and revoke
@@ -200,25 +230,48 @@ async def issue_code(
     now: datetime,
 ) -> str:
     """Store a one-time code (by hash) bound to client, redirect URI, PKCE challenge and nonce; audit it."""
+    code, row = code_row(runtime, client, request, signed_in, scopes, consent_id, now=now)
+    for table, values in (row, _granted(client, signed_in, scopes, origin=origin, now=now)):
+        await session.execute(insert(table).values(values))
+    return _code_location(runtime, request, code)
+
+
+def code_row(
+    runtime: Runtime,
+    client: RegisteredClient,
+    request: az.AuthorizationRequest,
+    signed_in: SignedIn,
+    scopes: Scopes,
+    consent_id: uuid.UUID | None,
+    *,
+    now: datetime,
+) -> tuple[str, Row]:
+    """A new one-time code, and its row: stored by hash, bound to client, redirect URI, PKCE and nonce."""
     code = new_token()
-    session.add(
-        AuthorizationCode(
-            code_hash=token_hash(code),
-            client_id=client.id,
-            user_id=signed_in.user_id,
-            consent_id=consent_id,
-            redirect_uri=request.redirect_uri,
-            scopes=scopes,
-            code_challenge=request.code_challenge,
-            code_challenge_method=request.code_challenge_method,
-            nonce=request.nonce,
-            auth_time=signed_in.auth_time,
-            family_id=uuid.uuid4(),
-            created_at=now,
-            expires_at=now + runtime.lifetimes.authorization_code,
-        )
+    return code, (
+        AUTHORIZATION_CODES,
+        {
+            "code_hash": token_hash(code),
+            "client_id": client.id,
+            "user_id": signed_in.user_id,
+            "consent_id": consent_id,
+            "redirect_uri": request.redirect_uri,
+            "scopes": scopes,
+            "code_challenge": request.code_challenge,
+            "code_challenge_method": request.code_challenge_method,
+            "nonce": request.nonce,
+            "auth_time": signed_in.auth_time,
+            "family_id": uuid.uuid4(),
+            "created_at": now,
+            "expires_at": now + runtime.lifetimes.authorization_code,
+        },
     )
-    await AuditRepository(session).record(
+
+
+def _granted(
+    client: RegisteredClient, signed_in: SignedIn, scopes: Scopes, *, origin: RequestOrigin, now: datetime
+) -> Row:
+    return audit_row(
         "authorization_granted",
         now=now,
         origin=origin,
@@ -226,4 +279,7 @@ async def issue_code(
         client_id=client.id,
         scopes=scopes,
     )
+
+
+def _code_location(runtime: Runtime, request: az.AuthorizationRequest, code: str) -> str:
     return az.code_redirect(request.redirect_uri, code=code, state=request.state, issuer=runtime.issuer)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from consentry.crypto.hashing import new_token, token_hash
 from consentry.storage.audit import RequestOrigin
 from consentry.storage.database import Database
-from consentry.storage.sessions import SessionRepository
+from consentry.storage.sessions import SessionLookup, SessionRepository
 from consentry.storage.tables import UserSession
 
 SESSION_COOKIE = "consentry_session"
@@ -60,16 +60,16 @@ async def create_session(
     return NewSession(token=token, session_id=row.id, expires_at=row.expires_at)
 
 
-async def authenticate_session(database: Database, token: str | None, *, now: datetime) -> SignedIn | None:
+async def authenticate_session(
+    sessions: SessionLookup, token: str | None, *, now: datetime
+) -> SignedIn | None:
     """The live session a token belongs to, or None."""
     if not token or len(token) > 256:
         return None
-    async with database.read_only() as session:
-        found = await SessionRepository(session).find_live(token_hash(token), now=now)
+    found = await sessions.find_live(token_hash(token), now=now)
     if found is None:
         return None
-    user_session, user = found
-    return SignedIn(user.id, user_session.id, user_session.auth_time, user.is_admin)
+    return SignedIn(found.user_id, found.session_id, found.auth_time, found.is_admin)
 
 
 async def end_session(database: Database, session_id: uuid.UUID, *, now: datetime) -> None:

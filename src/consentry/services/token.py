@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Update
+from sqlalchemy import Table
 from sqlalchemy.sql import Executable
 
 from consentry.crypto.hashing import new_token, token_hash
@@ -37,15 +37,15 @@ from consentry.errors import (
 from consentry.runtime import Runtime
 from consentry.services.subjects import PseudonymRecord
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
-from consentry.storage.consents import ConsentRepository, is_live_consent
-from consentry.storage.group_commit import ClaimLost, Row, WriteUnit
+from consentry.storage.consents import ConsentRepository
+from consentry.storage.group_commit import Claim, ClaimLost, Row, WriteUnit
 from consentry.storage.tables import AuthorizationCode, ConsentStatus, RefreshToken
 from consentry.storage.tokens import (
     ACCESS_TOKENS,
+    CODE_USE,
+    REFRESH_ROTATION,
     REFRESH_TOKENS,
     TokenRepository,
-    code_claim,
-    rotation_claim,
     token_row,
 )
 
@@ -120,10 +120,12 @@ async def _authorization_code(
             details={"grant_type": GRANT_AUTHORIZATION_CODE},
         )
         try:
-            await issued.commit(runtime, code_claim(stored.code_hash, now=now), audit)
+            await issued.commit(runtime, Claim(CODE_USE, stored.code_hash, now), audit)
             return issued.response
         except ClaimLost:
-            pass  # a concurrent request used it first: a replay like any other
+            if not await _code_was_used(runtime, stored.code_hash):
+                raise InvalidGrantError("the consent this code was issued under has ended") from None
+            # else a concurrent request used it first: a replay like any other
     await _revoke_grant(
         runtime, stored, "token_revoked", {"reason": "authorization_code_replay"}, origin=origin, now=now
     )
@@ -225,9 +227,8 @@ async def _refresh_token(
         )
         # The rotation is conditional on the consent still being live, in the same statement: a revocation
         # committed after the read above still stops this refresh.
-        claim = rotation_claim(stored.token_hash, now=now).where(is_live_consent(consent.id, now=now))
         try:
-            await issued.commit(runtime, claim, audit)
+            await issued.commit(runtime, Claim(REFRESH_ROTATION, stored.token_hash, now), audit)
             return issued.response
         except ClaimLost:
             if not await _was_rotated(runtime, stored.token_hash):
@@ -241,6 +242,12 @@ async def _refresh_token(
         now=now,
     )
     raise InvalidGrantError("the refresh token has already been used", debug="reuse; family revoked")
+
+
+async def _code_was_used(runtime: Runtime, digest: bytes) -> bool:
+    async with runtime.database.read_only() as session:
+        current = await TokenRepository(session).get_code(digest)
+    return current is not None and current.used_at is not None
 
 
 async def _was_rotated(runtime: Runtime, digest: bytes) -> bool:
@@ -313,7 +320,7 @@ class IssuedTokens:
     statements: list[Executable] = field(default_factory=list)
     pseudonym: PseudonymRecord | None = None
 
-    async def commit(self, runtime: Runtime, claim: Update, audit: Row) -> None:
+    async def commit(self, runtime: Runtime, claim: Claim, audit: Row) -> None:
         """Group-commit the rows if ``claim`` changes its row; else raise :class:`ClaimLost`."""
         unit = WriteUnit(rows=(*self.rows, audit), claim=claim, statements=self.statements)
         await runtime.writes.write(unit)

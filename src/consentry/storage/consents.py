@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Update, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Update, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql import Executable
 
 from consentry.domain.consent import StoredConsent
 from consentry.domain.scopes import Scopes
 from consentry.storage.audit import RequestOrigin
+from consentry.storage.batched_reads import BatchedReader
+from consentry.storage.group_commit import ClaimKind
 from consentry.storage.tables import Consent, ConsentHistory, ConsentStatus
 
 
@@ -22,6 +28,51 @@ def to_stored(consent: Consent) -> StoredConsent:
         revoked=consent.status == ConsentStatus.REVOKED,
         policy_version=consent.policy_version,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveConsent:
+    id: uuid.UUID
+    stored: StoredConsent
+
+
+class ActiveConsentLookup:
+    """Each person's active consents, batched across concurrent requests (the authorization endpoint's read).
+
+    Keyed by person: one indexed range read returns all of a person's active consents, few by nature.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._reader: BatchedReader[uuid.UUID, dict[str, ActiveConsent]] = BatchedReader(self._fetch)
+
+    async def get(self, user_id: uuid.UUID, client_id: str) -> ActiveConsent | None:
+        return (await self._reader.get(user_id) or {}).get(client_id)
+
+    async def _fetch(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, ActiveConsent]]:
+        statement = select(
+            Consent.user_id,
+            Consent.client_id,
+            Consent.id,
+            Consent.scopes,
+            Consent.declined_scopes,
+            Consent.expires_at,
+            Consent.policy_version,
+        ).where(Consent.user_id.in_(user_ids), Consent.status == ConsentStatus.ACTIVE)
+        found: dict[uuid.UUID, dict[str, ActiveConsent]] = {}
+        async with self._engine.connect() as connection:
+            for (
+                user_id,
+                client_id,
+                consent_id,
+                scopes,
+                declined,
+                expires_at,
+                policy,
+            ) in await connection.execute(statement):
+                stored = StoredConsent(scopes, declined, expires_at, False, policy)
+                found.setdefault(user_id, {})[client_id] = ActiveConsent(consent_id, stored)
+        return found
 
 
 def last_used_update(consent_id: uuid.UUID, *, now: datetime, granularity: timedelta) -> Update:
@@ -37,13 +88,16 @@ def last_used_update(consent_id: uuid.UUID, *, now: datetime, granularity: timed
     )
 
 
-def is_live_consent(consent_id: uuid.UUID, *, now: datetime) -> ColumnElement[bool]:
-    """SQL for "this consent is active and unexpired", to make a write conditional on it."""
+def _live_consents(keys: Sequence[Any], now: datetime) -> Executable:
     return (
         select(Consent.id)
-        .where(Consent.id == consent_id, Consent.status == ConsentStatus.ACTIVE, Consent.expires_at > now)
-        .exists()
+        .where(Consent.id.in_(keys), Consent.status == ConsentStatus.ACTIVE, Consent.expires_at > now)
+        .with_for_update(read=True)  # PostgreSQL: a concurrent revocation waits for the codes written here
     )
+
+
+# A code issued under a remembered consent is written only while that consent is live (a group-commit claim).
+LIVE_CONSENT = ClaimKind("live consent", exclusive=False, statement=_live_consents)
 
 
 class ConsentRepository:
@@ -112,5 +166,3 @@ class ConsentRepository:
             )
         )
 
-    async def touch_last_used(self, consent_id: uuid.UUID, *, now: datetime, granularity: timedelta) -> None:
-        await self._session.execute(last_used_update(consent_id, now=now, granularity=granularity))

@@ -7,9 +7,10 @@ being written the next one gathers, so the batch grows with the load and nobody 
 is answered only after the transaction holding its rows has committed: nothing is acknowledged that a crash
 could lose.
 
-A claim is a conditional UPDATE that must change exactly one row (a code's ``used_at IS NULL``, a refresh
-token's ``rotated_at IS NULL``); a unit whose claim changes nothing is dropped and reported lost, which is how
-single use stays exact when two requests in one batch present the same code.
+A claim is a condition the unit's writes depend on, checked for all the batch's units of one kind in one
+statement that returns the keys that hold: a code's ``used_at IS NULL`` (exclusive: of two units presenting
+the same code in one batch only the first wins), a consent still being live (shared). A unit whose claim
+does not hold is dropped and reported lost; that is how single use stays exact under concurrency.
 
 When a batch fails as a whole (a foreign key gone because a client was deleted meanwhile), each unit is
 retried alone so one bad unit does not fail the others.
@@ -19,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
@@ -41,11 +42,31 @@ Row = tuple[Table, dict[str, Any]]  # a table and the values of one row to inser
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimKind:
+    """How to check many claims of one kind at once.
+
+    ``statement(keys, now)`` returns rows whose first column is a key that holds; for an exclusive kind it
+    also takes the key (``UPDATE ... WHERE key IN (...) AND used_at IS NULL RETURNING key``).
+    """
+
+    name: str
+    exclusive: bool
+    statement: Callable[[Sequence[Any], datetime], Executable]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    kind: ClaimKind
+    key: Any
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class WriteUnit:
     """One request's writes: applied all together or not at all."""
 
     rows: Sequence[Row] = ()
-    claim: Update | None = None
+    claim: Claim | None = None
     statements: Sequence[Executable] = field(default_factory=tuple)
 
 
@@ -108,24 +129,39 @@ class GroupCommitter:
 
     async def _write_batch(self, batch: list[_Pending]) -> set[int]:
         """One transaction for the batch; the positions of units whose claim was lost."""
-        lost: set[int] = set()
         by_table: dict[Table, list[dict[str, Any]]] = {}
         async with self._database.unit_of_work() as session:
             connection: AsyncConnection = await session.connection()
+            lost = await _check_claims(connection, batch)
             for position, pending in enumerate(batch):
-                unit = pending.unit
-                if unit.claim is not None:
-                    result = await connection.execute(unit.claim)
-                    if not isinstance(result, CursorResult) or result.rowcount != 1:
-                        lost.add(position)
-                        continue
-                for statement in unit.statements:
+                if position in lost:
+                    continue
+                for statement in pending.unit.statements:
                     await connection.execute(statement)
-                for table, row in unit.rows:
+                for table, row in pending.unit.rows:
                     by_table.setdefault(table, []).append(row)
             for table in sorted(by_table, key=lambda t: _TABLE_ORDER.get(t, 0)):
                 await connection.execute(table.insert(), by_table[table])
         return lost
+
+
+async def _check_claims(connection: AsyncConnection, batch: list[_Pending]) -> set[int]:
+    """One statement per claim kind; the positions whose claim does not hold."""
+    by_kind: dict[ClaimKind, list[tuple[int, Claim]]] = {}
+    for position, pending in enumerate(batch):
+        if pending.unit.claim is not None:
+            by_kind.setdefault(pending.unit.claim.kind, []).append((position, pending.unit.claim))
+    lost: set[int] = set()
+    for kind, claims in by_kind.items():
+        keys = list(dict.fromkeys(claim.key for _, claim in claims))
+        now = min(claim.now for _, claim in claims)
+        held = {row[0] for row in await connection.execute(kind.statement(keys, now))}
+        taken: set[Any] = set()
+        for position, claim in claims:
+            if claim.key not in held or (kind.exclusive and claim.key in taken):
+                lost.add(position)
+            taken.add(claim.key)
+    return lost
 
 
 def _settle(batch: list[_Pending], lost: set[int]) -> None:

@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.tables import User, UserSession, UserStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A sign-in session of an active account, as the hot paths read it (no ORM object)."""
+
+    token_hash: bytes
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    auth_time: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    is_admin: bool
+
+    def is_live(self, *, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+class SessionLookup:
+    """Sessions by token hash, batched across concurrent requests; only sessions of active accounts."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._reader: BatchedReader[bytes, SessionRecord] = BatchedReader(self._fetch)
+
+    async def find_live(self, token_hash: bytes, *, now: datetime) -> SessionRecord | None:
+        record = await self._reader.get(token_hash)
+        return record if record is not None and record.is_live(now=now) else None
+
+    async def _fetch(self, keys: Sequence[bytes]) -> dict[bytes, SessionRecord]:
+        statement = (
+            select(
+                UserSession.token_hash,
+                UserSession.id,
+                UserSession.user_id,
+                UserSession.auth_time,
+                UserSession.expires_at,
+                UserSession.revoked_at,
+                User.is_admin,
+            )
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.token_hash.in_(keys), User.status == UserStatus.ACTIVE)
+        )
+        async with self._engine.connect() as connection:
+            return {row[0]: SessionRecord(*row) for row in await connection.execute(statement)}
 
 
 class SessionRepository:
@@ -19,22 +67,6 @@ class SessionRepository:
         self._session.add(user_session)
         await self._session.flush()
         return user_session
-
-    async def find_live(self, token_hash: bytes, *, now: datetime) -> tuple[UserSession, User] | None:
-        """A session that is neither expired nor ended, of an active account."""
-        row = (
-            await self._session.execute(
-                select(UserSession, User)
-                .join(User, User.id == UserSession.user_id)
-                .where(
-                    UserSession.token_hash == token_hash,
-                    UserSession.revoked_at.is_(None),
-                    UserSession.expires_at > now,
-                    User.status == UserStatus.ACTIVE,
-                )
-            )
-        ).first()
-        return None if row is None else (row[0], row[1])
 
     async def end(self, session_id: uuid.UUID, *, now: datetime) -> None:
         await self._session.execute(

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, Update, null, select, update
+from sqlalchemy import ColumnElement, Table, null, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import Executable
 
 from consentry.domain.scopes import Scopes
 from consentry.storage.batched_reads import BatchedReader, Fetch
-from consentry.storage.tables import AccessToken, AuthorizationCode, RefreshToken
+from consentry.storage.group_commit import ClaimKind
+from consentry.storage.tables import AccessToken, AuthorizationCode, Consent, ConsentStatus, RefreshToken
 
 ACCESS_TOKENS: Table = AccessToken.__table__  # type: ignore[assignment]
 REFRESH_TOKENS: Table = RefreshToken.__table__  # type: ignore[assignment]
@@ -52,26 +55,47 @@ def token_row(
     }
 
 
-def code_claim(code_hash: bytes, *, now: datetime) -> Update:
-    """Mark a code used; changes no row when it was already used (a replay)."""
+def _consent_still_live(
+    consent_id: InstrumentedAttribute[uuid.UUID | None], now: datetime
+) -> ColumnElement[bool]:
+    """No consent, or a live one: a consent revoked since the code or token was issued stops its use."""
+    live = select(Consent.id).where(
+        Consent.id == consent_id, Consent.status == ConsentStatus.ACTIVE, Consent.expires_at > now
+    )
+    return or_(consent_id.is_(None), live.exists())
+
+
+def _use_codes(keys: Sequence[Any], now: datetime) -> Executable:
     return (
         update(AuthorizationCode)
-        .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.used_at.is_(None))
+        .where(
+            AuthorizationCode.code_hash.in_(keys),
+            AuthorizationCode.used_at.is_(None),
+            _consent_still_live(AuthorizationCode.consent_id, now),
+        )
         .values(used_at=now)
+        .returning(AuthorizationCode.code_hash)
     )
 
 
-def rotation_claim(token_hash: bytes, *, now: datetime) -> Update:
-    """Retire a refresh token for its successor; changes no row when it was already rotated or revoked."""
+def _rotate_refresh_tokens(keys: Sequence[Any], now: datetime) -> Executable:
     return (
         update(RefreshToken)
         .where(
-            RefreshToken.token_hash == token_hash,
+            RefreshToken.token_hash.in_(keys),
             RefreshToken.rotated_at.is_(None),
             RefreshToken.revoked_at.is_(None),
+            _consent_still_live(RefreshToken.consent_id, now),
         )
         .values(rotated_at=now)
+        .returning(RefreshToken.token_hash)
     )
+
+
+# Single use of a code (RFC 6749 §4.1.2) and rotation of a refresh token (RFC 9700 §4.14.2), as group-commit
+# claims: marked used/rotated only if not already, and only while their consent is live.
+CODE_USE = ClaimKind("code use", exclusive=True, statement=_use_codes)
+REFRESH_ROTATION = ClaimKind("refresh rotation", exclusive=True, statement=_rotate_refresh_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +169,6 @@ class TokenRepository:
     async def get_code(self, code_hash: bytes) -> AuthorizationCode | None:
         return await self._session.get(AuthorizationCode, code_hash)
 
-    async def consume_code(self, code_hash: bytes, *, now: datetime) -> bool:
-        """Mark a code used; False when it was already used (a replay)."""
-        return _rowcount(await self._session.execute(code_claim(code_hash, now=now))) == 1
-
     # --- access and refresh tokens --------------------------------------------------------------
 
     async def add_tokens(self, *tokens: AccessToken | RefreshToken) -> None:
@@ -160,10 +180,6 @@ class TokenRepository:
 
     async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
         return await self._session.get(RefreshToken, token_hash)
-
-    async def mark_rotated(self, token_hash: bytes, *, now: datetime) -> bool:
-        """Retire a refresh token in favour of its successor; False when it was already rotated or revoked."""
-        return _rowcount(await self._session.execute(rotation_claim(token_hash, now=now))) == 1
 
     async def revoke_access_token(self, token_hash: bytes, *, now: datetime) -> int:
         return await self._revoke(AccessToken, AccessToken.token_hash == token_hash, now=now)

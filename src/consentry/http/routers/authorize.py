@@ -15,6 +15,8 @@ from consentry.http.deps import (
     OriginDep,
     RuntimeDep,
     SignedInOptional,
+    request_context,
+    signed_in_from,
     single_query_values,
     wants_html,
 )
@@ -40,9 +42,9 @@ def _redirect(location: str) -> RedirectResponse:
 
 
 @router.get("/oauth2/authorize")
-async def authorize_endpoint(
-    request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
-) -> Response:
+async def authorize_endpoint(request: Request) -> Response:
+    runtime, origin, now = request_context(request)
+    signed_in = await signed_in_from(request, runtime, now=now)
     try:
         params, repeated = single_query_values(request)
         outcome = await authorize(runtime, params, signed_in, repeated=repeated, origin=origin, now=now)
