@@ -6,9 +6,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 
 from consentry.http.app import create_app
+from consentry.http.deps import RuntimeDep
+from consentry.http.hot_path import hot_routes
 from consentry.runtime import Runtime
 from tests.conftest import make_settings
 from tests.pg import free_port
@@ -126,3 +128,46 @@ async def test_validation_errors_are_invalid_request(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
     assert "limit" in response.json()["error_description"]
+
+
+# --- the hot path: the busiest endpoints dispatched from the edge -------------------------------------
+
+
+async def test_hot_endpoints_keep_route_metrics_headers_and_other_methods(http: httpx.AsyncClient) -> None:
+    response = await http.post("/oauth2/token", data={"grant_type": "client_credentials"})
+    assert response.status_code == 401  # no client authentication: the endpoint itself answered
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    other = await http.get("/oauth2/token")  # not a hot route: FastAPI answers as for any path
+    assert other.status_code == 405
+    assert other.json()["error"] == "method_not_allowed"
+    body = (await http.get("/metrics")).text
+    assert 'consentry_http_requests_total{method="POST",route="/oauth2/token",status="401"}' in body
+
+
+async def test_unexpected_errors_on_the_hot_path_are_json_500(
+    asgi_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def explode(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("consentry.http.routers.token.authenticate_client", explode)
+    transport = httpx.ASGITransport(app=asgi_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.post(
+            "/oauth2/introspect", data={"token": "x"}, auth=("some-client", "secret")
+        )
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+    assert "secret internals" not in response.text
+
+
+def test_a_hot_route_must_take_the_request_alone() -> None:
+    router = APIRouter()
+
+    @router.post("/slow")
+    async def _slow(request: Request, runtime: RuntimeDep) -> None:  # pragma: no cover - never called
+        return None
+
+    with pytest.raises(TypeError, match="takes only the request"):
+        hot_routes([router], [("POST", "/slow")])

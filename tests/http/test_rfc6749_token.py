@@ -327,6 +327,35 @@ async def test_refresh_stops_when_the_consent_ends(
     assert_error(await refresh(http, app, tokens["refresh_token"]), 400, "invalid_grant")
 
 
+async def test_a_code_issued_before_its_consent_was_revoked_is_refused(
+    http: httpx.AsyncClient, runtime: Runtime, app: App, person: Person
+) -> None:
+    """The exchange needs the consent live (SPEC §6: revocation kills access at once)."""
+    verifier, challenge = pkce_pair()
+    code = await get_code(http, person, authorize_params(app, challenge=challenge))
+    revoked = await http.delete(f"/api/v1/oauth2/consents/{app.client_id}", headers=person.headers)
+    assert revoked.status_code == 204, revoked.text
+    assert_error(await exchange_code(http, app, code, verifier), 400, "invalid_grant")
+    async with runtime.database.read_only() as session:
+        stored = await session.get(AuthorizationCode, token_hash(code))
+        issued = list(await session.scalars(select(AccessToken).where(AccessToken.user_id == person.user_id)))
+    assert stored is not None and stored.used_at is None  # refused, not consumed
+    assert issued == []
+
+
+async def test_refresh_after_revocation_issues_nothing(
+    http: httpx.AsyncClient, runtime: Runtime, app: App, person: Person
+) -> None:
+    tokens = await tokens_for(http, runtime, app, person)
+    await http.delete(f"/api/v1/oauth2/consents/{app.client_id}", headers=person.headers)
+    assert_error(await refresh(http, app, tokens["refresh_token"]), 400, "invalid_grant")
+    async with runtime.database.read_only() as session:
+        live = await session.scalars(
+            select(AccessToken).where(AccessToken.user_id == person.user_id, AccessToken.revoked_at.is_(None))
+        )
+        assert list(live) == []
+
+
 async def test_expired_refresh_token(
     http: httpx.AsyncClient, runtime: Runtime, app: App, person: Person
 ) -> None:

@@ -1,0 +1,205 @@
+"""Group commit and batched reads on SQLite and PostgreSQL: shared transactions, exact claims, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
+
+from consentry.crypto.hashing import token_hash
+from consentry.domain.scopes import Scopes
+from consentry.runtime import Runtime, utcnow
+from consentry.storage.audit import audit_row
+from consentry.storage.batched_reads import BatchedReader
+from consentry.storage.consents import LIVE_CONSENT
+from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
+from consentry.storage.tables import AuditEvent, AuthorizationCode, Consent, ConsentStatus
+from consentry.storage.tokens import ACCESS_TOKENS, AUTHORIZATION_CODES, CODE_USE, token_row
+from tests.oauth import App, Person, make_app, make_person
+
+
+async def audit_count(runtime: Runtime, event_type: str) -> int:
+    async with runtime.database.read_only() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.event_type == event_type)
+        )
+    return int(count or 0)
+
+
+async def test_concurrent_writes_share_transactions(runtime: Runtime) -> None:
+    commits = 0
+
+    def counted(_connection: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(runtime.database.engine.sync_engine, "commit", counted)
+    now = utcnow()
+    await asyncio.gather(
+        *(runtime.writes.write(WriteUnit(rows=(audit_row("grouped", now=now),))) for _ in range(50))
+    )
+    assert await audit_count(runtime, "grouped") == 50
+    assert commits <= 3  # the first unit, then the 49 that gathered meanwhile (one transaction each batch)
+
+
+async def write_code(runtime: Runtime, app: App, person: Person, consent_id: uuid.UUID | None) -> bytes:
+    now = utcnow()
+    digest = token_hash(uuid.uuid4().hex)
+    row = {
+        "code_hash": digest,
+        "client_id": app.client_id,
+        "user_id": person.user_id,
+        "consent_id": consent_id,
+        "redirect_uri": app.redirect_uri,
+        "scopes": Scopes.parse("openid"),
+        "auth_time": now,
+        "family_id": uuid.uuid4(),
+        "created_at": now,
+        "expires_at": now + timedelta(minutes=1),
+    }
+    await runtime.writes.write(WriteUnit(rows=((AUTHORIZATION_CODES, row),)))
+    return digest
+
+
+async def test_an_exclusive_claim_is_won_once_within_a_batch(runtime: Runtime) -> None:
+    app, person = await make_app(runtime), await make_person(runtime)
+    digest = await write_code(runtime, app, person, None)
+    now = utcnow()
+    attempts = [
+        runtime.writes.write(WriteUnit(rows=(audit_row("won", now=now),), claim=Claim(CODE_USE, digest, now)))
+        for _ in range(5)
+    ]
+    results = await asyncio.gather(*attempts, return_exceptions=True)
+    assert sum(result is None for result in results) == 1
+    assert sum(isinstance(result, ClaimLost) for result in results) == 4
+    assert await audit_count(runtime, "won") == 1  # the losers' rows were not written
+    async with runtime.database.read_only() as session:
+        stored = await session.get(AuthorizationCode, digest)
+    assert stored is not None and stored.used_at is not None
+
+
+async def add_consent(runtime: Runtime, app: App, person: Person, status: ConsentStatus) -> uuid.UUID:
+    now = utcnow()
+    async with runtime.database.unit_of_work() as session:
+        consent = Consent(
+            user_id=person.user_id,
+            client_id=app.client_id,
+            scopes=Scopes.parse("openid"),
+            declined_scopes=Scopes(),
+            status=status,
+            granted_at=now,
+            updated_at=now,
+            expires_at=now + timedelta(days=1),
+        )
+        session.add(consent)
+        await session.flush()
+        return consent.id
+
+
+async def test_a_code_claim_needs_its_consent_live(runtime: Runtime) -> None:
+    app, person = await make_app(runtime), await make_person(runtime)
+    revoked = await add_consent(runtime, app, person, ConsentStatus.REVOKED)
+    digest = await write_code(runtime, app, person, revoked)
+    now = utcnow()
+    with pytest.raises(ClaimLost):
+        await runtime.writes.write(WriteUnit(claim=Claim(CODE_USE, digest, now)))
+    async with runtime.database.read_only() as session:
+        stored = await session.get(AuthorizationCode, digest)
+    assert stored is not None and stored.used_at is None
+
+
+async def test_a_shared_claim_holds_for_every_unit_while_the_consent_is_live(runtime: Runtime) -> None:
+    app, person = await make_app(runtime), await make_person(runtime)
+    live = await add_consent(runtime, app, person, ConsentStatus.ACTIVE)
+    gone = await add_consent(runtime, await make_app(runtime), person, ConsentStatus.REVOKED)
+    now = utcnow()
+
+    def unit(consent_id: uuid.UUID) -> WriteUnit:
+        return WriteUnit(
+            rows=(audit_row(f"code {consent_id}", now=now),), claim=Claim(LIVE_CONSENT, consent_id, now)
+        )
+
+    results = await asyncio.gather(
+        *(runtime.writes.write(unit(consent)) for consent in (live, live, live, gone)), return_exceptions=True
+    )
+    assert results[:3] == [None, None, None]
+    assert isinstance(results[3], ClaimLost)
+    assert await audit_count(runtime, f"code {live}") == 3
+    assert await audit_count(runtime, f"code {gone}") == 0
+
+
+async def test_a_unit_that_cannot_be_written_fails_alone(runtime: Runtime) -> None:
+    app = await make_app(runtime)
+    now = utcnow()
+
+    def token(client_id: str) -> WriteUnit:
+        row = token_row(
+            ACCESS_TOKENS,
+            token_hash=token_hash(uuid.uuid4().hex),
+            client_id=client_id,
+            scopes=Scopes(),
+            created_at=now,
+            expires_at=now + timedelta(minutes=5),
+        )
+        return WriteUnit(rows=(row, audit_row("isolated", now=now, client_id=client_id)))
+
+    results = await asyncio.gather(
+        *(runtime.writes.write(token(client)) for client in (app.client_id, "no-such-client", app.client_id)),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], IntegrityError)  # a foreign key: the client does not exist
+    assert await audit_count(runtime, "isolated") == 2
+
+
+# --- batched reads (no database: the reader is generic) ---------------------------------------------
+
+
+async def test_concurrent_lookups_share_one_query() -> None:
+    queries: list[list[int]] = []
+
+    async def fetch(keys: Sequence[int]) -> dict[int, str]:
+        queries.append(list(keys))
+        await asyncio.sleep(0)
+        return {key: f"row {key}" for key in keys if key % 2 == 0}
+
+    reader: BatchedReader[int, str] = BatchedReader(fetch)
+    first = await reader.get(0)  # alone: a query of its own
+    found = await asyncio.gather(*(reader.get(key) for key in (1, 2, 2, 3, 4)))
+    assert first == "row 0"
+    assert found == [None, "row 2", "row 2", None, "row 4"]
+    assert queries == [[0], [1, 2, 3, 4]]  # a repeated key is asked for once
+
+
+async def test_a_failed_query_fails_its_lookups_and_the_next_one_runs() -> None:
+    calls = 0
+
+    async def fetch(keys: Sequence[int]) -> dict[int, int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database went away")
+        return {key: key for key in keys}
+
+    reader: BatchedReader[int, int] = BatchedReader(fetch)
+    results = await asyncio.gather(reader.get(1), reader.get(2), return_exceptions=True)
+    assert all(isinstance(result, ConnectionError) for result in results)
+    assert await reader.get(3) == 3
+
+
+async def test_lookups_beyond_the_limit_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+
+    async def fetch(keys: Sequence[int]) -> dict[int, int]:
+        sizes.append(len(keys))
+        return {key: key for key in keys}
+
+    reader: BatchedReader[int, int] = BatchedReader(fetch, max_keys=3)
+    assert await asyncio.gather(*(reader.get(key) for key in range(7))) == list(range(7))
+    assert sizes == [3, 3, 1]
