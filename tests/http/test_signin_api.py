@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -432,3 +434,31 @@ async def test_logout_ends_the_session(http: httpx.AsyncClient, runtime: Runtime
     after = await http.get("/oauth2/authorize", params=authorize_params(app), headers=person.headers)
     assert after.headers["location"].startswith("/login?")
     assert (await http.post(f"{API}/logout", headers=person.headers)).status_code == 401
+
+
+async def test_the_password_hash_runs_off_the_event_loop(
+    http: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While argon2 works on a sign-in, the server keeps answering everyone else."""
+    person = await make_person(runtime)
+    release = threading.Event()
+    real_verify = runtime.passwords.verify
+
+    def held_verify(stored_hash: str, password: str) -> bool:
+        assert release.wait(timeout=10), "the test never released the hash"
+        return real_verify(stored_hash, password)
+
+    monkeypatch.setattr(runtime.passwords, "verify", held_verify)
+    flow = (await submit(http, person.email)).json()
+    login = asyncio.create_task(
+        http.post(f"{API}/login-password", json={"password": PASSWORD}, headers=bearer(flow["flow_token"]))
+    )
+    health = await asyncio.wait_for(
+        http.get("/healthz"), timeout=5
+    )  # blocked forever if the hash were on-loop
+    assert health.status_code == 200
+    assert not login.done()
+    release.set()
+    response = await login
+    assert response.status_code == 200, response.text
+    assert "session_token" in response.json()

@@ -6,11 +6,14 @@ passwords are chosen by people and get the slow, memory-hard argon2id (OWASP par
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
+import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 from argon2 import PasswordHasher as _Argon2Hasher
@@ -98,11 +101,25 @@ def _verify_legacy(stored: str, password: str) -> bool:
 
 
 class PasswordHasher:
-    """argon2id with configurable cost; tells when a stored hash should be upgraded."""
+    """argon2id with configurable cost; tells when a stored hash should be upgraded.
+
+    Requests use the ``*_off_loop`` forms: the hash runs on a pool with one thread per CPU this process may
+    use, so the event loop keeps serving while it works, and at most that many hashes (each ``memory_kib``
+    of memory) run at once however many sign-ins arrive.
+    """
 
     def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int) -> None:
         self._hasher = _Argon2Hasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
+        self._pool = ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0)), thread_name_prefix="argon2")
+
+    async def hash_off_loop(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash, password)
+
+    async def verify_off_loop(self, stored_hash: str, password: str) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.verify, stored_hash, password
         )
 
     def hash(self, password: str) -> str:

@@ -81,7 +81,7 @@ async def update_me(
         if "new_password" in changes:
             current = changes.get("current_password") or ""
             stored = await UserRepository(session).current_password_hash(user.id)
-            if stored is None or not runtime.passwords.verify(stored, current):
+            if stored is None or not await runtime.passwords.verify_off_loop(stored, current):
                 raise InvalidCredentialsError("the current password is not correct")
             check_password_policy(changes["new_password"])
             await change_password(

@@ -352,16 +352,16 @@ async def change_password(
             .limit(PASSWORD_HISTORY)
         )
     )
-    if any(runtime.passwords.verify(old.password_hash, password) for old in history):
-        raise PasswordReusedError(f"choose a password you have not used for your last {PASSWORD_HISTORY}")
+    for old in history:
+        if await runtime.passwords.verify_off_loop(old.password_hash, password):
+            raise PasswordReusedError(f"choose a password you have not used for your last {PASSWORD_HISTORY}")
     await session.execute(
         update(UserCredential)
         .where(UserCredential.user_id == user.id, UserCredential.superseded_at.is_(None))
         .values(superseded_at=now)
     )
-    session.add(
-        UserCredential(user_id=user.id, password_hash=runtime.passwords.hash(password), created_at=now)
-    )
+    new_hash = await runtime.passwords.hash_off_loop(password)
+    session.add(UserCredential(user_id=user.id, password_hash=new_hash, created_at=now))
     ending = update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
     if keep_session is not None:
         ending = ending.where(UserSession.id != keep_session)
@@ -386,49 +386,55 @@ async def login_password(
     await limiter.ensure_allowed(policy.login_failures_per_identifier, "login-fail", identifier)
     await limiter.ensure_allowed(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
 
-    async with runtime.database.unit_of_work() as session:
+    async with runtime.database.read_only() as session:
         flow = await _load_flow(session, flow_id, "password", now=now)
         params = same_context(flow.oauth2_context, context)
         user = await _find_user(session, Identifier(flow.identifier_type, flow.identifier))  # type: ignore[arg-type]
         stored = await UserRepository(session).current_password_hash(user.id) if user else None
-        # An unknown account costs the same argon2 work and gets the same answer as a wrong password.
-        ok = runtime.passwords.verify(stored or runtime.dummy_password_hash, password) and stored is not None
-        audit = AuditRepository(session)
-        if not ok or user is None:
-            await audit.record(
+    # The hash runs off the event loop and outside any transaction. An unknown account costs the same argon2
+    # work and gets the same answer as a wrong password.
+    ok = await runtime.passwords.verify_off_loop(stored or runtime.dummy_password_hash, password)
+    if not ok or user is None or stored is None:
+        async with runtime.database.unit_of_work() as session:
+            await AuditRepository(session).record(
                 "login_failed",
                 now=now,
                 origin=origin,
                 user_id=user.id if user else None,
                 details={"reason": "wrong_password" if user else "unknown_account"},
             )
-        else:
-            if stored is not None and runtime.passwords.needs_rehash(stored):
-                await _rehash(runtime, session, user.id, password, now=now)
-            flow.completed_at = now
-            flow.step = "done"
-            new_session = await create_session(
-                session, user.id, now=now, ttl=_session_ttl(runtime), origin=origin
-            )
-            await audit.record(
-                "login_succeeded", now=now, origin=origin, user_id=user.id, details={"method": "password"}
-            )
-            user_id, is_admin = user.id, user.is_admin
-    if not ok or user is None:
         await limiter.count(policy.login_failures_per_identifier, "login-fail", identifier)
         await limiter.count(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
         raise InvalidCredentialsError()
-    return await _complete(runtime, user_id, is_admin, new_session, params, origin=origin, now=now)
+    upgraded = (
+        await runtime.passwords.hash_off_loop(password) if runtime.passwords.needs_rehash(stored) else None
+    )
+    async with runtime.database.unit_of_work() as session:
+        flow = await _load_flow(session, flow_id, "password", now=now)  # again, locked: it completes once
+        if upgraded is not None:
+            await _rehash(session, user.id, stored, upgraded)
+        flow.completed_at = now
+        flow.step = "done"
+        new_session = await create_session(
+            session, user.id, now=now, ttl=_session_ttl(runtime), origin=origin
+        )
+        await AuditRepository(session).record(
+            "login_succeeded", now=now, origin=origin, user_id=user.id, details={"method": "password"}
+        )
+    return await _complete(runtime, user.id, user.is_admin, new_session, params, origin=origin, now=now)
 
 
-async def _rehash(
-    runtime: Runtime, session: AsyncSession, user_id: uuid.UUID, password: str, *, now: datetime
-) -> None:
-    """Upgrade a hash made with older parameters (or an imported format) on a successful sign-in."""
+async def _rehash(session: AsyncSession, user_id: uuid.UUID, verified: str, upgraded: str) -> None:
+    """Upgrade a hash made with older parameters (or an imported format) on a successful sign-in; only the
+    hash that was verified is replaced (a password changed meanwhile is left alone)."""
     await session.execute(
         update(UserCredential)
-        .where(UserCredential.user_id == user_id, UserCredential.superseded_at.is_(None))
-        .values(password_hash=runtime.passwords.hash(password))
+        .where(
+            UserCredential.user_id == user_id,
+            UserCredential.superseded_at.is_(None),
+            UserCredential.password_hash == verified,
+        )
+        .values(password_hash=upgraded)
     )
 
 

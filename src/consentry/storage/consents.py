@@ -165,4 +165,3 @@ class ConsentRepository:
                 occurred_at=now,
             )
         )
-
