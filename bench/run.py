@@ -8,6 +8,7 @@ not count. Results go to stdout as a table and to bench/results/latest.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import os
@@ -18,29 +19,46 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.seed import Seeder
 from tests.pg import PostgresCluster, free_port, start_cluster
 
 PEERS_SRC = ROOT.parent / "shared" / "peers"
 PEERS = ROOT / "bench" / ".peers"
 POST_LUA = PEERS_SRC / "post.lua"  # the peers' own checking script, so both sides are judged alike
 GET_LUA = ROOT / "bench" / "get.lua"
+CONSUME_LUA = ROOT / "bench" / "consume.lua"  # one line per request: codes, refresh tokens, sign-in flows
 SERVER_CPU, WRK_CPU = "0", "1"
 SECRET = "bench-secret-key-bench-secret-key-000000"
+T = TypeVar("T")
 
 
-def wrk(url: str, script: Path, env: dict[str, str], *, duration: str, warmup: str) -> dict[str, Any]:
+def wrk(
+    url: str,
+    script: Path,
+    env: dict[str, str],
+    *,
+    duration: str,
+    warmup: str,
+    warmup_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     base = ["taskset", "-c", WRK_CPU, "wrk", "-t1", "-c32", "--timeout", "30s", "-s", str(script)]
-    subprocess.run([*base, "-d", warmup, url], env={**os.environ, **env}, capture_output=True, check=False)
+    subprocess.run(
+        [*base, "-d", warmup, url],
+        env={**os.environ, **env, **(warmup_env or {})},
+        capture_output=True,
+        check=False,
+    )
     out = subprocess.run(
         [*base, "-d", duration, url], env={**os.environ, **env}, capture_output=True, text=True, check=False
     ).stdout
@@ -193,6 +211,8 @@ class Consentry:
         return {
             "machine_id": machine["client_id"],
             "machine_secret": machine["client_secret"],
+            "web_id": web["client_id"],
+            "web_secret": web["client_secret"],
             "session": session,
             "token": token,
             "authorize_query": urlencode(params),
@@ -227,6 +247,177 @@ def consentry_scenarios(
         ),
     }
     return results
+
+
+def seconds(duration: str) -> float:
+    """wrk's duration syntax (10s, 2m, 1h) in seconds."""
+    unit = {"s": 1, "m": 60, "h": 3600}.get(duration[-1])
+    return float(duration[:-1]) * unit if unit else float(duration)
+
+
+def lines_file(workdir: Path, name: str, lines: list[str]) -> str:
+    path = workdir / name
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def one_use_scenario(
+    server: Consentry,
+    path: str,
+    lines_for: Any,
+    *,
+    ceiling: int,
+    expect: str,
+    content_type: str = "application/x-www-form-urlencoded",
+    duration: str,
+    warmup: str,
+) -> dict[str, Any]:
+    """A wrk run where each request uses up one pre-issued thing (``lines_for(n)`` makes n request lines);
+    ``ceiling`` requests/s are provided for (running out fails the run)."""
+    name = path.strip("/").replace("/", "-")
+    warm = lines_file(server.workdir, f"{name}-warm.txt", lines_for(int(seconds(warmup) * ceiling)))
+    measured = lines_file(server.workdir, f"{name}.txt", lines_for(int(seconds(duration) * ceiling)))
+    env = {"EXPECT": expect, "CONTENT_TYPE": content_type}
+    return wrk(
+        f"{server.url}{path}",
+        CONSUME_LUA,
+        {**env, "LINES": measured},
+        duration=duration,
+        warmup=warmup,
+        warmup_env={"LINES": warm},
+    )
+
+
+def with_seeder(server: Consentry, work: Callable[[Seeder], Awaitable[T]]) -> T:
+    """Run ``work`` with a Seeder on the server's database, in a loop of its own."""
+
+    async def run() -> T:
+        seeder = Seeder(server.env["CONSENTRY_DATABASE_URL"])
+        try:
+            return await work(seeder)
+        finally:
+            await seeder.close()
+
+    return asyncio.run(run())
+
+
+def exchange_scenarios(
+    server: Consentry, seed: dict[str, str], *, duration: str, warmup: str
+) -> dict[str, Any]:
+    """Scenario 4: code exchange (openid: an RS256 ID token each) and refresh with rotation, each used once;
+    scenario 5: login-password, each request on its own sign-in flow waiting at the password step."""
+    web = "Basic " + base64.b64encode(f"{seed['web_id']}:{seed['web_secret']}".encode()).decode()
+    redirect = quote("https://bench.example.com/cb", safe="")
+
+    def codes(count: int) -> list[str]:
+        async def issue(seeder: Seeder) -> list[str]:
+            user_id, consent_id = await seeder.grant("bench@example.com", seed["web_id"])
+            return await seeder.codes(
+                seed["web_id"], user_id, consent_id, "https://bench.example.com/cb", count
+            )
+
+        return [
+            f"{web}\tgrant_type=authorization_code&code={v}&redirect_uri={redirect}"
+            for v in with_seeder(server, issue)
+        ]
+
+    def refresh_tokens(count: int) -> list[str]:
+        async def issue(seeder: Seeder) -> list[str]:
+            user_id, consent_id = await seeder.grant("bench@example.com", seed["web_id"])
+            return await seeder.refresh_tokens(seed["web_id"], user_id, consent_id, count)
+
+        return [f"{web}\tgrant_type=refresh_token&refresh_token={v}" for v in with_seeder(server, issue)]
+
+    def flows(count: int) -> list[str]:
+        tokens = with_seeder(server, lambda seeder: seeder.password_flows(SECRET, "bench@example.com", count))
+        return [f'Bearer {v}\t{{"password": "bench password 1"}}' for v in tokens]
+
+    common = {"duration": duration, "warmup": warmup}
+    return {
+        "code_exchange": one_use_scenario(
+            server, "/oauth2/token", codes, ceiling=6000, expect='"id_token"', **common
+        ),
+        "refresh": one_use_scenario(
+            server, "/oauth2/token", refresh_tokens, ceiling=6000, expect='"refresh_token"', **common
+        ),
+        "login_password": one_use_scenario(
+            server,
+            "/api/v1/auth/login-password",
+            flows,
+            ceiling=300,
+            expect='"session_token"',
+            content_type="application/json",
+            **common,
+        ),
+    }
+
+
+def revoke_scenario(
+    server: Consentry, seed: dict[str, str], *, tokens: int, rounds: int = 3
+) -> dict[str, Any]:
+    """Scenario 7: the person revokes their consent while holding ``tokens`` live tokens for that client
+    (four in five access tokens, the rest refresh tokens); the wall time of DELETE, in ms, per round."""
+
+    async def hold(seeder: Seeder) -> None:
+        user_id, consent_id = await seeder.grant("bench@example.com", seed["web_id"])
+        await seeder.access_tokens(seed["web_id"], user_id, consent_id, tokens * 4 // 5)
+        await seeder.refresh_tokens(seed["web_id"], user_id, consent_id, tokens - tokens * 4 // 5)
+
+    timings = []
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        for _ in range(rounds):
+            with_seeder(server, hold)
+            started = time.perf_counter()
+            response = http.delete(
+                f"/api/v1/oauth2/consents/{seed['web_id']}",
+                headers={"Authorization": f"Bearer {seed['session']}"},
+            )
+            timings.append(round((time.perf_counter() - started) * 1000, 1))
+            if response.status_code != 204:
+                return {"valid": False, "error": f"{response.status_code} {response.text[:200]}"}
+            still_live = with_seeder(server, lambda seeder: seeder.live_tokens(seed["web_id"]))
+            if still_live:
+                return {"valid": False, "error": f"{still_live} tokens still live after the revocation"}
+            remember_again(http, seed)
+    return {"tokens": tokens, "ms": timings, "median_ms": sorted(timings)[len(timings) // 2], "valid": True}
+
+
+def remember_again(http: httpx.Client, seed: dict[str, str]) -> None:
+    """Consent again (remembered), as the person would from the consent screen."""
+    params = dict(parse_qsl(seed["authorize_query"]))
+    body = {k: v for k, v in params.items() if k != "response_type"} | {"approved": True, "remember": True}
+    response = http.post("/oauth2/consent", json=body, headers={"Authorization": f"Bearer {seed['session']}"})
+    response.raise_for_status()
+
+
+def scale_scenarios(
+    server: Consentry,
+    seed: dict[str, str],
+    small: dict[str, Any],
+    *,
+    users: int,
+    tokens: int,
+    duration: str,
+    warmup: str,
+) -> dict[str, Any]:
+    """Scenario 8: ``users`` people each with a consent, ``tokens`` live tokens, then scenarios 1-3 again."""
+    seeded_in = with_seeder(
+        server, lambda seeder: seeder.population(seed["machine_id"], users, users, tokens)
+    )
+    again = consentry_scenarios(server, seed, duration=duration, warmup=warmup)
+    ratios = {
+        name: round(result["rps"] / small[name]["rps"], 2)
+        for name, result in again.items()
+        if result.get("valid") and small.get(name, {}).get("valid")
+    }
+    return {
+        "users": users,
+        "consents": users,
+        "tokens": tokens,
+        "seed_seconds": round(seeded_in, 1),
+        "scenarios": again,
+        "ratio_to_small": ratios,
+    }
 
 
 def create_database(cluster: PostgresCluster, name: str) -> str:
@@ -408,6 +599,9 @@ def main() -> None:
     parser.add_argument("--warmup", default="3s")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--ingest", type=int, default=50_000, help="registrations for the ingest scenario")
+    parser.add_argument("--revoke-tokens", type=int, default=10_000, help="live tokens revoked in scenario 7")
+    parser.add_argument("--scale-users", type=int, default=1_000_000, help="scenario 8 (0 to skip)")
+    parser.add_argument("--scale-tokens", type=int, default=5_000_000, help="scenario 8's live tokens")
     parser.add_argument(
         "--purge-rows",
         type=int,
@@ -437,10 +631,17 @@ def main() -> None:
             server.start()
             try:
                 seed = server.seed()
-                results = consentry_scenarios(server, seed, duration=args.duration, warmup=args.warmup)
+                timing = {"duration": args.duration, "warmup": args.warmup}
+                results = consentry_scenarios(server, seed, **timing)
+                results |= exchange_scenarios(server, seed, **timing)
+                results["revoke"] = revoke_scenario(server, seed, tokens=args.revoke_tokens)
                 if backend == "postgresql" and cluster and args.purge_rows:
                     results["cleanup_under_load"] = cleanup_under_load(
                         server, seed, cluster, name, args.purge_rows
+                    )
+                if args.scale_users:
+                    results["scale"] = scale_scenarios(
+                        server, seed, results, users=args.scale_users, tokens=args.scale_tokens, **timing
                     )
             finally:
                 rss = server.stop()
@@ -470,6 +671,28 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'scenario':<12} {'backend':<11} {'rps':>9} {'p50 ms':>8} {'p99 ms':>9} {'errors':>6}  ratios")
     for backend, data in report["consentry"].items():
         for scenario, r in data["scenarios"].items():
+            if scenario == "revoke":
+                print(
+                    f"{'revoke':<12} {backend:<11} a consent with {r.get('tokens', 0):,} live tokens "
+                    f"revoked in {r.get('ms')} ms (median {r.get('median_ms')} ms)"
+                    if r.get("valid")
+                    else f"{'revoke':<12} {backend:<11} INVALID {r.get('error', '')[:80]}"
+                )
+                continue
+            if scenario == "scale":
+                ratios = ", ".join(f"{k} {v:.2f}x" for k, v in r["ratio_to_small"].items())
+                print(
+                    f"{'scale':<12} {backend:<11} {r['users']:,} users, {r['consents']:,} consents, "
+                    f"{r['tokens']:,} tokens seeded in {r['seed_seconds']} s; then, of the small-database "
+                    f"rate: {ratios}"
+                )
+                for name, again in r["scenarios"].items():
+                    if again.get("valid"):
+                        print(
+                            f"{'  ' + name:<12} {backend:<11} {again['rps']:>9.1f} {again['p50_ms']:>8.2f} "
+                            f"{again['p99_ms']:>9.2f} {again['errors']:>6}  at scale"
+                        )
+                continue
             if scenario == "cleanup_under_load":
                 print(
                     f"{'purge+load':<12} {backend:<11} {r['rows']:,} expired tokens purged in "
@@ -501,7 +724,12 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{scenario:<12} {'peer:' + peer:<11} {p['rps']:>9.1f} {p['p50_ms']:>8.2f} "
                 f"{p['p99_ms']:>9.2f} {p['errors']:>6}"
             )
-    print(f"argon2id verify (m=19 MiB, t=2, p=1) on one core: {report['argon2_verify_per_s']}/s")
+    argon2 = report["argon2_verify_per_s"]
+    print(f"argon2id verify (m=19 MiB, t=2, p=1) on one core: {argon2}/s")
+    for backend, data in report["consentry"].items():
+        login = data["scenarios"].get("login_password", {})
+        if login.get("valid"):
+            print(f"login-password on {backend}: {login['rps'] / argon2:.0%} of the raw argon2id rate")
 
 
 if __name__ == "__main__":
