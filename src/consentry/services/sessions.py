@@ -6,13 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.crypto.hashing import new_token, token_hash
 from consentry.storage.audit import RequestOrigin
 from consentry.storage.database import Database
-from consentry.storage.sessions import SessionLookup, SessionRepository
-from consentry.storage.tables import UserSession
+from consentry.storage.group_commit import Row
+from consentry.storage.sessions import USER_SESSIONS, SessionLookup, SessionRepository
 
 SESSION_COOKIE = "consentry_session"
 
@@ -34,6 +35,31 @@ class NewSession:
     expires_at: datetime
 
 
+def new_session(
+    user_id: uuid.UUID,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    origin: RequestOrigin | None = None,
+    auth_time: datetime | None = None,
+) -> tuple[NewSession, Row]:
+    """A sign-in session: the token for the person, and the row to store (by the token's hash)."""
+    token, session_id = new_token(), uuid.uuid4()
+    origin = origin or RequestOrigin()
+    row = {
+        "id": session_id,
+        "token_hash": token_hash(token),
+        "user_id": user_id,
+        "auth_time": auth_time or now,
+        "created_at": now,
+        "last_seen_at": now,
+        "expires_at": now + ttl,
+        "ip": origin.ip,
+        "user_agent": origin.user_agent,
+    }
+    return NewSession(token=token, session_id=session_id, expires_at=now + ttl), (USER_SESSIONS, row)
+
+
 async def create_session(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -43,21 +69,9 @@ async def create_session(
     origin: RequestOrigin | None = None,
     auth_time: datetime | None = None,
 ) -> NewSession:
-    token = new_token()
-    origin = origin or RequestOrigin()
-    row = await SessionRepository(session).add(
-        UserSession(
-            token_hash=token_hash(token),
-            user_id=user_id,
-            auth_time=auth_time or now,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + ttl,
-            ip=origin.ip,
-            user_agent=origin.user_agent,
-        )
-    )
-    return NewSession(token=token, session_id=row.id, expires_at=row.expires_at)
+    created, (table, row) = new_session(user_id, now=now, ttl=ttl, origin=origin, auth_time=auth_time)
+    await session.execute(insert(table).values(row))
+    return created
 
 
 async def authenticate_session(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain import authorization as az
@@ -32,9 +32,11 @@ from consentry.errors import (
 from consentry.runtime import Runtime
 from consentry.services.authorize import complete_without_prompt, consent_decision, validate
 from consentry.services.consent_screen import ConsentScreen
-from consentry.services.sessions import NewSession, SignedIn, create_session
+from consentry.services.sessions import NewSession, SignedIn, create_session, new_session
 from consentry.services.users import check_password_policy, create_user
-from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
+from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
+from consentry.storage.sessions import PASSWORD_STEP_DONE
 from consentry.storage.tables import ConsentHistory, SigninFlow, User, UserCredential, UserSession, UserStatus
 from consentry.storage.users import UserRepository
 
@@ -178,8 +180,10 @@ async def submit_identifier(
     return StepResult(token, step, identifier.kind)  # type: ignore[arg-type]
 
 
-async def _load_flow(session: AsyncSession, flow_id: uuid.UUID, step: str, *, now: datetime) -> SigninFlow:
-    flow = await session.get(SigninFlow, flow_id, with_for_update=True)
+async def _load_flow(
+    session: AsyncSession, flow_id: uuid.UUID, step: str, *, now: datetime, lock: bool = True
+) -> SigninFlow:
+    flow = await session.get(SigninFlow, flow_id, with_for_update=lock)
     if flow is None or flow.step != step or flow.completed_at is not None or now >= flow.expires_at:
         raise InvalidFlowError()
     return flow
@@ -381,13 +385,10 @@ async def login_password(
     flow_id = runtime.flow_tokens.read(flow_token, step="password", now=now)
     limiter, policy = runtime.rate_limiter, runtime.rate_limiter.policy
     async with runtime.database.read_only() as session:
-        flow = await _load_flow(session, flow_id, "password", now=now)
+        flow = await _load_flow(session, flow_id, "password", now=now, lock=False)
         identifier = flow.identifier
-    await limiter.ensure_allowed(policy.login_failures_per_identifier, "login-fail", identifier)
-    await limiter.ensure_allowed(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
-
-    async with runtime.database.read_only() as session:
-        flow = await _load_flow(session, flow_id, "password", now=now)
+        await limiter.ensure_allowed(policy.login_failures_per_identifier, "login-fail", identifier)
+        await limiter.ensure_allowed(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
         params = same_context(flow.oauth2_context, context)
         user = await _find_user(session, Identifier(flow.identifier_type, flow.identifier))  # type: ignore[arg-type]
         stored = await UserRepository(session).current_password_hash(user.id) if user else None
@@ -395,39 +396,38 @@ async def login_password(
     # work and gets the same answer as a wrong password.
     ok = await runtime.passwords.verify_off_loop(stored or runtime.dummy_password_hash, password)
     if not ok or user is None or stored is None:
-        async with runtime.database.unit_of_work() as session:
-            await AuditRepository(session).record(
-                "login_failed",
-                now=now,
-                origin=origin,
-                user_id=user.id if user else None,
-                details={"reason": "wrong_password" if user else "unknown_account"},
-            )
+        failed = audit_row(
+            "login_failed",
+            now=now,
+            origin=origin,
+            user_id=user.id if user else None,
+            details={"reason": "wrong_password" if user else "unknown_account"},
+        )
+        await runtime.writes.write(WriteUnit(rows=(failed,)))
         await limiter.count(policy.login_failures_per_identifier, "login-fail", identifier)
         await limiter.count(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
         raise InvalidCredentialsError()
-    upgraded = (
-        await runtime.passwords.hash_off_loop(password) if runtime.passwords.needs_rehash(stored) else None
+    statements = []
+    if runtime.passwords.needs_rehash(stored):
+        statements.append(_rehash(user.id, stored, await runtime.passwords.hash_off_loop(password)))
+    created, session_row = new_session(user.id, now=now, ttl=_session_ttl(runtime), origin=origin)
+    succeeded = audit_row(
+        "login_succeeded", now=now, origin=origin, user_id=user.id, details={"method": "password"}
     )
-    async with runtime.database.unit_of_work() as session:
-        flow = await _load_flow(session, flow_id, "password", now=now)  # again, locked: it completes once
-        if upgraded is not None:
-            await _rehash(session, user.id, stored, upgraded)
-        flow.completed_at = now
-        flow.step = "done"
-        new_session = await create_session(
-            session, user.id, now=now, ttl=_session_ttl(runtime), origin=origin
-        )
-        await AuditRepository(session).record(
-            "login_succeeded", now=now, origin=origin, user_id=user.id, details={"method": "password"}
-        )
-    return await _complete(runtime, user.id, user.is_admin, new_session, params, origin=origin, now=now)
+    unit = WriteUnit(
+        rows=(session_row, succeeded), claim=Claim(PASSWORD_STEP_DONE, flow_id, now), statements=statements
+    )
+    try:
+        await runtime.writes.write(unit)  # the session exists only if this request completed the flow
+    except ClaimLost:
+        raise InvalidFlowError() from None
+    return await _complete(runtime, user.id, user.is_admin, created, params, origin=origin, now=now)
 
 
-async def _rehash(session: AsyncSession, user_id: uuid.UUID, verified: str, upgraded: str) -> None:
+def _rehash(user_id: uuid.UUID, verified: str, upgraded: str) -> Update:
     """Upgrade a hash made with older parameters (or an imported format) on a successful sign-in; only the
     hash that was verified is replaced (a password changed meanwhile is left alone)."""
-    await session.execute(
+    return (
         update(UserCredential)
         .where(
             UserCredential.user_id == user_id,

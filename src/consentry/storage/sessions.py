@@ -6,12 +6,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql import Executable
 
 from consentry.storage.batched_reads import BatchedReader
-from consentry.storage.tables import User, UserSession, UserStatus
+from consentry.storage.group_commit import ClaimKind
+from consentry.storage.tables import SigninFlow, User, UserSession, UserStatus
+
+USER_SESSIONS: Table = UserSession.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +68,6 @@ class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, user_session: UserSession) -> UserSession:
-        self._session.add(user_session)
-        await self._session.flush()
-        return user_session
-
     async def end(self, session_id: uuid.UUID, *, now: datetime) -> None:
         await self._session.execute(
             update(UserSession).where(UserSession.id == session_id).values(revoked_at=now)
@@ -95,3 +95,22 @@ async def end_user_session(
         .values(revoked_at=now)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def _complete_password_steps(keys: Sequence[Any], now: datetime) -> Executable:
+    return (
+        update(SigninFlow)
+        .where(
+            SigninFlow.id.in_(keys),
+            SigninFlow.step == "password",
+            SigninFlow.completed_at.is_(None),
+            SigninFlow.expires_at > now,
+        )
+        .values(step="done", completed_at=now)
+        .returning(SigninFlow.id)
+    )
+
+
+# A sign-in flow completes once: the session a correct password earns is written only by the request that
+# moves its flow from the password step to done (a group-commit claim).
+PASSWORD_STEP_DONE = ClaimKind("password step done", exclusive=True, statement=_complete_password_steps)
