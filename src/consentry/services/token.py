@@ -37,14 +37,14 @@ from consentry.errors import (
 from consentry.runtime import Runtime
 from consentry.services.subjects import PseudonymRecord
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
-from consentry.storage.consents import ConsentRepository
 from consentry.storage.group_commit import Claim, ClaimLost, Row, WriteUnit
-from consentry.storage.tables import AuthorizationCode, ConsentStatus, RefreshToken
 from consentry.storage.tokens import (
     ACCESS_TOKENS,
     CODE_USE,
     REFRESH_ROTATION,
     REFRESH_TOKENS,
+    CodeRecord,
+    TokenRecord,
     TokenRepository,
     token_row,
 )
@@ -98,8 +98,7 @@ async def _authorization_code(
     code = form.get("code")
     if not code:
         raise InvalidRequestError("code is required")
-    async with runtime.database.read_only() as session:
-        stored = await TokenRepository(session).get_code(token_hash(code))
+    stored = await runtime.token_lookup.codes.get(token_hash(code))
     if stored is None or stored.client_id != client.id:
         raise InvalidGrantError("the code is invalid", debug="unknown code or another client's code")
     if stored.used_at is None:
@@ -133,7 +132,7 @@ async def _authorization_code(
 
 
 def _check_code(
-    stored: AuthorizationCode,
+    stored: CodeRecord,
     client: RegisteredClient,
     redirect_uri: str | None,
     verifier: str | None,
@@ -156,7 +155,7 @@ def _check_code(
 
 async def _revoke_grant(
     runtime: Runtime,
-    stored: AuthorizationCode | RefreshToken,
+    stored: CodeRecord | TokenRecord,
     event_type: str,
     details: dict[str, Any],
     *,
@@ -168,6 +167,7 @@ async def _revoke_grant(
     Used for a replayed code (RFC 6749 §4.1.2) and a reused refresh token (RFC 9700 §4.14.2): either means a
     copy is in the wrong hands.
     """
+    assert stored.family_id is not None  # every code and refresh token belongs to a grant
     async with runtime.database.unit_of_work() as session:
         revoked = await TokenRepository(session).revoke_family(stored.family_id, now=now)
         await AuditRepository(session).record(
@@ -194,17 +194,13 @@ async def _refresh_token(
     if not presented:
         raise InvalidRequestError("refresh_token is required")
     requested = _parse_scope(form.get("scope"))
-    async with runtime.database.read_only() as session:
-        stored = await TokenRepository(session).get_refresh_token(token_hash(presented))
-        if stored is None or stored.client_id != client.id:
-            raise InvalidGrantError("the refresh token is invalid")
-        if stored.revoked_at is not None or now >= stored.expires_at:
-            raise InvalidGrantError("the refresh token is no longer valid")
-        consent = None
-        if stored.rotated_at is None and stored.consent_id is not None:
-            consent = await ConsentRepository(session).get(stored.consent_id)
+    stored = await runtime.token_lookup.refresh.get(token_hash(presented))
+    if stored is None or stored.client_id != client.id or stored.user_id is None or stored.family_id is None:
+        raise InvalidGrantError("the refresh token is invalid")
+    if stored.revoked_at is not None or now >= stored.expires_at:
+        raise InvalidGrantError("the refresh token is no longer valid")
     if stored.rotated_at is None:
-        if consent is None or consent.status != ConsentStatus.ACTIVE or now >= consent.expires_at:
+        if stored.consent_id is None:
             raise InvalidGrantError("the consent this token was issued under has ended")
         try:
             scopes = refreshed_scopes(requested, stored.scopes)
@@ -214,7 +210,7 @@ async def _refresh_token(
             stored.user_id, stored.scopes, stored.family_id, stored.consent_id, stored.auth_time, None
         )
         issued = await _user_tokens(runtime, client, grant, scopes, now=now, with_refresh=True)
-        touch = runtime.consent_usage.due(consent.id, now=now)
+        touch = runtime.consent_usage.due(stored.consent_id, now=now)
         if touch is not None:
             issued.statements.append(touch)
         audit = audit_row(
@@ -232,7 +228,7 @@ async def _refresh_token(
             return issued.response
         except ClaimLost:
             if not await _was_rotated(runtime, stored.token_hash):
-                raise InvalidGrantError("the refresh token is no longer valid") from None
+                raise InvalidGrantError("the consent this token was issued under has ended") from None
     await _revoke_grant(
         runtime,
         stored,
@@ -245,14 +241,12 @@ async def _refresh_token(
 
 
 async def _code_was_used(runtime: Runtime, digest: bytes) -> bool:
-    async with runtime.database.read_only() as session:
-        current = await TokenRepository(session).get_code(digest)
+    current = await runtime.token_lookup.codes.get(digest)
     return current is not None and current.used_at is not None
 
 
 async def _was_rotated(runtime: Runtime, digest: bytes) -> bool:
-    async with runtime.database.read_only() as session:
-        current = await TokenRepository(session).get_refresh_token(digest)
+    current = await runtime.token_lookup.refresh.get(digest)
     return current is not None and current.rotated_at is not None
 
 

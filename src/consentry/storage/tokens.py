@@ -118,13 +118,40 @@ class TokenRecord:
         return self.rotated_at is None and self.revoked_at is None and now < self.expires_at
 
 
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """A stored authorization code as the token endpoint reads it (no ORM object)."""
+
+    code_hash: bytes
+    client_id: str
+    user_id: uuid.UUID
+    consent_id: uuid.UUID | None
+    redirect_uri: str
+    scopes: Scopes
+    code_challenge: str | None
+    code_challenge_method: str | None
+    nonce: str | None
+    auth_time: datetime
+    family_id: uuid.UUID
+    expires_at: datetime
+    used_at: datetime | None
+
+
 class TokenLookup:
-    """Access and refresh tokens by hash, batched across concurrent requests."""
+    """Codes, access and refresh tokens by hash, batched across concurrent requests."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self.access: BatchedReader[bytes, TokenRecord] = BatchedReader(self._fetcher(ACCESS_TOKENS))
         self.refresh: BatchedReader[bytes, TokenRecord] = BatchedReader(self._fetcher(REFRESH_TOKENS))
+        self.codes: BatchedReader[bytes, CodeRecord] = BatchedReader(self._fetch_codes)
+
+    async def _fetch_codes(self, keys: Sequence[bytes]) -> dict[bytes, CodeRecord]:
+        table = AUTHORIZATION_CODES
+        columns = [table.c[name] for name in CodeRecord.__slots__]
+        async with self._engine.connect() as connection:
+            result = await connection.execute(select(*columns).where(table.c.code_hash.in_(keys)))
+            return {row[0]: CodeRecord(*row) for row in result}
 
     def _fetcher(self, table: Table) -> Fetch[bytes, TokenRecord]:
         rotated = table.c.get("rotated_at")
