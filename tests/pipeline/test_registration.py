@@ -161,3 +161,34 @@ async def test_a_poisoned_message_goes_to_the_dlq_is_retried_then_fails_without_
 async def test_status_of_unknown_requests(http: httpx.AsyncClient) -> None:
     assert (await http.get(f"{API}/register-status/{uuid.uuid4()}")).status_code == 404
     assert (await http.get(f"{API}/register-status/not-a-uuid")).status_code == 404
+
+
+async def test_a_written_batch_reads_back_as_the_model_says(runtime: Runtime) -> None:
+    """On PostgreSQL the writer uses COPY, outside SQLAlchemy's types: every value must read back the same."""
+    from consentry.pipeline.writer import write_batch
+    from consentry.storage.tables import AuditEvent, ConsentHistory, UserStatus
+
+    request_id = uuid.uuid4()
+    password_hash = runtime.passwords.hash(PASSWORD)
+    message = RegistrationMessage(
+        request_id, "copied@example.com", "+15550001111", password_hash, {"email_verified": True}
+    )
+    await runtime.registrations.publish([message], now=utcnow())
+    result = await write_batch(runtime.database, [message], now=utcnow())
+    assert result.completed == 1
+    async with runtime.database.read_only() as session:
+        user = await session.scalar(select(User).where(User.email == "copied@example.com"))
+        assert user is not None
+        assert (user.status, user.email_verified, user.phone_verified, user.is_admin) == (
+            UserStatus.ACTIVE,
+            True,
+            False,
+            False,
+        )
+        assert user.phone == "+15550001111" and user.created_at.tzinfo is not None
+        credential = await session.scalar(select(UserCredential).where(UserCredential.user_id == user.id))
+        assert credential is not None and runtime.passwords.verify(credential.password_hash, PASSWORD)
+        event = await session.scalar(select(AuditEvent).where(AuditEvent.user_id == user.id))
+        assert event is not None and event.details == {"via": "pipeline", "request_id": str(request_id)}
+        history = await session.scalar(select(ConsentHistory).where(ConsentHistory.user_id == user.id))
+        assert history is not None and history.action == "terms_accepted" and history.scopes_before is None

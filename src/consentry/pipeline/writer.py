@@ -7,13 +7,18 @@ only their own message.
 
 from __future__ import annotations
 
+import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+import orjson
+from sqlalchemy import JSON, Enum, Table, TypeDecorator, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.storage.database import Database
@@ -70,6 +75,50 @@ async def write_batch(
             result.duplicates += single.duplicates
             result.skipped += single.skipped
         return result
+
+
+async def insert_many(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """An executemany INSERT; on PostgreSQL a binary COPY, several times faster for a thousand rows.
+
+    COPY bypasses SQLAlchemy's type processing, so values are given as asyncpg encodes them: enum members by
+    value, JSON as text. Rows must name the same columns; columns left out take their server defaults.
+    """
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        await connection.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    encoders = [_copy_encoder(table.c[name].type, connection.dialect) for name in columns]
+    records = [
+        tuple(encode(row[name]) for name, encode in zip(columns, encoders, strict=True)) for row in rows
+    ]
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table.name, columns=columns, records=records)
+
+
+def _copy_encoder(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    if isinstance(column_type, TypeDecorator):
+        decorator = column_type
+
+        def through_decorator(value: Any) -> Any:
+            bound = decorator.process_bind_param(value, dialect)
+            return None if bound is None else _json_text(bound) if _is_json(decorator) else bound
+
+        return through_decorator
+    if isinstance(column_type, JSON):
+        return lambda value: None if value is None else _json_text(value)
+    if isinstance(column_type, Enum):
+        return lambda value: value.value if isinstance(value, enum.Enum) else value
+    return lambda value: value
+
+
+def _is_json(decorator: TypeDecorator[Any]) -> bool:
+    return isinstance(decorator.impl_instance, JSON)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 async def _write(
@@ -156,10 +205,9 @@ async def _write(
             }
         )
     if users:
-        await session.execute(insert(User), users)
-        await session.execute(insert(UserCredential), credentials)
-        await session.execute(insert(ConsentHistory), history)
-        await session.execute(insert(AuditEvent), audit)
+        for model, rows in ((User, users), (UserCredential, credentials), (ConsentHistory, history)):
+            await insert_many(session, model.__table__, rows)  # type: ignore[arg-type]
+        await insert_many(session, AuditEvent.__table__, audit)  # type: ignore[arg-type]
     if done or failed:
         await session.execute(update(RegistrationRequest), done + failed)
     result.completed = len(done)

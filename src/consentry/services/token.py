@@ -118,13 +118,11 @@ async def _authorization_code(
             scopes=stored.scopes,
             details={"grant_type": GRANT_AUTHORIZATION_CODE},
         )
-        try:
-            await issued.commit(runtime, Claim(CODE_USE, stored.code_hash, now), audit)
+        if await issued.commit(runtime, Claim(CODE_USE, stored.code_hash, now), audit):
             return issued.response
-        except ClaimLost:
-            if not await _code_was_used(runtime, stored.code_hash):
-                raise InvalidGrantError("the consent this code was issued under has ended") from None
-            # else a concurrent request used it first: a replay like any other
+        if not await _code_was_used(runtime, stored.code_hash):
+            raise InvalidGrantError("the consent this code was issued under has ended")
+        # else a concurrent request used it first: a replay like any other
     await _revoke_grant(
         runtime, stored, "token_revoked", {"reason": "authorization_code_replay"}, origin=origin, now=now
     )
@@ -223,12 +221,10 @@ async def _refresh_token(
         )
         # The rotation is conditional on the consent still being live, in the same statement: a revocation
         # committed after the read above still stops this refresh.
-        try:
-            await issued.commit(runtime, Claim(REFRESH_ROTATION, stored.token_hash, now), audit)
+        if await issued.commit(runtime, Claim(REFRESH_ROTATION, stored.token_hash, now), audit):
             return issued.response
-        except ClaimLost:
-            if not await _was_rotated(runtime, stored.token_hash):
-                raise InvalidGrantError("the consent this token was issued under has ended") from None
+        if not await _was_rotated(runtime, stored.token_hash):
+            raise InvalidGrantError("the consent this token was issued under has ended")
     await _revoke_grant(
         runtime,
         stored,
@@ -314,12 +310,16 @@ class IssuedTokens:
     statements: list[Executable] = field(default_factory=list)
     pseudonym: PseudonymRecord | None = None
 
-    async def commit(self, runtime: Runtime, claim: Claim, audit: Row) -> None:
-        """Group-commit the rows if ``claim`` changes its row; else raise :class:`ClaimLost`."""
+    async def commit(self, runtime: Runtime, claim: Claim, audit: Row) -> bool:
+        """Group-commit the rows if ``claim`` holds; False (nothing written) when it does not."""
         unit = WriteUnit(rows=(*self.rows, audit), claim=claim, statements=self.statements)
-        await runtime.writes.write(unit)
+        try:
+            await runtime.writes.write(unit)
+        except ClaimLost:
+            return False
         if self.pseudonym is not None:
             runtime.subjects.remember(self.pseudonym)
+        return True
 
 
 async def _user_tokens(
