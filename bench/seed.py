@@ -128,18 +128,18 @@ class Seeder:
     ) -> None:
         await self.tokens(ACCESS_TOKENS, client_id, user_id, consent_id, count)
 
-    async def live_tokens(self, client_id: str) -> int:
-        """Live access and refresh tokens people hold for the client."""
+    async def live_tokens(self, email: str) -> int:
+        """Live access and refresh tokens the person holds, for any client."""
         live = 0
         async with self.engine.connect() as connection:
+            user_id = (await connection.execute(select(User.id).where(User.email == email))).scalar_one()
             for table in (ACCESS_TOKENS, REFRESH_TOKENS):
                 live += (
                     await connection.execute(
                         select(func.count())
                         .select_from(table)
                         .where(
-                            table.c.client_id == client_id,
-                            table.c.user_id.is_not(None),
+                            table.c.user_id == user_id,
                             table.c.revoked_at.is_(None),
                             table.c.expires_at > now(),
                         )

@@ -74,7 +74,8 @@ def _as_postgres_user() -> tuple[list[str], int | None, int | None]:
     return ["runuser", "-u", "postgres", "--"], entry.pw_uid, entry.pw_gid
 
 
-def start_cluster() -> PostgresCluster:
+def start_cluster(*, shared_buffers: str = "128MB") -> PostgresCluster:
+    """A throwaway cluster on a free port (``shared_buffers`` larger for the benchmark's million-row runs)."""
     bindir = find_pg_bindir()
     prefix, uid, gid = _as_postgres_user()
     root = Path(tempfile.mkdtemp(prefix="consentry-pg-"))
@@ -104,7 +105,7 @@ def start_cluster() -> PostgresCluster:
     port = free_port()
     options = (
         f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-        "-c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB"
+        f"-c full_page_writes=off -c max_connections=200 -c shared_buffers={shared_buffers}"
     )
     result = subprocess.run(
         [
