@@ -41,11 +41,10 @@ def create_engine(
     """An engine tuned for the backend the URL names."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        # Every aiosqlite connection is a thread and a file open: keep them all pooled rather than opening and
-        # closing overflow connections under load.
+        # Every aiosqlite connection is a thread, a file open and its own page cache (2 MiB).
         pooling: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
-            pooling = {"pool_size": pool_size + max_overflow, "max_overflow": max_overflow}
+            pooling = {"pool_size": pool_size, "max_overflow": max_overflow}
         engine = create_async_engine(
             url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pooling
         )

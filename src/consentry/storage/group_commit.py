@@ -71,7 +71,7 @@ class WriteUnit:
 
 
 class ClaimLost(Exception):
-    """The unit's claim changed no row: another request used the code or token first."""
+    """The unit's claim did not hold (code used, consent revoked...): nothing of it was written."""
 
 
 @dataclass(slots=True)
@@ -88,7 +88,7 @@ class GroupCommitter:
         self._flusher: asyncio.Task[None] | None = None
 
     async def write(self, unit: WriteUnit) -> None:
-        """Return once ``unit`` is committed; raise :class:`ClaimLost` if its claim changed nothing."""
+        """Return once ``unit`` is committed; raise :class:`ClaimLost` if its claim did not hold."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(unit, done))
         if self._flusher is None or self._flusher.done():
