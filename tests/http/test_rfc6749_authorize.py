@@ -275,3 +275,34 @@ async def test_audit_records_the_authorization(
     assert granted.client_id == app.client_id
     assert granted.scopes == {"openid", "profile"}
     assert granted.user_agent is not None
+
+
+@pytest.mark.parametrize("prompt", [None, "none"], ids=["asks-again", "prompt-none"])
+async def test_a_consent_revoked_between_read_and_write_issues_no_code(
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    app: App,
+    person: Person,
+    monkeypatch: pytest.MonkeyPatch,
+    prompt: str | None,
+) -> None:
+    """The code is written only while the consent is live (a group-commit claim), whatever was read before."""
+    params = authorize_params(app)
+    await approve(http, person, params)
+    stale = await runtime.consent_lookup.get(person.user_id, app.client_id)
+    assert stale is not None
+    revoked = await http.delete(f"/api/v1/oauth2/consents/{app.client_id}", headers=person.headers)
+    assert revoked.status_code == 204
+
+    async def as_read_before_the_revocation(*_args: object) -> object:
+        return stale
+
+    monkeypatch.setattr(runtime.consent_lookup, "get", as_read_before_the_revocation)
+    response = await authorize(http, person, params | ({"prompt": prompt} if prompt else {}))
+    assert response.status_code == 302
+    location = response.headers["location"]
+    if prompt == "none":
+        assert query_of(location)["error"] == "consent_required"
+    else:
+        assert location.startswith("/consent?")
+    assert "code" not in query_of(location)

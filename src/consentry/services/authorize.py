@@ -108,15 +108,18 @@ async def authorize(
         return AuthorizeOutcome("login", f"/login?{request.query_string()}")
     assert signed_in is not None
 
-    active = await runtime.consent_lookup.get(signed_in.user_id, client.id)
-    decision = _decide(client, request, active.stored if active else None, now=now)
-    if decision.prompt:
+    def ask_consent() -> AuthorizeOutcome:
         if "none" in request.prompts:
             consent_required = az.RedirectableError("consent_required", "the person must consent")
             return AuthorizeOutcome(
                 "error", error_location(runtime, redirect_uri, consent_required, request.state)
             )
         return AuthorizeOutcome("consent", f"/consent?{request.query_string()}")
+
+    active = await runtime.consent_lookup.get(signed_in.user_id, client.id)
+    decision = _decide(client, request, active.stored if active else None, now=now)
+    if decision.prompt:
+        return ask_consent()
     if active is not None and _covers(active.stored, decision, now=now):
         # The common case, a remembered consent: the code is group-committed, conditional on the consent
         # still being live when it is written.
@@ -132,7 +135,7 @@ async def authorize(
         try:
             await runtime.writes.write(unit)
         except ClaimLost:  # revoked or expired since it was read: ask again
-            return AuthorizeOutcome("consent", f"/consent?{request.query_string()}")
+            return ask_consent()
         return AuthorizeOutcome("code", _code_location(runtime, request, code))
     async with runtime.database.unit_of_work() as session:  # a trusted client: its consent is recorded
         decision = await consent_decision(session, client, request, signed_in.user_id, now=now)
