@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings
-from consentry.storage.tables import RegistrationRequest, User, UserCredential
+from consentry.storage.tables import RegistrationRequest, RegistrationStatus, User, UserCredential
 from tests.conftest import make_settings
 from tests.pipeline_helpers import run_pipeline
 
@@ -173,9 +173,10 @@ async def test_a_written_batch_reads_back_as_the_model_says(runtime: Runtime) ->
     message = RegistrationMessage(
         request_id, "copied@example.com", "+15550001111", password_hash, {"email_verified": True}
     )
-    await runtime.registrations.publish([message], now=utcnow())
-    result = await write_batch(runtime.database, [message], now=utcnow())
-    assert result.completed == 1
+    duplicate = RegistrationMessage(uuid.uuid4(), "COPIED@example.com".lower(), None, password_hash)
+    await runtime.registrations.publish([message, duplicate], now=utcnow())
+    result = await write_batch(runtime.database, [message, duplicate], now=utcnow())
+    assert (result.completed, result.duplicates) == (1, 1)
     async with runtime.database.read_only() as session:
         user = await session.scalar(select(User).where(User.email == "copied@example.com"))
         assert user is not None
@@ -192,3 +193,14 @@ async def test_a_written_batch_reads_back_as_the_model_says(runtime: Runtime) ->
         assert event is not None and event.details == {"via": "pipeline", "request_id": str(request_id)}
         history = await session.scalar(select(ConsentHistory).where(ConsentHistory.user_id == user.id))
         assert history is not None and history.action == "terms_accepted" and history.scopes_before is None
+        done = await session.get(RegistrationRequest, request_id)
+        failed = await session.get(RegistrationRequest, duplicate.request_id)
+    assert done is not None and failed is not None
+    assert (done.status, done.user_id, done.error, done.password_hash) == (
+        RegistrationStatus.COMPLETED,
+        user.id,
+        None,
+        None,
+    )
+    assert (failed.status, failed.user_id, failed.password_hash) == (RegistrationStatus.FAILED, None, None)
+    assert failed.error is not None and "already exists" in failed.error

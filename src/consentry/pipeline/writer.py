@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Enum, Table, TypeDecorator, insert, select, update
+from sqlalchemy import JSON, Enum, Table, TypeDecorator, insert, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
@@ -95,6 +95,32 @@ async def insert_many(session: AsyncSession, table: Table, rows: list[dict[str, 
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     await driver.copy_records_to_table(table.name, columns=columns, records=records)
+
+
+async def _mark_written(session: AsyncSession, rows: list[dict[str, Any]], *, now: datetime) -> None:
+    """Each request's outcome (completed with its user, or failed with the reason); the hash is dropped.
+
+    On PostgreSQL one UPDATE joined to the outcomes as arrays, not a thousand single-row UPDATEs.
+    """
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        await session.execute(update(RegistrationRequest), rows)
+        return
+    await connection.execute(
+        text(
+            "UPDATE registration_requests AS r SET status = o.status, user_id = o.user_id, error = o.error, "
+            "password_hash = NULL, updated_at = :now FROM unnest(CAST(:ids AS uuid[]), "
+            "CAST(:statuses AS varchar[]), CAST(:users AS uuid[]), CAST(:errors AS varchar[])) "
+            "AS o(id, status, user_id, error) WHERE r.id = o.id"
+        ),
+        {
+            "now": now,
+            "ids": [row["id"] for row in rows],
+            "statuses": [row["status"].value for row in rows],
+            "users": [row.get("user_id") for row in rows],
+            "errors": [row.get("error") for row in rows],
+        },
+    )
 
 
 def _copy_encoder(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
@@ -209,6 +235,6 @@ async def _write(
             await insert_many(session, model.__table__, rows)  # type: ignore[arg-type]
         await insert_many(session, AuditEvent.__table__, audit)  # type: ignore[arg-type]
     if done or failed:
-        await session.execute(update(RegistrationRequest), done + failed)
+        await _mark_written(session, done + failed, now=now)
     result.completed = len(done)
     return result
