@@ -9,7 +9,6 @@ until its head is due). Status rows live in the database, as for the other trans
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,27 +18,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consentry.errors import ServiceUnavailableError
-from consentry.pipeline.messages import RegistrationMessage
+from consentry.pipeline.messages import RegistrationMessage, from_wire, to_wire
 from consentry.storage.database import Database
 from consentry.storage.registrations import RegistrationLedger
 
 TOPIC = "user.registration"
 DLQ_TOPIC = "user.registration.dlq"
 GROUP = "consentry-writers"
-
-
-def _encode(message: RegistrationMessage, retry_at: float | None = None) -> bytes:
-    return orjson.dumps(
-        {
-            "id": str(message.request_id),
-            "email": message.email,
-            "phone": message.phone,
-            "hash": message.password_hash,
-            "attributes": message.attributes,
-            "attempts": message.attempts,
-            "retry_at": retry_at,
-        }
-    )
 
 
 def brokers_of(url: str) -> str:
@@ -87,7 +72,7 @@ class KafkaTransport:
         await self._ledger.record_published(messages, now=now, keep_hash=False)
         try:
             producer = await self._get_producer()
-            sent = [await producer.send(TOPIC, _encode(m), key=m.request_id.bytes) for m in messages]
+            sent = [await producer.send(TOPIC, to_wire(m), key=m.request_id.bytes) for m in messages]
             await asyncio.gather(*sent)
         except KafkaError as exc:
             await self._ledger.record_failed(
@@ -106,17 +91,8 @@ class KafkaTransport:
                 if partition.topic == DLQ_TOPIC and retry_at and retry_at > now.timestamp():
                     consumer.seek(partition, record.offset)  # not yet due: read it again later
                     break
-                messages.append(
-                    RegistrationMessage(
-                        uuid.UUID(data["id"]),
-                        data.get("email"),
-                        data.get("phone"),
-                        data.get("hash"),
-                        dict(data.get("attributes") or {}),
-                        int(data.get("attempts", 0)),
-                        f"{partition.topic}|{partition.partition}|{record.offset}",
-                    )
-                )
+                receipt = f"{partition.topic}|{partition.partition}|{record.offset}"
+                messages.append(from_wire(data, receipt))
         return messages
 
     async def ack(self, messages: Sequence[RegistrationMessage]) -> None:
@@ -138,7 +114,7 @@ class KafkaTransport:
             retry = message.next_attempt()
             producer = await self._get_producer()
             await producer.send_and_wait(
-                DLQ_TOPIC, _encode(retry, retry_at.timestamp()), key=message.request_id.bytes
+                DLQ_TOPIC, to_wire(retry, retry_at=retry_at.timestamp()), key=message.request_id.bytes
             )
         await self._ledger.record_dead_letter(message, error, retry_at=retry_at, now=now)
 

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 
 @dataclass(frozen=True, slots=True)
 class RegistrationMessage:
@@ -22,3 +24,31 @@ class RegistrationMessage:
         return RegistrationMessage(
             self.request_id, self.email, self.phone, self.password_hash, self.attributes, self.attempts + 1
         )
+
+
+def to_wire(message: RegistrationMessage, **extra: Any) -> bytes:
+    """The JSON a queue carries (Redis Streams, Kafka); ``extra`` adds transport fields (``retry_at``)."""
+    return orjson.dumps(
+        {
+            "id": str(message.request_id),
+            "email": message.email,
+            "phone": message.phone,
+            "hash": message.password_hash,
+            "attributes": message.attributes,
+            "attempts": message.attempts,
+            **extra,
+        }
+    )
+
+
+def from_wire(data: dict[str, Any], receipt: str | None) -> RegistrationMessage:
+    """A message back from :func:`to_wire`'s JSON (already parsed), with the transport's receipt."""
+    return RegistrationMessage(
+        uuid.UUID(data["id"]),
+        data.get("email"),
+        data.get("phone"),
+        data.get("hash"),
+        dict(data.get("attributes") or {}),
+        int(data.get("attempts", 0)),
+        receipt,
+    )

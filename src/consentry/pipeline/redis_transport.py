@@ -17,39 +17,13 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
 
 from consentry.errors import ServiceUnavailableError
-from consentry.pipeline.messages import RegistrationMessage
+from consentry.pipeline.messages import RegistrationMessage, from_wire, to_wire
 from consentry.storage.database import Database
 from consentry.storage.registrations import RegistrationLedger
 
 STREAM = "consentry:registrations"
 DLQ = "consentry:registrations:dlq"
 GROUP = "consentry-writers"
-
-
-def _encode(message: RegistrationMessage) -> bytes:
-    return orjson.dumps(
-        {
-            "id": str(message.request_id),
-            "email": message.email,
-            "phone": message.phone,
-            "hash": message.password_hash,
-            "attributes": message.attributes,
-            "attempts": message.attempts,
-        }
-    )
-
-
-def _decode(raw: bytes, receipt: str | None) -> RegistrationMessage:
-    data = orjson.loads(raw)
-    return RegistrationMessage(
-        uuid.UUID(data["id"]),
-        data.get("email"),
-        data.get("phone"),
-        data.get("hash"),
-        dict(data.get("attributes") or {}),
-        int(data.get("attempts", 0)),
-        receipt,
-    )
 
 
 class RedisStreamsTransport:
@@ -85,7 +59,7 @@ class RedisStreamsTransport:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for message in messages:
-                    pipe.xadd(STREAM, {"m": _encode(message)})
+                    pipe.xadd(STREAM, {"m": to_wire(message)})
                 await pipe.execute()
         except RedisError as exc:
             await self._ledger.record_failed(
@@ -107,7 +81,9 @@ class RedisStreamsTransport:
             )
             for _stream, items in fresh or []:
                 entries.extend(items)
-        return [_decode(fields[b"m"], entry_id.decode()) for entry_id, fields in entries if fields]
+        return [
+            from_wire(orjson.loads(fields[b"m"]), entry_id.decode()) for entry_id, fields in entries if fields
+        ]
 
     async def ack(self, messages: Sequence[RegistrationMessage]) -> None:
         receipts = [m.receipt for m in messages if m.receipt]
@@ -120,7 +96,7 @@ class RedisStreamsTransport:
     ) -> None:
         if retry_at is not None:
             retry = message.next_attempt()
-            await self._redis.zadd(DLQ, {_encode(retry): retry_at.timestamp()})
+            await self._redis.zadd(DLQ, {to_wire(retry): retry_at.timestamp()})
         await self._ledger.record_dead_letter(message, error, retry_at=retry_at, now=now)
 
     async def _release_due_retries(self, *, now: datetime) -> None:

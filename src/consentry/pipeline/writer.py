@@ -231,9 +231,14 @@ async def _write(
             }
         )
     if users:
-        for model, rows in ((User, users), (UserCredential, credentials), (ConsentHistory, history)):
+        written = (
+            (User, users),
+            (UserCredential, credentials),
+            (ConsentHistory, history),
+            (AuditEvent, audit),
+        )
+        for model, rows in written:
             await insert_many(session, model.__table__, rows)  # type: ignore[arg-type]
-        await insert_many(session, AuditEvent.__table__, audit)  # type: ignore[arg-type]
     if done or failed:
         await _mark_written(session, done + failed, now=now)
     result.completed = len(done)

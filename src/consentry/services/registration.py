@@ -16,9 +16,9 @@ from consentry.domain.identifiers import InvalidIdentifier, normalise_email, nor
 from consentry.errors import ConsentryError, InvalidRequestError, NotFoundError
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime
-from consentry.services.users import check_password_policy, create_user
+from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import ConsentHistory, RegistrationRequest
+from consentry.storage.tables import RegistrationRequest
 
 HASH_CHUNK = 64  # passwords hashed per worker-thread call (argon2 releases the GIL)
 
@@ -62,16 +62,7 @@ async def register_sync(
             phone=applicant.phone,
             password=applicant.password,
         )
-        session.add(
-            ConsentHistory(
-                user_id=user.id,
-                action="terms_accepted",
-                actor="user",
-                ip=origin.ip,
-                user_agent=origin.user_agent,
-                occurred_at=now,
-            )
-        )
+        session.add(terms_accepted(user.id, origin=origin, now=now))
         await AuditRepository(session).record(
             "user_registered", now=now, origin=origin, user_id=user.id, details={"via": "register-sync"}
         )

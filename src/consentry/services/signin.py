@@ -33,11 +33,11 @@ from consentry.runtime import Runtime
 from consentry.services.authorize import complete_without_prompt, consent_decision, validate
 from consentry.services.consent_screen import ConsentScreen
 from consentry.services.sessions import NewSession, SignedIn, create_session, new_session
-from consentry.services.users import check_password_policy, create_user
+from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
 from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
 from consentry.storage.sessions import PASSWORD_STEP_DONE
-from consentry.storage.tables import ConsentHistory, SigninFlow, User, UserCredential, UserSession, UserStatus
+from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
 from consentry.storage.users import UserRepository
 
 FLOW_TTL = timedelta(minutes=30)
@@ -303,16 +303,7 @@ async def set_password(
                 email=identifier.value if identifier.kind == "email" else None,
                 phone=identifier.value if identifier.kind == "phone" else None,
             )
-            session.add(
-                ConsentHistory(
-                    user_id=user.id,
-                    action="terms_accepted",
-                    actor="user",
-                    ip=origin.ip,
-                    user_agent=origin.user_agent,
-                    occurred_at=now,
-                )
-            )
+            session.add(terms_accepted(user.id, origin=origin, now=now))
             await audit.record(
                 "user_registered",
                 now=now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from consentry.crypto.hashing import PasswordHasher
 from consentry.domain.identifiers import normalise_email, normalise_phone
 from consentry.errors import ConflictError, InvalidRequestError
-from consentry.storage.tables import User, UserStatus
+from consentry.storage.audit import RequestOrigin
+from consentry.storage.tables import ConsentHistory, User, UserStatus
 from consentry.storage.users import UserRepository
 
 MIN_PASSWORD_LENGTH = 8
@@ -57,4 +59,16 @@ async def create_user(
     )
     return await users.add_user(
         user, password_hash=passwords.hash(password) if password is not None else None, now=now
+    )
+
+
+def terms_accepted(user_id: uuid.UUID, *, origin: RequestOrigin, now: datetime) -> ConsentHistory:
+    """The consent-history entry of a person accepting the terms at sign-up (kept for the GDPR export)."""
+    return ConsentHistory(
+        user_id=user_id,
+        action="terms_accepted",
+        actor="user",
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        occurred_at=now,
     )

@@ -125,9 +125,6 @@ class ConsentRepository:
             .with_for_update()
         )
 
-    async def get(self, consent_id: uuid.UUID) -> Consent | None:
-        return await self._session.get(Consent, consent_id)
-
     async def add(self, consent: Consent) -> Consent:
         self._session.add(consent)
         await self._session.flush()

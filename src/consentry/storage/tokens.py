@@ -187,20 +187,8 @@ class TokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    # --- authorization codes --------------------------------------------------------------------
-
-    async def add_code(self, code: AuthorizationCode) -> None:
-        self._session.add(code)
-        await self._session.flush()
-
-    async def get_code(self, code_hash: bytes) -> AuthorizationCode | None:
-        return await self._session.get(AuthorizationCode, code_hash)
-
-    # --- access and refresh tokens --------------------------------------------------------------
-
-    async def add_tokens(self, *tokens: AccessToken | RefreshToken) -> None:
-        self._session.add_all(tokens)
-        await self._session.flush()
+    # Codes and tokens are written through group commit (rows above) and read on the hot paths through
+    # TokenLookup; what remains here is revocation's read-then-update in one transaction.
 
     async def get_access_token(self, token_hash: bytes) -> AccessToken | None:
         return await self._session.get(AccessToken, token_hash)
