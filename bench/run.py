@@ -262,7 +262,7 @@ def lines_file(workdir: Path, name: str, lines: list[str]) -> str:
 def one_use_scenario(
     server: Consentry,
     path: str,
-    lines_for: Any,
+    lines_for: Callable[[int], list[str]],
     *,
     ceiling: int,
     expect: str,
@@ -418,21 +418,15 @@ def scale_scenarios(
     }
 
 
+def pg_tool(cluster: PostgresCluster, tool: str, *args: str) -> list[str]:
+    """The command line of a PostgreSQL client tool (createdb, psql) against the bench cluster."""
+    host = ["-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres"]
+    return [str(cluster.bindir / tool), *host, *args]
+
+
 def create_database(cluster: PostgresCluster, name: str) -> str:
     """A fresh database on the bench cluster; returns its URL."""
-    subprocess.run(
-        [
-            str(cluster.bindir / "createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(cluster.port),
-            "-U",
-            "postgres",
-            name,
-        ],
-        check=True,
-    )
+    subprocess.run(pg_tool(cluster, "createdb", name), check=True)
     return cluster.url(name)
 
 
@@ -450,14 +444,9 @@ def cleanup_under_load(
     server: Consentry, seed: dict[str, str], cluster: PostgresCluster, database: str, rows: int
 ) -> dict[str, Any]:
     """Issue 7: purge ``rows`` expired tokens while the token endpoint is under load; the slowest request."""
-    psql = [
-        str(cluster.bindir / "psql"),
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(cluster.port),
-        "-U",
-        "postgres",
+    psql = pg_tool(
+        cluster,
+        "psql",
         "-d",
         database,
         "-v",
@@ -467,7 +456,7 @@ def cleanup_under_load(
         f"client={seed['machine_id']}",
         "-v",
         f"rows={rows}",
-    ]
+    )
     seed_sql = (  # psql variables, interpolated by psql itself (:'client' is quoted as a literal)
         "INSERT INTO access_tokens (token_hash, client_id, scopes, created_at, expires_at) "
         "SELECT sha256(g::text::bytea), :'client', '[]'::jsonb, now() - interval '2 hours', "
