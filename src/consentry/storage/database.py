@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from consentry.errors import ConfigurationError
+from consentry.storage.sqlite_driver import OneCallAiosqlite
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,13 @@ def create_engine(
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         # Every aiosqlite connection is a thread, a file open and its own page cache (2 MiB).
-        pooling: dict[str, Any] = {}
+        options: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
-            pooling = {"pool_size": pool_size, "max_overflow": max_overflow}
+            options = {"pool_size": pool_size, "max_overflow": max_overflow}
+        if parsed.get_driver_name() == "aiosqlite":
+            options["module"] = OneCallAiosqlite()  # one thread hop per statement, not four
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pooling
+            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

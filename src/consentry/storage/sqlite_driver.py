@@ -1,0 +1,117 @@
+"""aiosqlite with one thread hop per statement.
+
+aiosqlite runs each sqlite3 call on the connection's own thread, and SQLAlchemy's adapter makes four such
+calls per query (open a cursor, execute, fetch the rows, close the cursor) and three per insert. Every call is
+a hand-over to that thread and back: a queue put, a thread wake-up, the GIL changing hands, a wake-up of the
+event loop. On one core that shares its time with other work (argon2id hashing a password, say) each
+hand-over also means cold caches. Here a statement is executed, its rows fetched and its cursor closed in one
+call on the connection's thread; the adapter then reads the rows, description and counts from memory.
+
+The rows are fetched in full, which is what SQLAlchemy's adapter already did for every non-streaming cursor.
+Streaming results (``server_side``) keep aiosqlite's own cursor.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, cast
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_
+
+_Outcome = tuple[Any, int, int | None, list[Any]]  # description, rowcount, lastrowid, rows
+
+
+def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On the connection's thread: the whole life of one cursor."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        else:
+            cursor.execute(operation, () if parameters is None else parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneCallCursor:
+    """The part of aiosqlite's cursor SQLAlchemy's adapter uses, each statement one call on the thread."""
+
+    __slots__ = ("_connection", "_rows", "arraysize", "description", "lastrowid", "rowcount")
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+        self._rows: deque[Any] = deque()
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self.arraysize = 1
+
+    async def execute(self, operation: str, parameters: Any = None) -> OneCallCursor:
+        return await self._call(operation, parameters, many=False)
+
+    async def executemany(self, operation: str, parameters: Sequence[Any]) -> OneCallCursor:
+        return await self._call(operation, parameters, many=True)
+
+    async def _call(self, operation: str, parameters: Any, *, many: bool) -> OneCallCursor:
+        # aiosqlite has no public "run this on your thread"; SQLAlchemy's own adapter uses the same queue.
+        outcome: _Outcome = await self._connection._execute(  # type: ignore[no-untyped-call]
+            _run, self._connection._conn, operation, parameters, many
+        )
+        self.description, self.rowcount, self.lastrowid, rows = outcome
+        self._rows = deque(rows)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._rows.popleft() if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        count = min(len(self._rows), self.arraysize if size is None else size)
+        return [self._rows.popleft() for _ in range(count)]
+
+    async def fetchall(self) -> list[Any]:
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
+
+    def close(self) -> None:
+        self._rows.clear()
+
+
+class _Cursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ()
+    _awaitable_cursor_close = False  # closing only drops the buffered rows
+
+    def _make_new_cursor(self, connection: Any) -> Any:
+        return OneCallCursor(connection)
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor  # nothing to open on the thread
+
+
+class _Connection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _Cursor
+
+
+class OneCallAiosqlite(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI module handed to SQLAlchemy (``create_async_engine(..., module=...)``)."""
+
+    def __init__(self) -> None:
+        super().__init__(aiosqlite, sqlite3)
+
+    def connect(self, *arg: Any, **kw: Any) -> _Connection:
+        connection = aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as SQLAlchemy does: a forgotten connection must not hang exit
+        return _Connection(
+            self, cast(Any, await_(connection))
+        )  # aiosqlite's Connection is the shape it expects

@@ -1,0 +1,92 @@
+"""The SQLite driver: one call on the connection's thread per statement, and the same results and errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from consentry.storage.database import create_engine
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/driver.db")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the functions aiosqlite runs on its connection threads, in order."""
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return calls
+
+
+async def test_a_query_is_one_call_on_the_thread(engine: AsyncEngine, thread_calls: list[str]) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("INSERT INTO item (name) VALUES ('a'), ('b'), ('c')"))
+        thread_calls.clear()
+        rows = (await connection.execute(text("SELECT id, name FROM item ORDER BY id"))).all()
+        assert [tuple(row) for row in rows] == [(1, "a"), (2, "b"), (3, "c")]
+        assert thread_calls == ["_run"]
+
+
+async def test_inserts_report_counts_and_keys(engine: AsyncEngine, thread_calls: list[str]) -> None:
+    async with engine.begin() as connection:
+        single = await connection.execute(text("INSERT INTO item (name) VALUES ('x')"))
+        assert single.lastrowid == 1
+        many = await connection.execute(
+            text("INSERT INTO item (name) VALUES (:name)"), [{"name": "y"}, {"name": "z"}]
+        )
+        assert many.rowcount == 2
+        assert thread_calls == ["_run", "_run"]  # executemany too: one call
+        returned = await connection.execute(text("UPDATE item SET name = name || '!' RETURNING name"))
+        assert sorted(returned.scalars()) == ["x!", "y!", "z!"]
+
+
+async def test_partial_fetches_read_the_buffered_rows(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO item (name) VALUES (:name)"), [{"name": n} for n in "abcde"]
+        )
+        result = await connection.execute(text("SELECT name FROM item ORDER BY name"))
+        assert result.fetchone() == ("a",)
+        assert result.fetchmany(2) == [("b",), ("c",)]
+        assert result.fetchall() == [("d",), ("e",)]
+        assert result.fetchone() is None
+
+
+async def test_errors_are_sqlalchemy_errors_and_the_connection_stays_usable(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("INSERT INTO item (name) VALUES ('same')"))
+        with pytest.raises(IntegrityError):
+            await connection.execute(text("INSERT INTO item (name) VALUES ('same')"))
+        await connection.rollback()
+        count = await connection.scalar(text("SELECT count(*) FROM item"))
+        assert count == 0  # the first insert was in the transaction rolled back
+
+
+async def test_streaming_results_still_stream(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO item (name) VALUES (:name)"), [{"name": str(n)} for n in range(50)]
+        )
+        result = await connection.stream(text("SELECT name FROM item"))
+        names = [row[0] async for row in result]
+        assert len(names) == 50
