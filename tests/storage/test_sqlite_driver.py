@@ -90,3 +90,30 @@ async def test_streaming_results_still_stream(engine: AsyncEngine) -> None:
         result = await connection.stream(text("SELECT name FROM item"))
         names = [row[0] async for row in result]
         assert len(names) == 50
+
+
+async def test_commit_and_rollback_reach_sqlite_only_with_a_transaction_open(
+    engine: AsyncEngine, thread_calls: list[str]
+) -> None:
+    async with engine.connect() as connection:
+        await connection.scalar(text("SELECT count(*) FROM item"))  # a read opens no transaction
+        await connection.rollback()
+        assert thread_calls == ["_run"]
+        await connection.execute(text("INSERT INTO item (name) VALUES ('kept')"))
+        await connection.commit()
+        await connection.execute(text("INSERT INTO item (name) VALUES ('dropped')"))
+        await connection.rollback()
+        assert thread_calls == ["_run", "_run", "commit", "_run", "rollback"]
+    async with engine.connect() as connection:
+        names = (await connection.execute(text("SELECT name FROM item"))).scalars().all()
+    assert names == ["kept"]
+
+
+async def test_an_explicit_begin_is_seen_as_a_transaction(
+    engine: AsyncEngine, thread_calls: list[str]
+) -> None:
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        await connection.exec_driver_sql("SELECT 1")
+        await connection.rollback()
+        assert thread_calls[-1] == "rollback"

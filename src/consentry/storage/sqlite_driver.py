@@ -5,7 +5,10 @@ calls per query (open a cursor, execute, fetch the rows, close the cursor) and t
 a hand-over to that thread and back: a queue put, a thread wake-up, the GIL changing hands, a wake-up of the
 event loop. On one core that shares its time with other work (argon2id hashing a password, say) each
 hand-over also means cold caches. Here a statement is executed, its rows fetched and its cursor closed in one
-call on the connection's thread; the adapter then reads the rows, description and counts from memory.
+call on the connection's thread; the adapter then reads the rows, description and counts from memory. Each
+call also reports whether SQLite has a transaction open, so a commit or rollback with none open (the pool's
+reset after a session already rolled back, a read-only session's end) is not sent to the thread at all: SQLite
+would do nothing.
 
 The rows are fetched in full, which is what SQLAlchemy's adapter already did for every non-streaming cursor.
 Streaming results (``server_side``) keep aiosqlite's own cursor.
@@ -26,7 +29,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util.concurrency import await_
 
-_Outcome = tuple[Any, int, int | None, list[Any]]  # description, rowcount, lastrowid, rows
+# description, rowcount, lastrowid, rows, whether a transaction is open afterwards
+_Outcome = tuple[Any, int, int | None, list[Any], bool]
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
@@ -38,7 +42,7 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         else:
             cursor.execute(operation, () if parameters is None else parameters)
         rows = cursor.fetchall() if cursor.description else []
-        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows, connection.in_transaction
     finally:
         cursor.close()
 
@@ -46,10 +50,11 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
 class OneCallCursor:
     """The part of aiosqlite's cursor SQLAlchemy's adapter uses, each statement one call on the thread."""
 
-    __slots__ = ("_connection", "_rows", "arraysize", "description", "lastrowid", "rowcount")
+    __slots__ = ("_adapted", "_connection", "_rows", "arraysize", "description", "lastrowid", "rowcount")
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
-        self._connection = connection
+    def __init__(self, adapted: _Connection) -> None:
+        self._adapted = adapted
+        self._connection: aiosqlite.Connection = adapted._connection  # type: ignore[assignment]
         self._rows: deque[Any] = deque()
         self.description: Any = None
         self.rowcount = -1
@@ -67,7 +72,7 @@ class OneCallCursor:
         outcome: _Outcome = await self._connection._execute(  # type: ignore[no-untyped-call]
             _run, self._connection._conn, operation, parameters, many
         )
-        self.description, self.rowcount, self.lastrowid, rows = outcome
+        self.description, self.rowcount, self.lastrowid, rows, self._adapted.in_transaction = outcome
         self._rows = deque(rows)
         return self
 
@@ -92,15 +97,31 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
     _awaitable_cursor_close = False  # closing only drops the buffered rows
 
     def _make_new_cursor(self, connection: Any) -> Any:
-        return OneCallCursor(connection)
+        return OneCallCursor(self._adapt_connection)  # type: ignore[arg-type]
 
     def _aenter_cursor(self, cursor: Any) -> Any:
         return cursor  # nothing to open on the thread
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    # Only statements run through OneCallCursor open transactions (the sqlite3 module begins one before a
+    # write; an explicit BEGIN is a statement too), so this is exact; True until the first statement says.
+    __slots__ = ("in_transaction",)
     _cursor_cls = _Cursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.in_transaction = True
+
+    def commit(self) -> None:
+        if self.in_transaction:
+            super().commit()
+            self.in_transaction = False
+
+    def rollback(self) -> None:
+        if self.in_transaction:
+            super().rollback()
+            self.in_transaction = False
 
 
 class OneCallAiosqlite(AsyncAdapt_aiosqlite_dbapi):
