@@ -36,7 +36,7 @@ from consentry.services.sessions import NewSession, SignedIn, create_session, ne
 from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
 from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
-from consentry.storage.sessions import PASSWORD_STEP_DONE
+from consentry.storage.sessions import PASSWORD_STEP_DONE, password_step
 from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
 from consentry.storage.users import UserRepository
 
@@ -180,10 +180,8 @@ async def submit_identifier(
     return StepResult(token, step, identifier.kind)  # type: ignore[arg-type]
 
 
-async def _load_flow(
-    session: AsyncSession, flow_id: uuid.UUID, step: str, *, now: datetime, lock: bool = True
-) -> SigninFlow:
-    flow = await session.get(SigninFlow, flow_id, with_for_update=lock)
+async def _load_flow(session: AsyncSession, flow_id: uuid.UUID, step: str, *, now: datetime) -> SigninFlow:
+    flow = await session.get(SigninFlow, flow_id, with_for_update=True)
     if flow is None or flow.step != step or flow.completed_at is not None or now >= flow.expires_at:
         raise InvalidFlowError()
     return flow
@@ -376,23 +374,24 @@ async def login_password(
     flow_id = runtime.flow_tokens.read(flow_token, step="password", now=now)
     limiter, policy = runtime.rate_limiter, runtime.rate_limiter.policy
     async with runtime.database.read_only() as session:
-        flow = await _load_flow(session, flow_id, "password", now=now, lock=False)
-        identifier = flow.identifier
-        await limiter.ensure_allowed(policy.login_failures_per_identifier, "login-fail", identifier)
-        await limiter.ensure_allowed(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
-        params = same_context(flow.oauth2_context, context)
-        user = await _find_user(session, Identifier(flow.identifier_type, flow.identifier))  # type: ignore[arg-type]
-        stored = await UserRepository(session).current_password_hash(user.id) if user else None
+        step = await password_step(session, flow_id, now=now)
+    if step is None:
+        raise InvalidFlowError()
+    identifier = step.identifier
+    await limiter.ensure_allowed(policy.login_failures_per_identifier, "login-fail", identifier)
+    await limiter.ensure_allowed(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
+    params = same_context(step.oauth2_context, context)
+    user_id, stored = step.user_id, step.password_hash
     # The hash runs off the event loop and outside any transaction. An unknown account costs the same argon2
     # work and gets the same answer as a wrong password.
     ok = await runtime.passwords.verify_off_loop(stored or runtime.dummy_password_hash, password)
-    if not ok or user is None or stored is None:
+    if not ok or user_id is None or stored is None:
         failed = audit_row(
             "login_failed",
             now=now,
             origin=origin,
-            user_id=user.id if user else None,
-            details={"reason": "wrong_password" if user else "unknown_account"},
+            user_id=user_id,
+            details={"reason": "wrong_password" if user_id else "unknown_account"},
         )
         await runtime.writes.write(WriteUnit(rows=(failed,)))
         await limiter.count(policy.login_failures_per_identifier, "login-fail", identifier)
@@ -400,10 +399,10 @@ async def login_password(
         raise InvalidCredentialsError()
     statements = []
     if runtime.passwords.needs_rehash(stored):
-        statements.append(_rehash(user.id, stored, await runtime.passwords.hash_off_loop(password)))
-    created, session_row = new_session(user.id, now=now, ttl=_session_ttl(runtime), origin=origin)
+        statements.append(_rehash(user_id, stored, await runtime.passwords.hash_off_loop(password)))
+    created, session_row = new_session(user_id, now=now, ttl=_session_ttl(runtime), origin=origin)
     succeeded = audit_row(
-        "login_succeeded", now=now, origin=origin, user_id=user.id, details={"method": "password"}
+        "login_succeeded", now=now, origin=origin, user_id=user_id, details={"method": "password"}
     )
     unit = WriteUnit(
         rows=(session_row, succeeded), claim=Claim(PASSWORD_STEP_DONE, flow_id, now), statements=statements
@@ -412,7 +411,7 @@ async def login_password(
         await runtime.writes.write(unit)  # the session exists only if this request completed the flow
     except ClaimLost:
         raise InvalidFlowError() from None
-    return await _complete(runtime, user.id, user.is_admin, created, params, origin=origin, now=now)
+    return await _complete(runtime, user_id, step.is_admin, created, params, origin=origin, now=now)
 
 
 def _rehash(user_id: uuid.UUID, verified: str, upgraded: str) -> Update:

@@ -6,11 +6,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Update, or_, select, update
+from sqlalchemy import Update, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.sql import Executable
 
 from consentry.domain.consent import StoredConsent
 from consentry.domain.scopes import Scopes
@@ -50,15 +48,6 @@ class ActiveConsentLookup:
         return (await self._reader.get(user_id) or {}).get(client_id)
 
     async def _fetch(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, ActiveConsent]]:
-        statement = select(
-            Consent.user_id,
-            Consent.client_id,
-            Consent.id,
-            Consent.scopes,
-            Consent.declined_scopes,
-            Consent.expires_at,
-            Consent.policy_version,
-        ).where(Consent.user_id.in_(user_ids), Consent.status == ConsentStatus.ACTIVE)
         found: dict[uuid.UUID, dict[str, ActiveConsent]] = {}
         async with self._engine.connect() as connection:
             for (
@@ -69,10 +58,21 @@ class ActiveConsentLookup:
                 declined,
                 expires_at,
                 policy,
-            ) in await connection.execute(statement):
+            ) in await connection.execute(_ACTIVE_BY_USER, {"keys": user_ids}):
                 stored = StoredConsent(scopes, declined, expires_at, False, policy)
                 found.setdefault(user_id, {})[client_id] = ActiveConsent(consent_id, stored)
         return found
+
+
+_ACTIVE_BY_USER = select(
+    Consent.user_id,
+    Consent.client_id,
+    Consent.id,
+    Consent.scopes,
+    Consent.declined_scopes,
+    Consent.expires_at,
+    Consent.policy_version,
+).where(Consent.user_id.in_(bindparam("keys")), Consent.status == ConsentStatus.ACTIVE)
 
 
 def last_used_update(consent_id: uuid.UUID, *, now: datetime, granularity: timedelta) -> Update:
@@ -88,16 +88,18 @@ def last_used_update(consent_id: uuid.UUID, *, now: datetime, granularity: timed
     )
 
 
-def _live_consents(keys: Sequence[Any], now: datetime) -> Executable:
-    return (
-        select(Consent.id)
-        .where(Consent.id.in_(keys), Consent.status == ConsentStatus.ACTIVE, Consent.expires_at > now)
-        .with_for_update(read=True)  # PostgreSQL: a concurrent revocation waits for the codes written here
-    )
-
-
 # A code issued under a remembered consent is written only while that consent is live (a group-commit claim).
-LIVE_CONSENT = ClaimKind("live consent", exclusive=False, statement=_live_consents)
+LIVE_CONSENT = ClaimKind(
+    "live consent",
+    exclusive=False,
+    statement=select(Consent.id)
+    .where(
+        Consent.id.in_(bindparam("keys")),
+        Consent.status == ConsentStatus.ACTIVE,
+        Consent.expires_at > bindparam("now"),
+    )
+    .with_for_update(read=True),  # PostgreSQL: a concurrent revocation waits for the codes written here
+)
 
 
 class ConsentRepository:

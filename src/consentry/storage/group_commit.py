@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,13 +45,14 @@ Row = tuple[Table, dict[str, Any]]  # a table and the values of one row to inser
 class ClaimKind:
     """How to check many claims of one kind at once.
 
-    ``statement(keys, now)`` returns rows whose first column is a key that holds; for an exclusive kind it
-    also takes the key (``UPDATE ... WHERE key IN (...) AND used_at IS NULL RETURNING key``).
+    ``statement`` returns rows whose first column is a key that holds; for an exclusive kind it also takes the
+    key (``UPDATE ... WHERE key IN :keys AND used_at IS NULL RETURNING key``). It is built once, with the
+    parameters ``keys`` (expanding) and ``now``: building a statement costs more than running it.
     """
 
     name: str
     exclusive: bool
-    statement: Callable[[Sequence[Any], datetime], Executable]
+    statement: Executable
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,7 @@ async def _check_claims(connection: AsyncConnection, batch: list[_Pending]) -> s
     for kind, claims in by_kind.items():
         keys = list(dict.fromkeys(claim.key for _, claim in claims))
         now = min(claim.now for _, claim in claims)
-        held = {row[0] for row in await connection.execute(kind.statement(keys, now))}
+        held = {row[0] for row in await connection.execute(kind.statement, {"keys": keys, "now": now})}
         taken: set[Any] = set()
         for position, claim in claims:
             if claim.key not in held or (kind.exclusive and claim.key in taken):

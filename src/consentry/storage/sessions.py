@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Select, Table, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.sql import Executable
+from sqlalchemy.orm import aliased
 
 from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.group_commit import ClaimKind
-from consentry.storage.tables import SigninFlow, User, UserSession, UserStatus
+from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
 
 USER_SESSIONS: Table = UserSession.__table__  # type: ignore[assignment]
 
@@ -47,21 +47,24 @@ class SessionLookup:
         return record if record is not None and record.is_live(now=now) else None
 
     async def _fetch(self, keys: Sequence[bytes]) -> dict[bytes, SessionRecord]:
-        statement = (
-            select(
-                UserSession.token_hash,
-                UserSession.id,
-                UserSession.user_id,
-                UserSession.auth_time,
-                UserSession.expires_at,
-                UserSession.revoked_at,
-                User.is_admin,
-            )
-            .join(User, User.id == UserSession.user_id)
-            .where(UserSession.token_hash.in_(keys), User.status == UserStatus.ACTIVE)
-        )
         async with self._engine.connect() as connection:
-            return {row[0]: SessionRecord(*row) for row in await connection.execute(statement)}
+            rows = await connection.execute(_SESSIONS_BY_HASH, {"keys": keys})
+            return {row[0]: SessionRecord(*row) for row in rows}
+
+
+_SESSIONS_BY_HASH = (
+    select(
+        UserSession.token_hash,
+        UserSession.id,
+        UserSession.user_id,
+        UserSession.auth_time,
+        UserSession.expires_at,
+        UserSession.revoked_at,
+        User.is_admin,
+    )
+    .join(User, User.id == UserSession.user_id)
+    .where(UserSession.token_hash.in_(bindparam("keys")), User.status == UserStatus.ACTIVE)
+)
 
 
 class SessionRepository:
@@ -97,20 +100,75 @@ async def end_user_session(
     return bool(getattr(result, "rowcount", 0))
 
 
-def _complete_password_steps(keys: Sequence[Any], now: datetime) -> Executable:
+# A sign-in flow completes once: the session a correct password earns is written only by the request that
+# moves its flow from the password step to done (a group-commit claim).
+PASSWORD_STEP_DONE = ClaimKind(
+    "password step done",
+    exclusive=True,
+    statement=update(SigninFlow)
+    .where(
+        SigninFlow.id.in_(bindparam("keys")),
+        SigninFlow.step == "password",
+        SigninFlow.completed_at.is_(None),
+        SigninFlow.expires_at > bindparam("now"),
+    )
+    .values(step="done", completed_at=bindparam("now"))
+    .returning(SigninFlow.id),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordStep:
+    """A sign-in flow at its password step, with the active account its identifier names (if any) and that
+    account's current password hash: all login-password needs before the hash, read in one statement."""
+
+    identifier: str
+    oauth2_context: dict[str, Any] | None
+    user_id: uuid.UUID | None
+    is_admin: bool
+    password_hash: str | None
+
+
+def _password_step() -> Select[Any]:
+    by_email, by_phone = aliased(User), aliased(User)
+
+    def account(alias: Any, kind: str, column: Any) -> Any:
+        return and_(
+            SigninFlow.identifier_type == kind,
+            column == SigninFlow.identifier,
+            alias.status == UserStatus.ACTIVE,
+        )
+
+    user_id = func.coalesce(by_email.id, by_phone.id)
     return (
-        update(SigninFlow)
+        select(
+            SigninFlow.identifier,
+            SigninFlow.oauth2_context,
+            user_id,
+            func.coalesce(by_email.is_admin, by_phone.is_admin),
+            UserCredential.password_hash,
+        )
+        .outerjoin(by_email, account(by_email, "email", by_email.email))
+        .outerjoin(by_phone, account(by_phone, "phone", by_phone.phone))
+        .outerjoin(
+            UserCredential, and_(UserCredential.user_id == user_id, UserCredential.superseded_at.is_(None))
+        )
         .where(
-            SigninFlow.id.in_(keys),
+            SigninFlow.id == bindparam("flow_id"),
             SigninFlow.step == "password",
             SigninFlow.completed_at.is_(None),
-            SigninFlow.expires_at > now,
+            SigninFlow.expires_at > bindparam("now"),
         )
-        .values(step="done", completed_at=now)
-        .returning(SigninFlow.id)
     )
 
 
-# A sign-in flow completes once: the session a correct password earns is written only by the request that
-# moves its flow from the password step to done (a group-commit claim).
-PASSWORD_STEP_DONE = ClaimKind("password step done", exclusive=True, statement=_complete_password_steps)
+_PASSWORD_STEP = _password_step()
+
+
+async def password_step(session: AsyncSession, flow_id: uuid.UUID, *, now: datetime) -> PasswordStep | None:
+    """The flow if it is waiting for a password and has not expired; None otherwise."""
+    row = (await session.execute(_PASSWORD_STEP, {"flow_id": flow_id, "now": now})).first()
+    if row is None:
+        return None
+    identifier, context, found, is_admin, password_hash = row
+    return PasswordStep(identifier, context, found, bool(is_admin), password_hash)

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, null, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, null, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql import Executable
 
 from consentry.domain.scopes import Scopes
 from consentry.storage.batched_reads import BatchedReader, Fetch
@@ -55,47 +54,43 @@ def token_row(
     }
 
 
-def _consent_still_live(
-    consent_id: InstrumentedAttribute[uuid.UUID | None], now: datetime
-) -> ColumnElement[bool]:
+def _consent_still_live(consent_id: InstrumentedAttribute[uuid.UUID | None]) -> ColumnElement[bool]:
     """No consent, or a live one: a consent revoked since the code or token was issued stops its use."""
     live = select(Consent.id).where(
-        Consent.id == consent_id, Consent.status == ConsentStatus.ACTIVE, Consent.expires_at > now
+        Consent.id == consent_id,
+        Consent.status == ConsentStatus.ACTIVE,
+        Consent.expires_at > bindparam("now"),
     )
     return or_(consent_id.is_(None), live.exists())
 
 
-def _use_codes(keys: Sequence[Any], now: datetime) -> Executable:
-    return (
-        update(AuthorizationCode)
-        .where(
-            AuthorizationCode.code_hash.in_(keys),
-            AuthorizationCode.used_at.is_(None),
-            _consent_still_live(AuthorizationCode.consent_id, now),
-        )
-        .values(used_at=now)
-        .returning(AuthorizationCode.code_hash)
-    )
-
-
-def _rotate_refresh_tokens(keys: Sequence[Any], now: datetime) -> Executable:
-    return (
-        update(RefreshToken)
-        .where(
-            RefreshToken.token_hash.in_(keys),
-            RefreshToken.rotated_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-            _consent_still_live(RefreshToken.consent_id, now),
-        )
-        .values(rotated_at=now)
-        .returning(RefreshToken.token_hash)
-    )
-
-
 # Single use of a code (RFC 6749 §4.1.2) and rotation of a refresh token (RFC 9700 §4.14.2), as group-commit
 # claims: marked used/rotated only if not already, and only while their consent is live.
-CODE_USE = ClaimKind("code use", exclusive=True, statement=_use_codes)
-REFRESH_ROTATION = ClaimKind("refresh rotation", exclusive=True, statement=_rotate_refresh_tokens)
+CODE_USE = ClaimKind(
+    "code use",
+    exclusive=True,
+    statement=update(AuthorizationCode)
+    .where(
+        AuthorizationCode.code_hash.in_(bindparam("keys")),
+        AuthorizationCode.used_at.is_(None),
+        _consent_still_live(AuthorizationCode.consent_id),
+    )
+    .values(used_at=bindparam("now"))
+    .returning(AuthorizationCode.code_hash),
+)
+REFRESH_ROTATION = ClaimKind(
+    "refresh rotation",
+    exclusive=True,
+    statement=update(RefreshToken)
+    .where(
+        RefreshToken.token_hash.in_(bindparam("keys")),
+        RefreshToken.rotated_at.is_(None),
+        RefreshToken.revoked_at.is_(None),
+        _consent_still_live(RefreshToken.consent_id),
+    )
+    .values(rotated_at=bindparam("now"))
+    .returning(RefreshToken.token_hash),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +132,11 @@ class CodeRecord:
     used_at: datetime | None
 
 
+_CODES_BY_HASH = select(*(AUTHORIZATION_CODES.c[name] for name in CodeRecord.__slots__)).where(
+    AUTHORIZATION_CODES.c.code_hash.in_(bindparam("keys"))
+)
+
+
 class TokenLookup:
     """Codes, access and refresh tokens by hash, batched across concurrent requests."""
 
@@ -147,19 +147,18 @@ class TokenLookup:
         self.codes: BatchedReader[bytes, CodeRecord] = BatchedReader(self._fetch_codes)
 
     async def _fetch_codes(self, keys: Sequence[bytes]) -> dict[bytes, CodeRecord]:
-        table = AUTHORIZATION_CODES
-        columns = [table.c[name] for name in CodeRecord.__slots__]
         async with self._engine.connect() as connection:
-            result = await connection.execute(select(*columns).where(table.c.code_hash.in_(keys)))
+            result = await connection.execute(_CODES_BY_HASH, {"keys": keys})
             return {row[0]: CodeRecord(*row) for row in result}
 
     def _fetcher(self, table: Table) -> Fetch[bytes, TokenRecord]:
         rotated = table.c.get("rotated_at")
         columns = [*(table.c[name] for name in _RECORD_COLUMNS), rotated if rotated is not None else null()]
+        statement = select(*columns).where(table.c.token_hash.in_(bindparam("keys")))
 
         async def fetch(keys: Sequence[bytes]) -> dict[bytes, TokenRecord]:
             async with self._engine.connect() as connection:
-                result = await connection.execute(select(*columns).where(table.c.token_hash.in_(keys)))
+                result = await connection.execute(statement, {"keys": keys})
                 return {row[0]: TokenRecord(*row) for row in result}
 
         return fetch
