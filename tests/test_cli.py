@@ -82,6 +82,14 @@ def test_client_create_refuses_bad_redirect_uri_in_one_line(env: dict[str, str],
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_client_create_chooses_the_id_token_algorithm(env: dict[str, str], tmp_path: Path) -> None:
+    base = ["client", "create", "--name", "x", "--redirect-uri", "http://127.0.0.1:9000/cb"]
+    assert cli([*base, "--id-token-alg", "ES256", "--json"], env, tmp_path).returncode == 0
+    refused = cli([*base, "--id-token-alg", "HS256"], env, tmp_path)
+    assert refused.returncode != 0
+    assert "RS256, ES256" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_user_create_json_and_duplicate(env: dict[str, str], tmp_path: Path) -> None:
     args = ["user", "create", "--email", "a@example.com", "--password", "correct horse battery", "--json"]
     result = cli(args, env, tmp_path)

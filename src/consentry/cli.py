@@ -204,6 +204,9 @@ def client_create(
     policy_version: Annotated[
         str | None, typer.Option(help="Version of the client's privacy policy.")
     ] = None,
+    id_token_alg: Annotated[
+        str, typer.Option(help="How its ID tokens are signed: RS256, or ES256 (smaller, cheaper to sign).")
+    ] = "RS256",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Register a client; prints client_id and, for confidential clients, client_secret (shown once)."""
@@ -223,6 +226,7 @@ def client_create(
                 trusted=trusted,
                 consent_ttl_days=consent_ttl_days,
                 policy_version=policy_version,
+                id_token_signed_response_alg=id_token_alg,
                 allow_private_webhooks=runtime.settings.webhook_allow_private
                 or runtime.settings.issuer_is_loopback,
             )

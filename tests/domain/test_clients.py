@@ -100,6 +100,7 @@ def test_defaults() -> None:
     assert metadata.grant_types == ("authorization_code", "refresh_token")  # type: ignore[attr-defined]
     assert metadata.token_endpoint_auth_method == "client_secret_basic"  # type: ignore[attr-defined]
     assert metadata.sector == "app.example.com"  # type: ignore[attr-defined]
+    assert metadata.id_token_signed_response_alg == "RS256"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -112,6 +113,8 @@ def test_defaults() -> None:
         ({"token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]}, "grant_types"),
         ({"token_endpoint_auth_method": "private_key_jwt"}, "token_endpoint_auth_method"),
         ({"subject_type": "secret"}, "subject_type"),
+        ({"id_token_signed_response_alg": "none"}, "id_token_signed_response_alg"),
+        ({"id_token_signed_response_alg": "HS256"}, "id_token_signed_response_alg"),
         ({"redirect_uris": []}, "redirect_uris"),
         ({"consent_ttl_days": 0}, "consent_ttl_days"),
         ({"logo_uri": "ftp://x/y.png"}, "logo_uri"),

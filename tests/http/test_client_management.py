@@ -57,8 +57,20 @@ async def test_create_shows_the_secret_once(http: httpx.AsyncClient, owner: Pers
         ({"scope": "openid admin"}, "invalid_client_metadata"),
         ({"grant_types": ["implicit"]}, "invalid_client_metadata"),
         ({"client_name": ""}, "invalid_client_metadata"),
+        ({"id_token_signed_response_alg": "none"}, "invalid_client_metadata"),
+        ({"id_token_signed_response_alg": "HS256"}, "invalid_client_metadata"),
     ],
-    ids=["plain-http", "fragment", "wildcard", "relative", "unknown-scope", "implicit", "empty-name"],
+    ids=[
+        "plain-http",
+        "fragment",
+        "wildcard",
+        "relative",
+        "unknown-scope",
+        "implicit",
+        "empty-name",
+        "unsigned-id-tokens",
+        "symmetric-id-tokens",
+    ],
 )
 async def test_create_refusals(
     http: httpx.AsyncClient, runtime: Runtime, owner: Person, changes: dict[str, object], error: str
@@ -79,6 +91,19 @@ async def test_only_admins_mark_clients_trusted(
     admin = await make_person(runtime, is_admin=True)
     ok = await http.patch(f"{API}/{body['client_id']}", json={"trusted": True}, headers=admin.headers)
     assert ok.status_code == 200 and ok.json()["trusted"] is True
+
+
+async def test_the_id_token_algorithm_is_chosen_at_registration_and_can_change(
+    http: httpx.AsyncClient, owner: Person
+) -> None:
+    body = await create(http, owner)
+    assert body["id_token_signed_response_alg"] == "RS256"  # the OIDC Core default
+    path = f"{API}/{body['client_id']}"
+    changed = await http.patch(path, json={"id_token_signed_response_alg": "ES256"}, headers=owner.headers)
+    assert changed.status_code == 200 and changed.json()["id_token_signed_response_alg"] == "ES256"
+    assert (await http.get(path, headers=owner.headers)).json()["id_token_signed_response_alg"] == "ES256"
+    es256 = await create(http, owner, id_token_signed_response_alg="ES256")
+    assert es256["id_token_signed_response_alg"] == "ES256"
 
 
 async def test_update_revalidates_everything(http: httpx.AsyncClient, owner: Person) -> None:

@@ -93,6 +93,30 @@ async def test_id_token_verifies_against_the_jwks(http: httpx.AsyncClient, app: 
     assert abs(claims["auth_time"] - now) < 120
 
 
+async def test_a_client_that_asks_for_es256_gets_es256_id_tokens(
+    http: httpx.AsyncClient, runtime: Runtime, person: Person
+) -> None:
+    """OIDC Dynamic Client Registration §2 id_token_signed_response_alg: on code exchange and on refresh."""
+    app = await make_app(runtime, id_token_signed_response_alg="ES256")
+    verifier, challenge = pkce_pair()
+    code = await get_code(
+        http, person, authorize_params(app, scope="openid offline_access", challenge=challenge)
+    )
+    tokens = (await exchange_code(http, app, code, verifier)).json()
+    key_set = KeySet.import_key_set((await http.get("/oauth2/jwks")).json())
+    decoded = jwt.decode(tokens["id_token"], key_set, algorithms=["ES256"])
+    assert decoded.header["alg"] == "ES256"
+    assert decoded.claims["aud"] == app.client_id
+    assert decoded.claims["at_hash"] == at_hash(tokens["access_token"])
+    refreshed = await http.post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=app.basic(),
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert jwt.decode(refreshed.json()["id_token"], key_set, algorithms=["ES256"]).header["alg"] == "ES256"
+
+
 async def test_no_id_token_without_openid(http: httpx.AsyncClient, app: App, person: Person) -> None:
     code = await get_code(http, person, authorize_params(app, scope="profile"))
     tokens = (await exchange_code(http, app, code)).json()

@@ -15,12 +15,13 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from consentry.crypto.secret_box import SecretBox
+from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS
 from consentry.storage.database import Database
 from consentry.storage.keys import SigningKeyRepository
 from consentry.storage.tables import SigningKey
 
-SUPPORTED_ALGORITHMS = ("RS256", "ES256")
-DEFAULT_ALGORITHM = "RS256"
+SUPPORTED_ALGORITHMS = SIGNING_ALGORITHMS
+DEFAULT_ALGORITHM = DEFAULT_SIGNING_ALGORITHM
 CLOCK_SKEW = timedelta(minutes=5)
 
 SigningJWK = RSAKey | ECKey

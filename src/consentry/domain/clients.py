@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from consentry.domain.net import is_loopback_host, is_private_host
 from consentry.domain.scopes import Scopes
+from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS
 
 GRANT_AUTHORIZATION_CODE = "authorization_code"
 GRANT_REFRESH_TOKEN = "refresh_token"
@@ -111,6 +112,7 @@ class ClientMetadata:
     webhook_url: str | None = None
     trusted: bool = False
     consent_ttl_days: int | None = None
+    id_token_signed_response_alg: str = DEFAULT_SIGNING_ALGORITHM
 
     @property
     def is_public(self) -> bool:
@@ -135,6 +137,7 @@ def build_client_metadata(
     webhook_url: str | None = None,
     trusted: bool = False,
     consent_ttl_days: int | None = None,
+    id_token_signed_response_alg: str = DEFAULT_SIGNING_ALGORITHM,
     allow_private_webhooks: bool = False,
 ) -> ClientMetadata:
     """Apply every registration rule; raise :class:`InvalidClientMetadata` on the first broken one."""
@@ -145,6 +148,10 @@ def build_client_metadata(
         raise InvalidClientMetadata("token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
     if subject_type not in SUBJECT_TYPES:
         raise InvalidClientMetadata("subject_type", "must be public or pairwise")
+    if id_token_signed_response_alg not in SIGNING_ALGORITHMS:
+        raise InvalidClientMetadata(
+            "id_token_signed_response_alg", f"must be one of {', '.join(SIGNING_ALGORITHMS)}"
+        )
     grants = tuple(dict.fromkeys(grant_types or (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN)))
     unknown = [g for g in grants if g not in SUPPORTED_GRANT_TYPES]
     if unknown:
@@ -184,6 +191,7 @@ def build_client_metadata(
         webhook_url=validate_webhook_url(webhook_url, allow_private=allow_private_webhooks),
         trusted=trusted,
         consent_ttl_days=consent_ttl_days,
+        id_token_signed_response_alg=id_token_signed_response_alg,
     )
 
 
@@ -208,6 +216,7 @@ class RegisteredClient:
     policy_uri: str | None = None
     tos_uri: str | None = None
     webhook_url: str | None = None
+    id_token_signed_response_alg: str = DEFAULT_SIGNING_ALGORITHM
 
     @property
     def is_public(self) -> bool:

@@ -9,6 +9,12 @@ from datetime import datetime, timedelta
 
 from consentry.domain.scopes import Scopes
 
+# The JWS algorithms ID tokens (and consent receipts) are signed with. RS256 is the default that OIDC Core
+# asks every provider to support; a client may ask for ES256 (id_token_signed_response_alg): smaller tokens,
+# cheaper to sign.
+SIGNING_ALGORITHMS = ("RS256", "ES256")
+DEFAULT_SIGNING_ALGORITHM = "RS256"
+
 
 @dataclass(frozen=True, slots=True)
 class TokenLifetimes:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from consentry.crypto.hashing import new_token
 from consentry.domain.clients import InvalidClientMetadata, build_client_metadata
 from consentry.domain.scopes import InvalidScopeToken, Scopes
+from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM
 from consentry.errors import ConsentryError, ForbiddenError, NotFoundError
 from consentry.runtime import Runtime
 from consentry.services.clients import IssuedClient, new_webhook_secret, register_client
@@ -33,6 +34,7 @@ UPDATABLE = (
     "consent_ttl_days",
     "subject_type",
     "sector_identifier_uri",
+    "id_token_signed_response_alg",
     "trusted",
 )
 
@@ -73,6 +75,7 @@ def describe(client: Client) -> dict[str, Any]:
         "tos_uri": client.tos_uri,
         "policy_version": client.policy_version,
         "consent_ttl_days": client.consent_ttl_days,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "trusted": client.trusted,
         "created_at": client.created_at.isoformat(),
         "updated_at": client.updated_at.isoformat(),
@@ -97,6 +100,8 @@ def _build(runtime: Runtime, values: dict[str, Any], known: frozenset[str], *, t
             policy_version=values.get("policy_version"),
             webhook_url=values.get("webhook_url"),
             consent_ttl_days=values.get("consent_ttl_days"),
+            id_token_signed_response_alg=values.get("id_token_signed_response_alg")
+            or DEFAULT_SIGNING_ALGORITHM,
             trusted=trusted,
             allow_private_webhooks=runtime.settings.webhook_allow_private
             or runtime.settings.issuer_is_loopback,
@@ -192,6 +197,7 @@ async def update_client(
         client.policy_uri, client.tos_uri = metadata.policy_uri, metadata.tos_uri
         client.policy_version = metadata.policy_version
         client.consent_ttl_days = metadata.consent_ttl_days
+        client.id_token_signed_response_alg = metadata.id_token_signed_response_alg
         client.trusted = metadata.trusted
         webhook_secret = None
         if metadata.webhook_url and not client.webhook_secret:

@@ -66,6 +66,7 @@ async def register_client(
         sector=metadata.sector,
         trusted=metadata.trusted,
         consent_ttl_days=metadata.consent_ttl_days,
+        id_token_signed_response_alg=metadata.id_token_signed_response_alg,
         webhook_url=metadata.webhook_url,
         webhook_secret=secret_box.seal(webhook_secret.encode()) if webhook_secret else None,
         owner_id=owner_id,

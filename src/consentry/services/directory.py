@@ -34,6 +34,7 @@ def snapshot(client: Client) -> RegisteredClient:
         policy_uri=client.policy_uri,
         tos_uri=client.tos_uri,
         webhook_url=client.webhook_url,
+        id_token_signed_response_alg=client.id_token_signed_response_alg,
     )
 
 

@@ -393,4 +393,4 @@ def _id_token(
         claims["auth_time"] = int(grant.auth_time.timestamp())
     if grant.nonce is not None:
         claims["nonce"] = grant.nonce
-    return runtime.keys.sign(claims)
+    return runtime.keys.sign(claims, alg=client.id_token_signed_response_alg)

@@ -205,6 +205,7 @@ class Client(Base):
     sector: Mapped[str] = mapped_column(String(255))  # host the pairwise pseudonyms are derived for
     trusted: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_ttl_days: Mapped[int | None] = mapped_column(Integer)
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(8), server_default="RS256")
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     webhook_secret: Mapped[str | None] = mapped_column(
         String(256)

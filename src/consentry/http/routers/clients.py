@@ -34,6 +34,7 @@ class ClientFields(RequestBody):
     tos_uri: Url | None = None
     policy_version: str | None = Field(default=None, max_length=64)
     consent_ttl_days: int | None = Field(default=None, ge=1, le=3650)
+    id_token_signed_response_alg: str | None = Field(default=None, max_length=8)
     trusted: bool | None = None
 
 
