@@ -179,19 +179,26 @@ class Consentry:
                 "--json",
             )
         )
-        web = json.loads(
-            self.cli(
-                "client",
-                "create",
-                "--name",
-                "bench-web",
-                "--redirect-uri",
-                "https://bench.example.com/cb",
-                "--scope",
-                "openid profile",
-                "--json",
+
+        def web_client(name: str, *options: str) -> dict[str, str]:
+            created: dict[str, str] = json.loads(
+                self.cli(
+                    "client",
+                    "create",
+                    "--name",
+                    name,
+                    "--redirect-uri",
+                    "https://bench.example.com/cb",
+                    "--scope",
+                    "openid profile",
+                    *options,
+                    "--json",
+                )
             )
-        )
+            return created
+
+        web = web_client("bench-web")  # RS256 ID tokens, the default
+        web_es256 = web_client("bench-web-es256", "--id-token-alg", "ES256")
         params = {
             "response_type": "code",
             "client_id": web["client_id"],
@@ -201,6 +208,7 @@ class Consentry:
         }
         session = self.person_with_consent("bench@example.com", params)
         with httpx.Client(base_url=self.url) as http:
+            remember_again(http, session, params | {"client_id": web_es256["client_id"]})
             token = http.post(
                 "/oauth2/token",
                 data={"grant_type": "client_credentials"},
@@ -211,6 +219,8 @@ class Consentry:
             "machine_secret": machine["client_secret"],
             "web_id": web["client_id"],
             "web_secret": web["client_secret"],
+            "web_es256_id": web_es256["client_id"],
+            "web_es256_secret": web_es256["client_secret"],
             "session": session,
             "token": token,
             "authorize_query": urlencode(params),
@@ -302,29 +312,43 @@ def with_seeder(server: Consentry, work: Callable[[Seeder], Awaitable[T]]) -> T:
 def exchange_scenarios(
     server: Consentry, seed: dict[str, str], *, duration: str, warmup: str
 ) -> dict[str, Any]:
-    """Scenario 4: code exchange (openid: an RS256 ID token each) and refresh with rotation, each used once;
-    scenario 5: login-password, each request on its own sign-in flow waiting at the password step."""
-    web = "Basic " + base64.b64encode(f"{seed['web_id']}:{seed['web_secret']}".encode()).decode()
+    """Scenario 4: code exchange (openid: an ID token each) and refresh with rotation, each used once, for a
+    client with RS256 ID tokens (the default) and one with ES256; scenario 5: login-password, each request on
+    its own sign-in flow waiting at the password step."""
     redirect = quote("https://bench.example.com/cb", safe="")
 
-    def codes(count: int) -> list[str]:
-        async def issue(seeder: Seeder) -> list[str]:
-            user_id, consent_id = await seeder.grant("bench@example.com", seed["web_id"])
-            return await seeder.codes(
-                seed["web_id"], user_id, consent_id, "https://bench.example.com/cb", count
-            )
+    def basic(client: str) -> str:
+        credentials = f"{seed[client + '_id']}:{seed[client + '_secret']}"
+        return "Basic " + base64.b64encode(credentials.encode()).decode()
 
-        return [
-            f"{web}\tgrant_type=authorization_code&code={v}&redirect_uri={redirect}"
-            for v in with_seeder(server, issue)
-        ]
+    def codes(client: str) -> Callable[[int], list[str]]:
+        auth = basic(client)
 
-    def refresh_tokens(count: int) -> list[str]:
-        async def issue(seeder: Seeder) -> list[str]:
-            user_id, consent_id = await seeder.grant("bench@example.com", seed["web_id"])
-            return await seeder.refresh_tokens(seed["web_id"], user_id, consent_id, count)
+        def lines(count: int) -> list[str]:
+            async def issue(seeder: Seeder) -> list[str]:
+                user_id, consent_id = await seeder.grant("bench@example.com", seed[client + "_id"])
+                return await seeder.codes(
+                    seed[client + "_id"], user_id, consent_id, "https://bench.example.com/cb", count
+                )
 
-        return [f"{web}\tgrant_type=refresh_token&refresh_token={v}" for v in with_seeder(server, issue)]
+            return [
+                f"{auth}\tgrant_type=authorization_code&code={v}&redirect_uri={redirect}"
+                for v in with_seeder(server, issue)
+            ]
+
+        return lines
+
+    def refresh_tokens(client: str) -> Callable[[int], list[str]]:
+        auth = basic(client)
+
+        def lines(count: int) -> list[str]:
+            async def issue(seeder: Seeder) -> list[str]:
+                user_id, consent_id = await seeder.grant("bench@example.com", seed[client + "_id"])
+                return await seeder.refresh_tokens(seed[client + "_id"], user_id, consent_id, count)
+
+            return [f"{auth}\tgrant_type=refresh_token&refresh_token={v}" for v in with_seeder(server, issue)]
+
+        return lines
 
     def flows(count: int) -> list[str]:
         tokens = with_seeder(server, lambda seeder: seeder.password_flows(SECRET, "bench@example.com", count))
@@ -333,10 +357,16 @@ def exchange_scenarios(
     common = {"duration": duration, "warmup": warmup}
     return {
         "code_exchange": one_use_scenario(
-            server, "/oauth2/token", codes, ceiling=6000, expect='"id_token"', **common
+            server, "/oauth2/token", codes("web"), ceiling=6000, expect='"id_token"', **common
         ),
         "refresh": one_use_scenario(
-            server, "/oauth2/token", refresh_tokens, ceiling=6000, expect='"refresh_token"', **common
+            server, "/oauth2/token", refresh_tokens("web"), ceiling=6000, expect='"refresh_token"', **common
+        ),
+        "code_es256": one_use_scenario(
+            server, "/oauth2/token", codes("web_es256"), ceiling=6000, expect='"id_token"', **common
+        ),
+        "refresh_es256": one_use_scenario(
+            server, "/oauth2/token", refresh_tokens("web_es256"), ceiling=6000, expect='"id_token"', **common
         ),
         "login_password": one_use_scenario(
             server,
