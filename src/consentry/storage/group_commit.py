@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
@@ -69,6 +69,21 @@ class WriteUnit:
     rows: Sequence[Row] = ()
     claim: Claim | None = None
     statements: Sequence[Executable] = field(default_factory=tuple)
+
+
+def marked_once(
+    name: str, key: Any, mark: Any, *conditions: Any, also: dict[str, Any] | None = None
+) -> ClaimKind:
+    """An exclusive claim that sets ``mark`` to now on each claimed row (``key`` in the batch's keys) where
+    ``mark`` is still NULL and ``conditions`` hold; ``also`` sets more columns. The keys marked are the claims
+    that hold: of concurrent claims on one row only the first can mark it."""
+    statement = (
+        update(key.class_)
+        .where(key.in_(bindparam("keys")), mark.is_(None), *conditions)
+        .values({mark: bindparam("now"), **(also or {})})
+        .returning(key)
+    )
+    return ClaimKind(name, exclusive=True, statement=statement)
 
 
 class ClaimLost(Exception):

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from consentry.storage.batched_reads import BatchedReader
-from consentry.storage.group_commit import ClaimKind
+from consentry.storage.group_commit import marked_once
 from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
 
 USER_SESSIONS: Table = UserSession.__table__  # type: ignore[assignment]
@@ -102,18 +102,13 @@ async def end_user_session(
 
 # A sign-in flow completes once: the session a correct password earns is written only by the request that
 # moves its flow from the password step to done (a group-commit claim).
-PASSWORD_STEP_DONE = ClaimKind(
+PASSWORD_STEP_DONE = marked_once(
     "password step done",
-    exclusive=True,
-    statement=update(SigninFlow)
-    .where(
-        SigninFlow.id.in_(bindparam("keys")),
-        SigninFlow.step == "password",
-        SigninFlow.completed_at.is_(None),
-        SigninFlow.expires_at > bindparam("now"),
-    )
-    .values(step="done", completed_at=bindparam("now"))
-    .returning(SigninFlow.id),
+    SigninFlow.id,
+    SigninFlow.completed_at,
+    SigninFlow.step == "password",
+    SigninFlow.expires_at > bindparam("now"),
+    also={"step": "done"},
 )
 
 

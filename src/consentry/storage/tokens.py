@@ -19,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from consentry.domain.scopes import Scopes
 from consentry.storage.batched_reads import BatchedReader, Fetch
-from consentry.storage.group_commit import ClaimKind
+from consentry.storage.group_commit import marked_once
 from consentry.storage.tables import AccessToken, AuthorizationCode, Consent, ConsentStatus, RefreshToken
 
 ACCESS_TOKENS: Table = AccessToken.__table__  # type: ignore[assignment]
@@ -66,30 +66,18 @@ def _consent_still_live(consent_id: InstrumentedAttribute[uuid.UUID | None]) -> 
 
 # Single use of a code (RFC 6749 §4.1.2) and rotation of a refresh token (RFC 9700 §4.14.2), as group-commit
 # claims: marked used/rotated only if not already, and only while their consent is live.
-CODE_USE = ClaimKind(
+CODE_USE = marked_once(
     "code use",
-    exclusive=True,
-    statement=update(AuthorizationCode)
-    .where(
-        AuthorizationCode.code_hash.in_(bindparam("keys")),
-        AuthorizationCode.used_at.is_(None),
-        _consent_still_live(AuthorizationCode.consent_id),
-    )
-    .values(used_at=bindparam("now"))
-    .returning(AuthorizationCode.code_hash),
+    AuthorizationCode.code_hash,
+    AuthorizationCode.used_at,
+    _consent_still_live(AuthorizationCode.consent_id),
 )
-REFRESH_ROTATION = ClaimKind(
+REFRESH_ROTATION = marked_once(
     "refresh rotation",
-    exclusive=True,
-    statement=update(RefreshToken)
-    .where(
-        RefreshToken.token_hash.in_(bindparam("keys")),
-        RefreshToken.rotated_at.is_(None),
-        RefreshToken.revoked_at.is_(None),
-        _consent_still_live(RefreshToken.consent_id),
-    )
-    .values(rotated_at=bindparam("now"))
-    .returning(RefreshToken.token_hash),
+    RefreshToken.token_hash,
+    RefreshToken.rotated_at,
+    RefreshToken.revoked_at.is_(None),
+    _consent_still_live(RefreshToken.consent_id),
 )
 
 
