@@ -236,8 +236,14 @@ async def test_no_client_authentication(http: httpx.AsyncClient) -> None:
             "invalid_request",
         ),
         ('{"grant_type": "client_credentials"}', "application/json", "invalid_request"),
+        (
+            "grant_type=client_credentials" + "&x=1" * 1000,
+            "application/x-www-form-urlencoded",
+            "invalid_request",
+        ),
+        ("grant_type=client%00credentials", "application/x-www-form-urlencoded", "invalid_request"),
     ],
-    ids=["repeated-parameter", "json-body"],
+    ids=["repeated-parameter", "json-body", "a-thousand-and-one-parameters", "nul"],
 )
 async def test_malformed_token_requests(
     http: httpx.AsyncClient, app: App, content: str, content_type: str, error: str
@@ -246,6 +252,21 @@ async def test_malformed_token_requests(
         "/oauth2/token", content=content, headers={"Content-Type": content_type}, auth=app.basic()
     )
     assert_error(response, 400, error)
+
+
+async def test_form_bodies_are_percent_and_plus_decoded(http: httpx.AsyncClient, runtime: Runtime) -> None:
+    """RFC 6749 Appendix B: client credentials travel form-encoded; '+' is a space, %XX a UTF-8 byte."""
+    machine = await make_app(runtime, grant_types=["client_credentials"], scope="profile email")
+    assert machine.client_secret is not None
+    encoded_secret = "".join(f"%{byte:02X}" for byte in machine.client_secret.encode())
+    response = await http.post(
+        "/oauth2/token",
+        content=f"grant_type=client%5Fcredentials&scope=profile+email&client_id={machine.client_id}"
+        f"&client_secret={encoded_secret}&ignored=%C3%A9%FF",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "email profile"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from consentry.services.sessions import SESSION_COOKIE, SignedIn, authenticate_s
 from consentry.storage.audit import RequestOrigin
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 1000  # as Starlette's form parser allows
 
 
 # Dependencies are coroutines even when they do not await: FastAPI runs a plain ``def`` dependency in
@@ -114,15 +116,23 @@ def single_query_values(request: Request) -> tuple[dict[str, str], frozenset[str
 
 
 async def form_values(request: Request) -> dict[str, str]:
-    """An ``application/x-www-form-urlencoded`` body (RFC 6749 §3.2); repeated parameters are refused."""
+    """An ``application/x-www-form-urlencoded`` body (RFC 6749 §3.2); repeated parameters are refused.
+
+    Parsed with the standard library, as Starlette's form parser would decode it (bytes as Latin-1, then
+    percent-escapes as UTF-8, invalid sequences replaced) but without its streaming parser's callbacks, paid on
+    every token request; the edge middleware has already bounded the body's size.
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM_CONTENT_TYPE:
         raise InvalidRequestError(f"the body must be {FORM_CONTENT_TYPE}")
-    form = await request.form()
+    try:
+        pairs = parse_qsl(
+            (await request.body()).decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+        )
+    except ValueError:
+        raise InvalidRequestError(f"more than {MAX_FORM_FIELDS} parameters") from None
     values: dict[str, str] = {}
-    for name, value in form.multi_items():
-        if not isinstance(value, str):
-            raise InvalidRequestError("file uploads are not accepted here")
+    for name, value in pairs:
         if name in values:
             raise InvalidRequestError(f"repeated parameter: {name}")
         values[name] = refuse_nul(name, value)

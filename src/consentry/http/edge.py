@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -41,6 +42,17 @@ class RequestMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
+        # The labelled children, kept: labels() takes a lock and builds a key on every call. Bounded like the
+        # labels themselves (the HTTP parser knows a fixed set of methods; routes are templates).
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class _BodyTooLarge(Exception):
@@ -117,8 +129,7 @@ class EdgeMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope["method"]
-        self.metrics.requests.labels(method, template, str(status)).inc()
-        self.metrics.latency.labels(method, template).observe(elapsed)
+        self.metrics.observe(method, template, status, elapsed)
         if self.access_log and log.isEnabledFor(logging.INFO):
             log.info(
                 "%s %s %d",
