@@ -91,6 +91,22 @@ async def test_streamed_oversized_body_without_length_is_refused(
     assert response.status_code == 413
 
 
+@pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"])
+async def test_streamed_oversized_body_to_a_hot_endpoint_is_refused(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b"grant_type=client_credentials&x="
+        for _ in range(20):
+            yield b"y" * 65536
+
+    response = await http.post(
+        path, content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "request_too_large"
+
+
 async def test_metrics_count_requests_by_route_template(http: httpx.AsyncClient) -> None:
     await http.get("/healthz")
     await http.get("/nope/123")

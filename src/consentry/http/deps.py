@@ -118,9 +118,9 @@ def single_query_values(request: Request) -> tuple[dict[str, str], frozenset[str
 async def form_values(request: Request) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body (RFC 6749 §3.2); repeated parameters are refused.
 
-    Parsed with the standard library, as Starlette's form parser would decode it (bytes as Latin-1, then
-    percent-escapes as UTF-8, invalid sequences replaced) but without its streaming parser's callbacks, paid on
-    every token request; the edge middleware has already bounded the body's size.
+    Parsed with the standard library, decoded as Starlette's form parser decodes (bytes as Latin-1, then
+    percent-escapes as UTF-8, invalid sequences replaced), without its streaming parser's per-byte callbacks
+    that every token request paid for; the edge middleware has already bounded the body's size.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM_CONTENT_TYPE:

@@ -55,8 +55,9 @@ class RequestMetrics:
         children[1].observe(seconds)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` when a body without a (truthful) length grows past the limit; the edge answers
+    413. Whatever sits between the edge and the endpoint must let it through."""
 
 
 class EdgeMiddleware:
@@ -99,7 +100,7 @@ class EdgeMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge
             return message
 
         response_started = False
@@ -117,7 +118,7 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_headers)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             if not response_started:
                 await _too_large(send, limit)
             status = 413

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consentry.errors import ConsentryError
+from consentry.http.edge import BodyTooLarge
 from consentry.http.errors import refusal_response, unexpected_error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -42,6 +43,8 @@ class HotPath:
             response = await endpoint(request)
         except ConsentryError as exc:
             response = refusal_response(exc)
+        except BodyTooLarge:
+            raise  # the edge answers 413
         except Exception as exc:
             response = unexpected_error_response(request, exc)
         await response(scope, receive, send)
