@@ -109,6 +109,22 @@ async def test_commit_and_rollback_reach_sqlite_only_with_a_transaction_open(
     assert names == ["kept"]
 
 
+async def test_a_failed_first_write_still_rolls_back(engine: AsyncEngine, thread_calls: list[str]) -> None:
+    """The write that fails may be the one that began the transaction: its rollback must reach SQLite."""
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO item (name) VALUES ('taken')"))
+    async with engine.connect() as connection:
+        thread_calls.clear()
+        with pytest.raises(IntegrityError):
+            await connection.execute(text("INSERT INTO item (name) VALUES ('free'), ('taken')"))
+        await connection.rollback()
+        assert thread_calls == ["_run", "rollback"]
+    async with engine.begin() as other:  # the write lock is free again
+        await other.execute(text("INSERT INTO item (name) VALUES ('after')"))
+        names = sorted((await other.execute(text("SELECT name FROM item"))).scalars())
+    assert names == ["after", "taken"]
+
+
 async def test_an_explicit_begin_is_seen_as_a_transaction(
     engine: AsyncEngine, thread_calls: list[str]
 ) -> None:

@@ -69,9 +69,15 @@ class OneCallCursor:
 
     async def _call(self, operation: str, parameters: Any, *, many: bool) -> OneCallCursor:
         # aiosqlite has no public "run this on your thread"; SQLAlchemy's own adapter uses the same queue.
-        outcome: _Outcome = await self._connection._execute(  # type: ignore[no-untyped-call]
-            _run, self._connection._conn, operation, parameters, many
-        )
+        try:
+            outcome: _Outcome = await self._connection._execute(  # type: ignore[no-untyped-call]
+                _run, self._connection._conn, operation, parameters, many
+            )
+        except BaseException:
+            # A statement that failed may still have begun a transaction (the sqlite3 module begins one before
+            # a write, and a failed write can keep its lock): let the rollback that follows through.
+            self._adapted.in_transaction = True
+            raise
         self.description, self.rowcount, self.lastrowid, rows, self._adapted.in_transaction = outcome
         self._rows = deque(rows)
         return self
