@@ -18,7 +18,7 @@ from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings
 from consentry.storage.migrate import upgrade_to_head
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+from consentry.storage.tables import RegistrationRequest, RegistrationStatus, User
 
 
 async def main(database_url: str, count: int) -> None:
@@ -55,6 +55,17 @@ async def main(database_url: str, count: int) -> None:
                 if not left:
                     break
         elapsed = time.perf_counter() - started
+        async with runtime.database.read_only() as session:
+            users = await session.scalar(select(func.count()).select_from(User))
+            completed = await session.scalar(
+                select(func.count())
+                .select_from(RegistrationRequest)
+                .where(RegistrationRequest.status == RegistrationStatus.COMPLETED)
+            )
+        if (
+            users != count or completed != count
+        ):  # a fast run that lost or failed registrations does not count
+            raise SystemExit(f"ingest wrote {users} users and completed {completed} requests of {count}")
         print(f"INGEST {count} {elapsed:.3f} {count / elapsed:.1f}")
     finally:
         await runtime.close()

@@ -204,3 +204,47 @@ async def test_a_written_batch_reads_back_as_the_model_says(runtime: Runtime) ->
     )
     assert (failed.status, failed.user_id, failed.password_hash) == (RegistrationStatus.FAILED, None, None)
     assert failed.error is not None and "already exists" in failed.error
+
+
+async def test_on_postgresql_the_next_batch_is_received_while_one_is_written(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overlap where the database works on other cores; on SQLite (one writer) batches stay strictly in turn.
+    Either way every registration is written exactly once and step() leaves no write running."""
+    import consentry.pipeline.consumer as consumer_module
+
+    writing = receiving = overlaps = 0
+    original_write, original_receive = consumer_module.write_batch, runtime.registrations.receive
+
+    async def write(*args: object, **kwargs: object) -> object:
+        nonlocal writing, overlaps
+        writing += 1
+        overlaps += receiving
+        try:
+            return await original_write(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            writing -= 1
+
+    async def receive(limit: int, *, now: object) -> object:
+        nonlocal receiving, overlaps
+        receiving += 1
+        try:
+            return await original_receive(limit, now=now)  # type: ignore[arg-type]
+        finally:
+            receiving -= 1
+            overlaps += writing
+
+    monkeypatch.setattr(consumer_module, "write_batch", write)
+    monkeypatch.setattr(runtime.registrations, "receive", receive)
+    password_hash = runtime.passwords.hash(PASSWORD)
+    await runtime.registrations.publish(
+        [RegistrationMessage(uuid.uuid4(), f"o{i}@example.com", None, password_hash) for i in range(2000)],
+        now=utcnow(),
+    )
+    await run_pipeline(runtime)
+    assert await users(runtime) == 2000
+    assert writing == 0
+    if runtime.database.dialect == "postgresql":
+        assert overlaps > 0
+    else:
+        assert overlaps == 0
