@@ -20,8 +20,6 @@ from consentry.storage.database import Database
 from consentry.storage.keys import SigningKeyRepository
 from consentry.storage.tables import SigningKey
 
-SUPPORTED_ALGORITHMS = SIGNING_ALGORITHMS
-DEFAULT_ALGORITHM = DEFAULT_SIGNING_ALGORITHM
 CLOCK_SKEW = timedelta(minutes=5)
 
 SigningJWK = RSAKey | ECKey
@@ -68,7 +66,7 @@ class KeyStore:
             repository = SigningKeyRepository(session)
             rows = await repository.published(now=now)
             active_algs = {row.alg for row in rows if row.retired_at is None}
-            for alg in SUPPORTED_ALGORITHMS:
+            for alg in SIGNING_ALGORITHMS:
                 if alg not in active_algs:
                     rows.insert(0, await self._create(repository, alg, now=now))
         self._install(rows)
@@ -79,7 +77,7 @@ class KeyStore:
         created = []
         async with self._database.unit_of_work() as session:
             repository = SigningKeyRepository(session)
-            for alg in SUPPORTED_ALGORITHMS:
+            for alg in SIGNING_ALGORITHMS:
                 await repository.retire_active(alg, now=now, publish_until=publish_until)
                 created.append((await self._create(repository, alg, now=now)).kid)
         self._loaded_at = float("-inf")
@@ -113,10 +111,10 @@ class KeyStore:
     def jwks(self) -> dict[str, Any]:
         return self._jwks
 
-    def sign(self, claims: dict[str, Any], *, alg: str = DEFAULT_ALGORITHM, typ: str = "JWT") -> str:
+    def sign(self, claims: dict[str, Any], *, alg: str = DEFAULT_SIGNING_ALGORITHM, typ: str = "JWT") -> str:
         key = self._signing[alg]
         return jwt.encode({"alg": alg, "kid": key.kid, "typ": typ}, claims, key, algorithms=[alg])
 
     def verify(self, token: str) -> dict[str, Any]:
         """Decode and check the signature against the published keys (used by tests and receipts)."""
-        return dict(jwt.decode(token, self._published, algorithms=list(SUPPORTED_ALGORITHMS)).claims)
+        return dict(jwt.decode(token, self._published, algorithms=list(SIGNING_ALGORITHMS)).claims)

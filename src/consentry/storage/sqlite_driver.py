@@ -17,7 +17,6 @@ Streaming results (``server_side``) keep aiosqlite's own cursor.
 from __future__ import annotations
 
 import sqlite3
-from collections import deque
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -55,7 +54,7 @@ class OneCallCursor:
     def __init__(self, adapted: _Connection) -> None:
         self._adapted = adapted
         self._connection: aiosqlite.Connection = adapted._connection  # type: ignore[assignment]
-        self._rows: deque[Any] = deque()
+        self._rows: list[Any] = []
         self.description: Any = None
         self.rowcount = -1
         self.lastrowid: int | None = None
@@ -79,23 +78,15 @@ class OneCallCursor:
             self._adapted.in_transaction = True
             raise
         self.description, self.rowcount, self.lastrowid, rows, self._adapted.in_transaction = outcome
-        self._rows = deque(rows)
+        self._rows = rows
         return self
 
-    async def fetchone(self) -> Any:
-        return self._rows.popleft() if self._rows else None
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        count = min(len(self._rows), self.arraysize if size is None else size)
-        return [self._rows.popleft() for _ in range(count)]
-
     async def fetchall(self) -> list[Any]:
-        rows = list(self._rows)
-        self._rows.clear()
+        rows, self._rows = self._rows, []
         return rows
 
     def close(self) -> None:
-        self._rows.clear()
+        self._rows = []
 
 
 class _Cursor(AsyncAdapt_aiosqlite_cursor):
