@@ -90,6 +90,9 @@ def serve(
     import uvicorn
 
     from consentry.logs import configure_logging
+    from consentry.process_memory import cap_malloc_arenas
+
+    cap_malloc_arenas()  # before any thread starts; MALLOC_ARENA_MAX, if set, wins
 
     settings = get_settings()
     configure_logging(json_logs=not settings.is_development, level=settings.log_level)
