@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consentry import __version__
 from consentry.http.edge import EdgeMiddleware, RequestMetrics
@@ -48,6 +49,22 @@ HOT_ROUTES = (
 )
 
 
+class ConsentryApp(FastAPI):
+    """FastAPI, with the hot routes answered at the door by the edge around the hot path (see hot_path)."""
+
+    hot_path: HotPath
+    hot_edge: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hot_path.serves(scope):
+            scope["app"] = self  # what Starlette sets: endpoints reach the runtime through request.app
+            if self.root_path:
+                scope["root_path"] = self.root_path
+            await self.hot_edge(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings, *, runtime: Runtime | None = None, run_worker: bool = False, freeze_heap: bool = False
 ) -> FastAPI:
@@ -80,7 +97,7 @@ def create_app(
             if owned:
                 await runtime.close()
 
-    app = FastAPI(
+    app = ConsentryApp(
         title="Consentry",
         version=__version__,
         lifespan=lifespan,
@@ -102,13 +119,12 @@ def create_app(
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(files("consentry") / "http" / "static")), name="static")
-    app.add_middleware(HotPath, routes=hot_routes(routers, HOT_ROUTES))
-    app.add_middleware(
-        EdgeMiddleware,
-        metrics=RequestMetrics(registry),
-        max_body_bytes=settings.max_body_bytes,
-        hsts=urlsplit(settings.issuer).scheme == "https",
-    )
+    metrics = RequestMetrics(registry)
+    hsts = urlsplit(settings.issuer).scheme == "https"
+    limit = settings.max_body_bytes
+    app.add_middleware(EdgeMiddleware, metrics=metrics, max_body_bytes=limit, hsts=hsts)
+    app.hot_path = HotPath(hot_routes(routers, HOT_ROUTES))
+    app.hot_edge = EdgeMiddleware(app.hot_path, metrics=metrics, max_body_bytes=limit, hsts=hsts)
     return app
 
 

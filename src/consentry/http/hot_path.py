@@ -1,10 +1,13 @@
-"""The busiest endpoints, dispatched straight from the edge instead of through FastAPI's routing.
+"""The busiest endpoints, dispatched at the application's front door instead of through FastAPI's stack.
 
 Token issuance, introspection, revocation and authorization are called by every client on every sign-in and
 API call. Measured on one core, FastAPI's route matching, middleware layers and dependency resolution cost
 more than the work of those endpoints. Their routes stay declared on the FastAPI app (OpenAPI, 405 for other
-methods); this layer calls the same endpoint functions for the exact method and path, with the same error
-handling, inside the edge middleware (size limit, security headers, metrics, access log).
+methods); for the exact method and path the app hands the request to the edge middleware (size limit,
+security headers, metrics, access log) wrapped around this dispatcher, which calls the same endpoint
+functions with the same error handling. Nothing else of FastAPI's stack runs for them: this dispatcher is
+their last line, so it answers every exception itself (FastAPI's OpenTelemetry hooks do not see them; the
+edge's Prometheus metrics and access log do).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from consentry.errors import ConsentryError
 from consentry.http.edge import BodyTooLarge
@@ -27,16 +30,16 @@ Routes = dict[tuple[str, str], tuple[Endpoint, APIRoute]]  # (method, path) → 
 
 
 class HotPath:
-    def __init__(self, app: ASGIApp, *, routes: Routes) -> None:
-        self.app = app
+    """An ASGI app for the hot routes only: ask ``serves`` first."""
+
+    def __init__(self, routes: Routes) -> None:
         self.routes = routes
 
+    def serves(self, scope: Scope) -> bool:
+        return scope["type"] == "http" and (scope["method"], scope["path"]) in self.routes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self.routes.get((scope.get("method", ""), scope["path"])) if scope["type"] == "http" else None
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        endpoint, route = found
+        endpoint, route = self.routes[(scope["method"], scope["path"])]
         scope["route"] = route  # the metrics label, as FastAPI's router would set it
         request = Request(scope, receive, send)
         try:
