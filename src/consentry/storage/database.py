@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from consentry.errors import ConfigurationError
 from consentry.storage.sqlite_driver import OneCallAiosqlite
+from consentry.storage.types import dumps_json, loads_json
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,24 @@ def create_engine(
         if parsed.get_driver_name() == "aiosqlite":
             options["module"] = OneCallAiosqlite()  # one thread hop per statement, not four
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options
+            url,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            json_serializer=dumps_json,
+            json_deserializer=loads_json,
+            **options,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        json_serializer=dumps_json,
+        json_deserializer=loads_json,
     )
 
 

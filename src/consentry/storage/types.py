@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime, Dialect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -12,6 +14,24 @@ from sqlalchemy.types import TypeDecorator
 from consentry.domain.scopes import Scopes
 
 PortableJSON = JSON().with_variant(JSONB(), "postgresql")
+
+
+def dumps_json(value: Any) -> str:
+    """The engines' JSON encoder: orjson (scopes and audit details are encoded ~6 times per token request;
+    timeit: 0.10 µs vs 1.14 µs for a scope list), the standard library for what orjson refuses (lone
+    surrogates, integers past 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+
+
+def loads_json(text: str | bytes) -> Any:
+    """The engines' JSON decoder; the standard library reads back what only it could write."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
