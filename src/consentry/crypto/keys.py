@@ -16,6 +16,7 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from consentry.crypto.secret_box import SecretBox
 from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS
+from consentry.single_flight import SingleFlight
 from consentry.storage.database import Database
 from consentry.storage.keys import SigningKeyRepository
 from consentry.storage.tables import SigningKey
@@ -32,6 +33,10 @@ def _generate(alg: str) -> SigningJWK:
     )
     key.ensure_kid()  # RFC 7638 thumbprint
     return key
+
+
+def _active_algorithms(rows: list[SigningKey]) -> set[str]:
+    return {row.alg for row in rows if row.retired_at is None}
 
 
 def _import(private_jwk: dict[str, Any]) -> SigningJWK:
@@ -57,19 +62,27 @@ class KeyStore:
         self._published = KeySet([])
         self._jwks: dict[str, Any] = {"keys": []}
         self._loaded_at = float("-inf")
+        self._loads: SingleFlight[None, None] = SingleFlight()
 
     async def ensure_loaded(self, *, now: datetime) -> None:
-        """Load keys if never loaded or stale; create one per algorithm on first start."""
+        """Load keys if never loaded or stale, one load at a time; on first start create one per algorithm."""
         if time.monotonic() - self._loaded_at < self._refresh_interval and self._signing:
             return
-        async with self._database.unit_of_work() as session:
-            repository = SigningKeyRepository(session)
-            rows = await repository.published(now=now)
-            active_algs = {row.alg for row in rows if row.retired_at is None}
-            for alg in SIGNING_ALGORITHMS:
-                if alg not in active_algs:
-                    rows.insert(0, await self._create(repository, alg, now=now))
-        self._install(rows)
+        await self._loads.run(None, lambda: self._load(now=now))
+
+    async def _load(self, *, now: datetime) -> None:
+        async with self._database.read_only() as session:
+            rows = await SigningKeyRepository(session).published(now=now)
+        if not set(SIGNING_ALGORITHMS) <= _active_algorithms(rows):
+            async with self._database.unit_of_work() as session:  # first start: create what is missing
+                repository = SigningKeyRepository(session)
+                rows = await repository.published(now=now)
+                active = _active_algorithms(rows)
+                for alg in SIGNING_ALGORITHMS:
+                    if alg not in active:
+                        rows.insert(0, await self._create(repository, alg, now=now))
+        if self._loads.is_current(None):  # a rotation meanwhile made this read stale
+            self._install(rows)
 
     async def rotate(self, *, now: datetime) -> list[str]:
         """New active keys; the old ones stay published until every token they signed has expired."""
@@ -80,6 +93,7 @@ class KeyStore:
             for alg in SIGNING_ALGORITHMS:
                 await repository.retire_active(alg, now=now, publish_until=publish_until)
                 created.append((await self._create(repository, alg, now=now)).kid)
+        self._loads.forget(None)
         self._loaded_at = float("-inf")
         await self.ensure_loaded(now=now)
         return created
@@ -97,12 +111,17 @@ class KeyStore:
         return row
 
     def _install(self, rows: list[SigningKey]) -> None:
+        imported = {
+            key.kid: key for key in self._signing.values()
+        }  # an RSA import costs ~33 ms: once per key
         signing: dict[str, SigningJWK] = {}
         public = []
         for row in sorted(rows, key=lambda r: r.created_at, reverse=True):
             public.append(row.public_jwk)
             if row.retired_at is None and row.alg not in signing:
-                signing[row.alg] = _import(orjson.loads(self._box.open(row.private_jwk)))
+                signing[row.alg] = imported.get(row.kid) or _import(
+                    orjson.loads(self._box.open(row.private_jwk))
+                )
         self._signing = signing
         self._jwks = {"keys": public}
         self._published = KeySet.import_key_set({"keys": public})
