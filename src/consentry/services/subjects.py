@@ -22,6 +22,7 @@ from consentry.crypto.hashing import derive_key
 from consentry.domain import pairwise
 from consentry.domain.clients import RegisteredClient
 from consentry.errors import ConfigurationError
+from consentry.single_flight import SingleFlight
 from consentry.storage.database import Database
 from consentry.storage.keys import PseudonymVersionRepository
 from consentry.storage.tables import Pseudonym, PseudonymVersion, PseudonymVersionState
@@ -51,24 +52,35 @@ class SubjectService:
         self._active: VersionKey | None = None
         self._loaded_at = float("-inf")
         self._stored: set[tuple[str, int, uuid.UUID]] = set()
+        self._loads: SingleFlight[None, VersionKey] = SingleFlight()
 
     def _key(self, key_ref: str) -> bytes:
         return derive_key(self._secret, f"consentry pseudonyms {key_ref}")
 
     async def _active_version(self, session: AsyncSession | None, *, now: datetime) -> VersionKey:
-        """The issuing version, read through the caller's session (or a transaction of its own)."""
+        """The issuing version, read through the caller's session (or one load at a time of its own)."""
         if self._active is not None and time.monotonic() - self._loaded_at < self._refresh_interval:
             return self._active
         if session is None:
-            async with self._database.unit_of_work() as own:
-                return await self._active_version(own, now=now)
+            return await self._loads.run(None, lambda: self._load_active(now=now))
+        return self._adopt(await self._read_active(session, now=now))
+
+    async def _load_active(self, *, now: datetime) -> VersionKey:
+        async with self._database.unit_of_work() as session:
+            active = await self._read_active(session, now=now)
+        return self._adopt(active) if self._loads.is_current(None) else active  # not if rotated meanwhile
+
+    async def _read_active(self, session: AsyncSession, *, now: datetime) -> VersionKey:
         versions = await PseudonymVersionRepository(session).all()
         active = next((v for v in versions if v.state == PseudonymVersionState.ACTIVE), None)
         if active is None:
             active = await self._create_version(session, versions, now=now)
-        self._active = VersionKey(active.version, self._key(active.key_ref))
+        return VersionKey(active.version, self._key(active.key_ref))
+
+    def _adopt(self, active: VersionKey) -> VersionKey:
+        self._active = active
         self._loaded_at = time.monotonic()
-        return self._active
+        return active
 
     async def ensure_version(self, session: AsyncSession, *, now: datetime) -> int:
         """The active version, created if there is none yet."""
@@ -179,6 +191,7 @@ class SubjectService:
             return await PseudonymVersionRepository(session).all()
 
     def _forget(self) -> None:
+        self._loads.forget(None)
         self._active = None
         self._loaded_at = float("-inf")
         self._stored.clear()
