@@ -36,9 +36,9 @@ from consentry.services.sessions import NewSession, SignedIn, create_session, ne
 from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
 from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
-from consentry.storage.sessions import PASSWORD_STEP_DONE, password_step
+from consentry.storage.sessions import PASSWORD_STEP_DONE, flow_waiting_at, password_step
 from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
-from consentry.storage.users import UserRepository
+from consentry.storage.users import UserRepository, active_account
 
 FLOW_TTL = timedelta(minutes=30)
 CODE_TTL = timedelta(minutes=10)
@@ -107,10 +107,7 @@ def same_context(stored: dict[str, Any] | None, given: Mapping[str, Any] | None)
 
 
 async def _find_user(session: AsyncSession, identifier: Identifier) -> User | None:
-    column = User.email if identifier.kind == "email" else User.phone
-    return await session.scalar(
-        select(User).where(column == identifier.value, User.status == UserStatus.ACTIVE)
-    )
+    return await session.scalar(select(User).where(active_account(User, identifier.kind, identifier.value)))
 
 
 def _verified(user: User, identifier: Identifier) -> bool:
@@ -181,8 +178,9 @@ async def submit_identifier(
 
 
 async def _load_flow(session: AsyncSession, flow_id: uuid.UUID, step: str, *, now: datetime) -> SigninFlow:
-    flow = await session.get(SigninFlow, flow_id, with_for_update=True)
-    if flow is None or flow.step != step or flow.completed_at is not None or now >= flow.expires_at:
+    waiting = select(SigninFlow).where(SigninFlow.id == flow_id, *flow_waiting_at(step)).with_for_update()
+    flow = await session.scalar(waiting, {"now": now})
+    if flow is None:
         raise InvalidFlowError()
     return flow
 

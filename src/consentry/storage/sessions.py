@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.group_commit import marked_once
 from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
+from consentry.storage.users import active_account, current_credential
 
 USER_SESSIONS: Table = UserSession.__table__  # type: ignore[assignment]
 
@@ -124,15 +125,20 @@ class PasswordStep:
     password_hash: str | None
 
 
+def flow_waiting_at(step: str) -> tuple[ColumnElement[bool], ...]:
+    """A sign-in flow still at ``step``: not completed, not expired at the bound parameter ``now``."""
+    return (
+        SigninFlow.step == step,
+        SigninFlow.completed_at.is_(None),
+        SigninFlow.expires_at > bindparam("now"),
+    )
+
+
 def _password_step() -> Select[Any]:
     by_email, by_phone = aliased(User), aliased(User)
 
-    def account(alias: Any, kind: str, column: Any) -> Any:
-        return and_(
-            SigninFlow.identifier_type == kind,
-            column == SigninFlow.identifier,
-            alias.status == UserStatus.ACTIVE,
-        )
+    def account(alias: Any, kind: str) -> ColumnElement[bool]:
+        return and_(SigninFlow.identifier_type == kind, active_account(alias, kind, SigninFlow.identifier))
 
     user_id = func.coalesce(by_email.id, by_phone.id)
     return (
@@ -143,17 +149,10 @@ def _password_step() -> Select[Any]:
             func.coalesce(by_email.is_admin, by_phone.is_admin),
             UserCredential.password_hash,
         )
-        .outerjoin(by_email, account(by_email, "email", by_email.email))
-        .outerjoin(by_phone, account(by_phone, "phone", by_phone.phone))
-        .outerjoin(
-            UserCredential, and_(UserCredential.user_id == user_id, UserCredential.superseded_at.is_(None))
-        )
-        .where(
-            SigninFlow.id == bindparam("flow_id"),
-            SigninFlow.step == "password",
-            SigninFlow.completed_at.is_(None),
-            SigninFlow.expires_at > bindparam("now"),
-        )
+        .outerjoin(by_email, account(by_email, "email"))
+        .outerjoin(by_phone, account(by_phone, "phone"))
+        .outerjoin(UserCredential, current_credential(user_id))
+        .where(SigninFlow.id == bindparam("flow_id"), *flow_waiting_at("password"))
     )
 
 

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.storage.tables import User, UserCredential
+from consentry.storage.tables import User, UserCredential, UserStatus
+
+
+def active_account(user: Any, kind: str, value: Any) -> ColumnElement[bool]:
+    """``user`` (the User entity or an alias of it) is an active account whose ``kind`` identifier (email or
+    phone: the identifier kinds are the column names) equals ``value``."""
+    return and_(getattr(user, kind) == value, user.status == UserStatus.ACTIVE)
+
+
+def current_credential(user_id: Any) -> ColumnElement[bool]:
+    """The credential row holding ``user_id``'s current password (earlier ones are superseded, kept)."""
+    return and_(UserCredential.user_id == user_id, UserCredential.superseded_at.is_(None))
 
 
 class UserRepository:
@@ -39,7 +51,5 @@ class UserRepository:
 
     async def current_password_hash(self, user_id: uuid.UUID) -> str | None:
         return await self._session.scalar(
-            select(UserCredential.password_hash).where(
-                UserCredential.user_id == user_id, UserCredential.superseded_at.is_(None)
-            )
+            select(UserCredential.password_hash).where(current_credential(user_id))
         )
