@@ -62,9 +62,8 @@ async def main(database_url: str, count: int) -> None:
                 .select_from(RegistrationRequest)
                 .where(RegistrationRequest.status == RegistrationStatus.COMPLETED)
             )
-        if (
-            users != count or completed != count
-        ):  # a fast run that lost or failed registrations does not count
+        # A fast run that lost or failed registrations does not count.
+        if users != count or completed != count:
             raise SystemExit(f"ingest wrote {users} users and completed {completed} requests of {count}")
         print(f"INGEST {count} {elapsed:.3f} {count / elapsed:.1f}")
     finally:

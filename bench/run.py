@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,9 @@ SECRET = "bench-secret-key-bench-secret-key-000000"
 # usual; 2 GB holds scenario 8's five million tokens and their indexes). fsync stays off, as in the tests.
 PG_SHARED_BUFFERS = "2GB"
 T = TypeVar("T")
+# What issues one-use values (codes, refresh tokens) to a client under a consent: seeder, client, user,
+# consent, count.
+Issue = Callable[[Seeder, str, uuid.UUID, uuid.UUID, int], Awaitable[list[str]]]
 
 
 def wrk(
@@ -321,34 +325,31 @@ def exchange_scenarios(
         credentials = f"{seed[client + '_id']}:{seed[client + '_secret']}"
         return "Basic " + base64.b64encode(credentials.encode()).decode()
 
-    def codes(client: str) -> Callable[[int], list[str]]:
+    def granted(client: str, body: str, issue: Issue) -> Callable[[int], list[str]]:
+        """Request lines for ``client``: ``body`` around each of ``count`` values issued under its consent."""
         auth = basic(client)
+        client_id = seed[client + "_id"]
 
         def lines(count: int) -> list[str]:
-            async def issue(seeder: Seeder) -> list[str]:
-                user_id, consent_id = await seeder.grant("bench@example.com", seed[client + "_id"])
-                return await seeder.codes(
-                    seed[client + "_id"], user_id, consent_id, "https://bench.example.com/cb", count
-                )
+            async def issued(seeder: Seeder) -> list[str]:
+                user_id, consent_id = await seeder.grant("bench@example.com", client_id)
+                return await issue(seeder, client_id, user_id, consent_id, count)
 
-            return [
-                f"{auth}\tgrant_type=authorization_code&code={v}&redirect_uri={redirect}"
-                for v in with_seeder(server, issue)
-            ]
+            return [f"{auth}\t{body.format(v)}" for v in with_seeder(server, issued)]
 
         return lines
+
+    def codes(client: str) -> Callable[[int], list[str]]:
+        return granted(
+            client,
+            f"grant_type=authorization_code&code={{}}&redirect_uri={redirect}",
+            lambda seeder, client_id, user_id, consent_id, count: seeder.codes(
+                client_id, user_id, consent_id, "https://bench.example.com/cb", count
+            ),
+        )
 
     def refresh_tokens(client: str) -> Callable[[int], list[str]]:
-        auth = basic(client)
-
-        def lines(count: int) -> list[str]:
-            async def issue(seeder: Seeder) -> list[str]:
-                user_id, consent_id = await seeder.grant("bench@example.com", seed[client + "_id"])
-                return await seeder.refresh_tokens(seed[client + "_id"], user_id, consent_id, count)
-
-            return [f"{auth}\tgrant_type=refresh_token&refresh_token={v}" for v in with_seeder(server, issue)]
-
-        return lines
+        return granted(client, "grant_type=refresh_token&refresh_token={}", Seeder.refresh_tokens)
 
     def flows(count: int) -> list[str]:
         tokens = with_seeder(server, lambda seeder: seeder.password_flows(SECRET, "bench@example.com", count))

@@ -42,6 +42,8 @@ def create_engine(
 ) -> AsyncEngine:
     """An engine tuned for the backend the URL names."""
     parsed = make_url(url)
+    # Both backends: JSON columns through orjson (types.dumps_json / loads_json).
+    shared: dict[str, Any] = {"echo": echo, "json_serializer": dumps_json, "json_deserializer": loads_json}
     if parsed.get_backend_name() == "sqlite":
         # Every aiosqlite connection is a thread, a file open and its own page cache (2 MiB).
         options: dict[str, Any] = {}
@@ -50,24 +52,12 @@ def create_engine(
         if parsed.get_driver_name() == "aiosqlite":
             options["module"] = OneCallAiosqlite()  # one thread hop per statement, not four
         engine = create_async_engine(
-            url,
-            echo=echo,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            json_serializer=dumps_json,
-            json_deserializer=loads_json,
-            **options,
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **shared, **options
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url,
-        echo=echo,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_pre_ping=True,
-        pool_recycle=1800,
-        json_serializer=dumps_json,
-        json_deserializer=loads_json,
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800, **shared
     )
 
 
