@@ -15,9 +15,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Enum, Table, TypeDecorator, insert, select, text
+from sqlalchemy import JSON, ColumnElement, Enum, Table, TypeDecorator, any_, bindparam, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeEngine
 
 from consentry.pipeline.messages import RegistrationMessage
@@ -191,12 +193,23 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _one_of(
+    column: InstrumentedAttribute[Any], values: list[Any], *, postgresql: bool
+) -> ColumnElement[bool]:
+    """``column IN values``, sent to PostgreSQL as one array parameter: SQLAlchemy renders a batch's thousand
+    separate parameters at ~3 µs each, and PostgreSQL parses and plans each of them."""
+    if postgresql:
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
 async def _write(
     session: AsyncSession, messages: Sequence[RegistrationMessage], *, now: datetime
 ) -> WriteResult:
     for message in messages:
         _check(message)
-    if (await session.connection()).dialect.name == "postgresql":
+    postgresql = (await session.connection()).dialect.name == "postgresql"
+    if postgresql:
         # Planned for the tables as they are now: a generic plan cached while the tables were small (a
         # sequential scan) outlives their growth during a bulk registration until autovacuum analyzes them;
         # measured at 100,000 queued: 0.7 s per batch on the email check, 1,270 users/s in all.
@@ -206,14 +219,22 @@ async def _write(
     # The status is tested here, not in SQL: given both, planners with stale or no statistics walk the status
     # index over every queued row (SQLite always, PostgreSQL after a bulk publish) instead of the id index.
     requests = await session.execute(
-        select(RegistrationRequest.id, RegistrationRequest.status).where(RegistrationRequest.id.in_(ids))
+        select(RegistrationRequest.id, RegistrationRequest.status).where(
+            _one_of(RegistrationRequest.id, ids, postgresql=postgresql)
+        )
     )
     open_ids = {id_ for id_, status in requests if status == RegistrationStatus.PROCESSING}
-    emails = [m.email for m in messages if m.email]
-    phones = [m.phone for m in messages if m.phone]
-    taken = set(await session.scalars(select(User.email).where(User.email.in_(emails)))) if emails else set()
-    if phones:
-        taken |= set(await session.scalars(select(User.phone).where(User.phone.in_(phones))))
+
+    async def held(column: InstrumentedAttribute[Any], values: list[Any]) -> set[Any]:
+        """Which of ``values`` an account already holds in ``column``."""
+        if not values:
+            return set()
+        return set(
+            await session.scalars(select(column).where(_one_of(column, values, postgresql=postgresql)))
+        )
+
+    taken = await held(User.email, [m.email for m in messages if m.email])
+    taken |= await held(User.phone, [m.phone for m in messages if m.phone])
     users, credentials, history, audit, done, failed = [], [], [], [], [], []
     for message in messages:
         if message.request_id not in open_ids:
