@@ -78,6 +78,16 @@ def statements_run(database: Database, *, every: bool = False) -> Iterator[list[
         event.remove(engine, "before_cursor_execute", record)
 
 
+async def test_an_idle_queue_is_polled_with_one_read(runtime: Runtime) -> None:
+    """Consumers poll ten times a second; a claim is a write (on SQLite, the process's write lock)."""
+    transport = DatabaseTransport(runtime.database)
+    now = utcnow()
+    await transport.publish(messages(2), now=now + timedelta(minutes=5))  # queued, not yet due
+    with statements_run(runtime.database) as seen:
+        assert await transport.receive(10, now=now) == []
+    assert [statement.split()[0].upper() for statement, _ in seen] == ["SELECT"]
+
+
 async def test_on_sqlite_no_claim_or_write_walks_every_queued_request(runtime: Runtime) -> None:
     """With no statistics SQLite prefers an equality on the status index over a list of ids, which made each
     batch scan the whole queue (100,000 queued: 4,800 users/s and falling). Each statement the consumer runs
