@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, ColumnElement, Enum, Table, TypeDecorator, any_, bindparam, insert, select, text
+from sqlalchemy import JSON, ColumnElement, Enum, Table, TypeDecorator, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeEngine
 
 from consentry.pipeline.messages import RegistrationMessage
+from consentry.storage.bulk import bind_encoders, encoded_rows, insert_rows
 from consentry.storage.database import Database
 from consentry.storage.tables import (
     AuditEvent,
@@ -80,13 +81,9 @@ async def write_batch(
 
 
 async def insert_many(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Rows into ``table``, each value encoded once per column: a binary COPY on PostgreSQL, an executemany on
-    SQLite. Rows must name the same columns; columns left out take their server defaults.
-
-    SQLAlchemy's executemany builds and processes a parameter dict per row: for a thousand registrations that
-    was most of the consumer's time on SQLite. Here each column's encoder runs over the batch, and a value
-    repeated from the row before (the batch's ``now``) is encoded once.
-    """
+    """Rows into ``table``: a binary COPY on PostgreSQL (several times faster for a thousand rows), elsewhere
+    :func:`~consentry.storage.bulk.insert_rows`. Rows must name the same columns; with COPY, columns left out
+    take their server defaults."""
     connection = await session.connection()
     dialect = connection.dialect
     names = list(rows[0])
@@ -95,61 +92,28 @@ async def insert_many(session: AsyncSession, table: Table, rows: list[dict[str, 
         encoders = [_copy_encoder(table.c[name].type, dialect) for name in names]
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None
-        await driver.copy_records_to_table(table.name, columns=names, records=_records(rows, names, encoders))
+        await driver.copy_records_to_table(
+            table.name, columns=names, records=encoded_rows(rows, names, encoders)
+        )
         return
-    statement = insert(table).compile(dialect=dialect, column_keys=names)
-    names = list(statement.positiontup or ())  # the order of the statement's placeholders
-    await connection.exec_driver_sql(
-        str(statement), _records(rows, names, _bind_encoders(table, names, dialect))
-    )
-
-
-def _bind_encoders(table: Table, names: list[str], dialect: Dialect) -> list[Callable[[Any], Any] | None]:
-    """What SQLAlchemy would do to each column's values for this dialect's driver (None: nothing)."""
-    return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-
-
-def _records(
-    rows: list[dict[str, Any]], names: list[str], encoders: Sequence[Callable[[Any], Any] | None]
-) -> list[tuple[Any, ...]]:
-    """The rows as tuples in ``names`` order, encoded a column at a time."""
-    columns = []
-    for name, encoder in zip(names, encoders, strict=True):
-        values = [row.get(name) for row in rows]
-        if encoder is not None:
-            encode = _repeats_once(encoder)
-            values = [encode(value) for value in values]
-        columns.append(values)
-    return list(zip(*columns, strict=True))
-
-
-def _repeats_once(encoder: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``encoder``, answering a value that is the very object given just before from memory."""
-    last: list[Any] = [object(), None]
-
-    def encode(value: Any) -> Any:
-        if value is not last[0]:
-            last[0], last[1] = value, encoder(value)
-        return last[1]
-
-    return encode
+    await insert_rows(connection, table, rows)
 
 
 async def _mark_written(session: AsyncSession, rows: list[dict[str, Any]], *, now: datetime) -> None:
     """Each request's outcome (completed with its user, or failed with the reason); the hash is dropped.
 
     On PostgreSQL one UPDATE joined to the outcomes as arrays, not a thousand single-row UPDATEs; on SQLite an
-    executemany of encoded rows, as :func:`insert_many` does.
+    executemany of rows encoded as :mod:`consentry.storage.bulk` does.
     """
     connection = await session.connection()
     dialect = connection.dialect
     if dialect.name != "postgresql":
         names = ["status", "user_id", "error", "updated_at", "id"]
-        encoders = _bind_encoders(RegistrationRequest.__table__, names, dialect)  # type: ignore[arg-type]
+        encoders = bind_encoders(RegistrationRequest.__table__, names, dialect)  # type: ignore[arg-type]
         await connection.exec_driver_sql(
             "UPDATE registration_requests SET status = ?, user_id = ?, error = ?, updated_at = ?, "
             "password_hash = NULL WHERE id = ?",
-            _records(rows, names, encoders),
+            encoded_rows(rows, names, encoders),
         )
         return
     await connection.execute(

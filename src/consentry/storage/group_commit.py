@@ -29,6 +29,7 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
+from consentry.storage.bulk import insert_rows
 from consentry.storage.database import Database
 from consentry.storage.tables import Base
 
@@ -157,7 +158,7 @@ class GroupCommitter:
                 for table, row in pending.unit.rows:
                     by_table.setdefault(table, []).append(row)
             for table in sorted(by_table, key=lambda t: _TABLE_ORDER.get(t, 0)):
-                await connection.execute(table.insert(), by_table[table])
+                await insert_rows(connection, table, by_table[table])
         return lost
 
 
