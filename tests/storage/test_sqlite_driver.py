@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consentry.storage.database import create_engine
@@ -133,3 +134,15 @@ async def test_an_explicit_begin_is_seen_as_a_transaction(
         await connection.exec_driver_sql("SELECT 1")
         await connection.rollback()
         assert thread_calls[-1] == "rollback"
+
+
+async def test_a_connection_that_fails_to_open_leaves_no_thread_behind(tmp_path: Path) -> None:
+    """aiosqlite stops a failed connection's thread without waiting; a CLI that then exits raced it and
+    printed "Event loop is closed" from the thread (seen in CI: `consentry migrate`, a directory as path)."""
+    before = {t for t in threading.enumerate() if t.is_alive()}
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}")  # a directory: sqlite3 cannot open it
+    with pytest.raises(OperationalError, match="unable to open database file"):
+        async with engine.connect():
+            pass
+    await engine.dispose()
+    assert {t for t in threading.enumerate() if t.is_alive()} - before == set()

@@ -16,7 +16,9 @@ Streaming results (``server_side``) keep aiosqlite's own cursor.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -130,6 +132,14 @@ class OneCallAiosqlite(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> _Connection:
         connection = aiosqlite.connect(*arg, **kw)
         connection._thread.daemon = True  # as SQLAlchemy does: a forgotten connection must not hang exit
-        return _Connection(
-            self, cast(Any, await_(connection))
-        )  # aiosqlite's Connection is the shape it expects
+        try:
+            opened = await_(connection)
+        except BaseException:
+            # aiosqlite stops the thread of a connection that failed to open without waiting for it. Wait
+            # here, while the loop can still take the thread's last message: a CLI that then exits would
+            # otherwise race it and print "Event loop is closed" from the thread.
+            deadline = time.monotonic() + 5
+            while connection._thread.is_alive() and time.monotonic() < deadline:
+                await_(asyncio.sleep(0.001))
+            raise
+        return _Connection(self, cast(Any, opened))  # aiosqlite's Connection is the shape it expects
