@@ -206,24 +206,32 @@ async def test_a_written_batch_reads_back_as_the_model_says(runtime: Runtime) ->
     assert failed.error is not None and "already exists" in failed.error
 
 
-async def test_on_postgresql_the_next_batch_is_received_while_one_is_written(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+async def test_on_postgresql_batches_overlap_but_never_over_one_address(
+    http: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Overlap where the database works on other cores; on SQLite (one writer) batches stay strictly in turn.
-    Either way every registration is written exactly once and step() leaves no write running."""
+    """Where the database works on other cores the next batch is received, and written, while one is being
+    written; on SQLite (one writer) batches stay strictly in turn. Two batches holding the same address are
+    never written at once: the one queued first wins, whatever the order of the addresses within each. Either
+    way every registration is written exactly once and step() leaves no write running."""
     import consentry.pipeline.consumer as consumer_module
 
-    writing = receiving = overlaps = 0
+    writing = receiving = overlaps = most_writing = 0
+    addresses_in_flight: list[set[str]] = []
     original_write, original_receive = consumer_module.write_batch, runtime.registrations.receive
 
-    async def write(*args: object, **kwargs: object) -> object:
-        nonlocal writing, overlaps
+    async def write(database: object, messages: list[RegistrationMessage], **kwargs: object) -> object:
+        nonlocal writing, overlaps, most_writing
+        addresses = {m.email for m in messages if m.email}
+        assert not any(addresses & other for other in addresses_in_flight)
+        addresses_in_flight.append(addresses)
         writing += 1
+        most_writing = max(most_writing, writing)
         overlaps += receiving
         try:
-            return await original_write(*args, **kwargs)  # type: ignore[arg-type]
+            return await original_write(database, messages, **kwargs)  # type: ignore[arg-type]
         finally:
             writing -= 1
+            addresses_in_flight.remove(addresses)
 
     async def receive(limit: int, *, now: object) -> object:
         nonlocal receiving, overlaps
@@ -237,14 +245,27 @@ async def test_on_postgresql_the_next_batch_is_received_while_one_is_written(
     monkeypatch.setattr(consumer_module, "write_batch", write)
     monkeypatch.setattr(runtime.registrations, "receive", receive)
     password_hash = runtime.passwords.hash(PASSWORD)
-    await runtime.registrations.publish(
-        [RegistrationMessage(uuid.uuid4(), f"o{i}@example.com", None, password_hash) for i in range(2000)],
-        now=utcnow(),
-    )
+    messages = [
+        RegistrationMessage(uuid.uuid4(), f"o{i}@example.com", None, password_hash) for i in range(2000)
+    ]
+    # The first two batches (500 each) hold the same two addresses, in opposite orders.
+    for position, address in (
+        (0, "a@example.com"),
+        (499, "b@example.com"),
+        (500, "b@example.com"),
+        (999, "a@example.com"),
+    ):
+        messages[position] = RegistrationMessage(uuid.uuid4(), address, None, password_hash)
+    await runtime.registrations.publish(messages, now=utcnow())
     await run_pipeline(runtime)
-    assert await users(runtime) == 2000
+    assert await users(runtime) == 1998
+    statuses = [
+        (await http.get(f"{API}/register-status/{messages[p].request_id}")).json()["status"]
+        for p in (0, 499, 500, 999)
+    ]
+    assert statuses == ["completed", "completed", "failed", "failed"]
     assert writing == 0
     if runtime.database.dialect == "postgresql":
-        assert overlaps > 0
+        assert overlaps > 0 and most_writing == 2
     else:
-        assert overlaps == 0
+        assert overlaps == 0 and most_writing == 1
