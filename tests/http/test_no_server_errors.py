@@ -118,3 +118,36 @@ async def test_userinfo_never_500(http: httpx.AsyncClient, token: str) -> None:
     raw = b"Bearer " + token.replace("\r", "").replace("\n", "").encode("utf-8")  # non-ASCII bytes too
     response = await http.get("/oauth2/userinfo", headers={"Authorization": raw})
     assert response.status_code < 500
+
+
+@given(
+    body=st.one_of(
+        st.binary(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["password", "oauth2_context"]),
+            st.one_of(
+                values,
+                st.integers(),
+                st.none(),
+                st.dictionaries(st.sampled_from(PARAMETERS), st.one_of(values, st.integers()), max_size=6),
+            ),
+            max_size=2,
+        ),
+    ),
+    content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]),
+)
+@SETTINGS
+async def test_login_password_never_500(
+    http: httpx.AsyncClient, setup: tuple[App, Person], body: bytes | dict[str, object], content_type: str
+) -> None:
+    """The endpoint reads its JSON body itself (it is on the hot path)."""
+    _, person = setup
+    started = await http.post("/api/v1/auth/submit-identifier", json={"identifier": person.email})
+    headers = {"Authorization": f"Bearer {started.json()['flow_token']}"}
+    if isinstance(body, bytes):
+        response = await http.post(
+            "/api/v1/auth/login-password", content=body, headers=headers | {"Content-Type": content_type}
+        )
+    else:
+        response = await http.post("/api/v1/auth/login-password", json=body, headers=headers)
+    assert response.status_code < 500, (body, response.text)

@@ -142,6 +142,60 @@ async def test_sign_up_with_phone_over_the_sms_gateway(http: httpx.AsyncClient, 
     assert done.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "said"),
+    [
+        (b"{not json", "application/json", "JSON"),
+        (b'{"password": "x"}', "text/plain", "application/json"),
+        (b"{}", "application/json", "password: Field required"),
+        (b'{"password": 5}', "application/json", "password: Input should be a valid string"),
+        (b'{"password": "' + b"x" * 1025 + b'"}', "application/json", "password: String should have at most"),
+        (b'{"password": "a\\u0000b"}', "application/vnd.api+json", "NUL"),
+        (b'["password"]', None, "body"),
+    ],
+    ids=["malformed", "not-json", "missing", "wrong-type", "too-long", "nul", "not-an-object"],
+)
+async def test_login_password_refuses_bad_bodies_as_invalid_request(
+    http: httpx.AsyncClient, runtime: Runtime, content: bytes, content_type: str | None, said: str
+) -> None:
+    """The body is read by the endpoint itself (it is on the hot path), with FastAPI's rules and answers."""
+    person = await make_person(runtime)
+    flow = (await submit(http, person.email)).json()["flow_token"]
+    headers = bearer(flow) | ({"Content-Type": content_type} if content_type else {})
+    response = await http.post(f"{API}/login-password", content=content, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
+    assert said in response.json()["error_description"]
+    # The flow is untouched: the right password still signs in.
+    done = await http.post(f"{API}/login-password", json={"password": PASSWORD}, headers=bearer(flow))
+    assert done.status_code == 200
+
+
+async def test_login_password_is_answered_on_the_hot_path_and_documented(
+    http: httpx.AsyncClient, asgi_app: Any
+) -> None:
+    assert ("POST", f"{API}/login-password") in asgi_app.hot_path.routes
+    spec = (await http.get("/openapi.json")).json()
+    body = spec["paths"][f"{API}/login-password"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert schema["required"] == ["password"] and "oauth2_context" in schema["properties"]
+    refs = _refs(spec)
+    assert "#/components/schemas/OAuth2Context" in refs
+    for ref in refs:
+        assert ref.removeprefix("#/components/schemas/") in spec["components"]["schemas"], ref
+    other = await http.get(f"{API}/login-password")
+    assert other.status_code == 405
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node))
+    return set()
+
+
 async def test_existing_account_signs_in_with_password(
     http: httpx.AsyncClient, runtime: Runtime, mailbox: Mailbox
 ) -> None:

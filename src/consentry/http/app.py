@@ -46,6 +46,7 @@ HOT_ROUTES = (
     ("POST", "/oauth2/introspect"),
     ("POST", "/oauth2/revoke"),
     ("GET", "/oauth2/authorize"),
+    ("POST", "/api/v1/auth/login-password"),
 )
 
 

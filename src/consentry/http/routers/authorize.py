@@ -15,6 +15,7 @@ from consentry.http.deps import (
     OriginDep,
     RuntimeDep,
     SignedInOptional,
+    json_body,
     request_context,
     signed_in_from,
     single_query_values,
@@ -128,12 +129,7 @@ async def consent_decision(
     if content_type == "application/json":
         if signed_in is None:
             raise UnauthenticatedError()
-        try:
-            body = ConsentDecisionBody.model_validate_json(await request.body())
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            raise InvalidRequestError(f"{where or 'body'}: {first.get('msg')}") from None
+        body = await json_body(request, ConsentDecisionBody)
         try:
             location = await submit_consent(runtime, body.submission(), signed_in, origin=origin, now=now)
         except az.UnredirectableError as error:
