@@ -3,9 +3,9 @@
 Token issuance, introspection, revocation and authorization are called by every client on every sign-in and
 API call. Measured on one core, FastAPI's route matching, middleware layers and dependency resolution cost
 more than the work of those endpoints. The password sign-in is here too: its event-loop work shares the core
-with argon2id, and FastAPI's layers were ~40 % of it. Their routes stay declared on the FastAPI app (OpenAPI, 405 for other
-methods); for the exact method and path the app hands the request to the edge middleware (size limit,
-security headers, metrics, access log) wrapped around this dispatcher, which calls the same endpoint
+with argon2id, and FastAPI's layers were ~40 % of it. Their routes stay declared on the FastAPI app (OpenAPI,
+405 for other methods); for the exact method and path the app hands the request to the edge middleware (size
+limit, security headers, metrics, access log) wrapped around this dispatcher, which calls the same endpoint
 functions with the same error handling. Nothing else of FastAPI's stack runs for them: this dispatcher is
 their last line, so it answers every exception itself (FastAPI's OpenTelemetry hooks do not see them; the
 edge's Prometheus metrics and access log do).

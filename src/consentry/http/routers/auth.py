@@ -141,8 +141,8 @@ async def set_password(
 
 @router.post("/login-password", openapi_extra=documented_body(LoginPasswordBody))
 async def login_password(request: Request) -> JSONResponse:
-    """On the hot path (``http/hot_path.py``): a sign-in's event-loop work shares its core with argon2id, and
-    FastAPI's layers were ~40 % of it (py-spy); the password's verification is the cost that should remain."""
+    # On the hot path (http/hot_path.py): a sign-in's event-loop work shares its core with argon2id, and
+    # FastAPI's layers were ~40 % of it (py-spy); the password's verification is the cost that should remain.
     runtime, origin, now = request_context(request)
     body = await json_body(request, LoginPasswordBody)
     completion = await signin.login_password(
