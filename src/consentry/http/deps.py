@@ -118,6 +118,11 @@ def single_query_values(request: Request) -> tuple[dict[str, str], frozenset[str
     return values, frozenset(repeated)
 
 
+def media_type(request: Request) -> str:
+    """The body's media type, lower-cased and without parameters (``application/json; charset=utf-8``)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def form_values(request: Request) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body (RFC 6749 §3.2); repeated parameters are refused.
 
@@ -125,7 +130,7 @@ async def form_values(request: Request) -> dict[str, str]:
     percent-escapes as UTF-8, invalid sequences replaced), without its streaming parser's per-byte callbacks
     that every token request paid for; the edge middleware has already bounded the body's size.
     """
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type != FORM_CONTENT_TYPE:
         raise InvalidRequestError(f"the body must be {FORM_CONTENT_TYPE}")
     try:
@@ -146,7 +151,7 @@ async def json_body(request: Request, model: type[Body]) -> Body:
     """A JSON body validated as ``model``, for endpoints that take the request alone. As FastAPI reads a body
     model: JSON when the content type is absent, ``application/json`` or ``application/*+json``; anything
     malformed or invalid is a 400 ``invalid_request`` naming the first problem."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type and content_type != JSON_CONTENT_TYPE and not _json_suffixed(content_type):
         raise InvalidRequestError(f"the body must be {JSON_CONTENT_TYPE}")
     try:

@@ -16,6 +16,7 @@ from consentry.http.deps import (
     RuntimeDep,
     SignedInOptional,
     json_body,
+    media_type,
     request_context,
     signed_in_from,
     single_query_values,
@@ -125,7 +126,7 @@ class ConsentDecisionBody(RequestBody):
 async def consent_decision(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
 ) -> Response:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type == "application/json":
         if signed_in is None:
             raise UnauthenticatedError()
@@ -173,7 +174,7 @@ class _Form(dict[str, str]):
 
 
 async def _consent_form(request: Request) -> _Form:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type != "application/x-www-form-urlencoded":
         raise InvalidRequestError("send JSON (application/json) or the consent form")
     form = await request.form()
