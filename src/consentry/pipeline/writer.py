@@ -8,6 +8,7 @@ only their own message.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -99,6 +100,15 @@ async def insert_many(session: AsyncSession, table: Table, rows: list[dict[str, 
     await insert_rows(connection, table, rows)
 
 
+_MARKED_COLUMNS = ("status", "user_id", "error", "updated_at", "id")  # the SQLite UPDATE's placeholders
+
+
+@functools.cache
+def _marked_encoders(dialect: Dialect) -> tuple[Callable[[Any], Any] | None, ...]:
+    """Looked up once per dialect, not per batch."""
+    return tuple(bind_encoders(RegistrationRequest.__table__, _MARKED_COLUMNS, dialect))  # type: ignore[arg-type]
+
+
 async def _mark_written(session: AsyncSession, rows: list[dict[str, Any]], *, now: datetime) -> None:
     """Each request's outcome (completed with its user, or failed with the reason); the hash is dropped.
 
@@ -108,12 +118,10 @@ async def _mark_written(session: AsyncSession, rows: list[dict[str, Any]], *, no
     connection = await session.connection()
     dialect = connection.dialect
     if dialect.name != "postgresql":
-        names = ["status", "user_id", "error", "updated_at", "id"]
-        encoders = bind_encoders(RegistrationRequest.__table__, names, dialect)  # type: ignore[arg-type]
         await connection.exec_driver_sql(
             "UPDATE registration_requests SET status = ?, user_id = ?, error = ?, updated_at = ?, "
             "password_hash = NULL WHERE id = ?",
-            encoded_rows(rows, names, encoders),
+            encoded_rows(rows, _MARKED_COLUMNS, _marked_encoders(dialect)),
         )
         return
     await connection.execute(
