@@ -462,8 +462,8 @@ def create_database(cluster: PostgresCluster, name: str) -> str:
 
 
 def drop_database(cluster: PostgresCluster, name: str) -> None:
-    """Scenario 8's gigabytes go before the ingest is timed: their dirty pages would otherwise be written
-    out (PostgreSQL's checkpoints, the kernel's writeback) while it runs."""
+    """Scenario 8's gigabytes go before the ingest is timed: their dirty pages could otherwise still be
+    being written out (PostgreSQL's checkpoints, the kernel's writeback) while it runs."""
     subprocess.run(pg_tool(cluster, "dropdb", name), check=True)
 
 
@@ -681,13 +681,10 @@ def main() -> None:
             report["consentry"][backend] = {"scenarios": results, "server_rss_mb": rss}
             if backend == "postgresql" and cluster:
                 drop_database(cluster, name)
+                ingest_url = create_database(cluster, name + "_ingest")
             else:
                 drop_sqlite(url)
-            ingest_url = (
-                create_database(cluster, name + "_ingest")
-                if backend == "postgresql" and cluster
-                else f"sqlite+aiosqlite:///{workdir / 'ingest.db'}"
-            )
+                ingest_url = f"sqlite+aiosqlite:///{workdir / 'ingest.db'}"
             report["consentry"][backend]["ingest"] = ingest_rate(ingest_url, args.ingest)
             shutil.rmtree(workdir, ignore_errors=True)  # the SQLite run leaves gigabytes of database
         report["argon2_verify_per_s"] = argon2_verify_rate()
