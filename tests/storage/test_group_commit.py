@@ -48,6 +48,33 @@ async def test_concurrent_writes_share_transactions(runtime: Runtime) -> None:
     assert commits <= 3  # the first unit, then the 49 that gathered meanwhile (one transaction each batch)
 
 
+async def test_group_commit_waits_for_the_write_lock_on_sqlite(runtime: Runtime) -> None:
+    """Group commit writes without an ORM session, yet still in its turn among this process's writers."""
+    if runtime.database.dialect != "sqlite":
+        pytest.skip("PostgreSQL has no process write lock: its transactions run side by side")
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_a_unit_of_work() -> None:
+        async with runtime.database.unit_of_work():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_a_unit_of_work())
+    await holding.wait()
+    grouped = asyncio.create_task(runtime.writes.write(WriteUnit(rows=(audit_row("queued", now=utcnow()),))))
+    await asyncio.sleep(0.1)
+    assert not grouped.done()
+    release.set()
+    await asyncio.gather(holder, grouped)
+    assert await audit_count(runtime, "queued") == 1
+
+
+async def test_a_read_connection_commits_nothing(runtime: Runtime) -> None:
+    async with runtime.database.read_connection() as connection:
+        await connection.execute(AuditEvent.__table__.insert(), audit_row("read side", now=utcnow())[1])
+    assert await audit_count(runtime, "read side") == 0
+
+
 async def write_code(runtime: Runtime, app: App, person: Person, consent_id: uuid.UUID | None) -> bytes:
     now = utcnow()
     digest = token_hash(uuid.uuid4().hex)

@@ -371,8 +371,8 @@ async def login_password(
 ) -> Completion:
     flow_id = runtime.flow_tokens.read(flow_token, step="password", now=now)
     limiter, policy = runtime.rate_limiter, runtime.rate_limiter.policy
-    async with runtime.database.read_only() as session:
-        step = await password_step(session, flow_id, now=now)
+    async with runtime.database.read_connection() as connection:
+        step = await password_step(connection, flow_id, now=now)
     if step is None:
         raise InvalidFlowError()
     identifier = step.identifier

@@ -13,7 +13,13 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from consentry.errors import ConfigurationError
 from consentry.storage.sqlite_driver import OneCallAiosqlite
@@ -96,17 +102,33 @@ class Database:
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends normally, rolled back when it raises."""
+        async with self._writing(), self.sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """:meth:`unit_of_work` without the ORM session, for writers that only run statements (group commit):
+        the session's bookkeeping was ~15 % of a one-unit group commit's event-loop time."""
+        async with self._writing(), self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads by statements alone, nothing committed: a one-row read costs ~40 % less
+        event-loop time than through :meth:`read_only`'s session."""
+        async with self.engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """On SQLite, this process's write transactions one at a time; a nested one runs in its parent's."""
         if self._write_lock is None or _holds_write_lock.get():
-            async with self.sessionmaker() as session, session.begin():
-                yield session
+            yield
             return
         async with self._write_lock:
-            marker = _holds_write_lock.set(
-                True
-            )  # a unit of work nested in this task must not wait for itself
+            marker = _holds_write_lock.set(True)  # a transaction nested in this task must not wait for itself
             try:
-                async with self.sessionmaker() as session, session.begin():
-                    yield session
+                yield
             finally:
                 _holds_write_lock.reset(marker)
 

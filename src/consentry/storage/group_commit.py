@@ -19,6 +19,7 @@ retried alone so one bad unit does not fail the others.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,7 +110,9 @@ class GroupCommitter:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(unit, done))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_all())
+            # The flusher writes for every caller: it must not inherit this one's context variables (among
+            # them whether this task holds the SQLite write lock).
+            self._flusher = asyncio.create_task(self._flush_all(), context=contextvars.Context())
         await asyncio.shield(done)  # a caller that goes away does not take its committed rows with it
 
     async def drain(self) -> None:
@@ -147,8 +150,7 @@ class GroupCommitter:
     async def _write_batch(self, batch: list[_Pending]) -> set[int]:
         """One transaction for the batch; the positions of units whose claim was lost."""
         by_table: dict[Table, list[dict[str, Any]]] = {}
-        async with self._database.unit_of_work() as session:
-            connection: AsyncConnection = await session.connection()
+        async with self._database.write_transaction() as connection:
             lost = await _check_claims(connection, batch)
             for position, pending in enumerate(batch):
                 if position in lost:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from consentry.storage.batched_reads import BatchedReader
@@ -159,9 +159,11 @@ def _password_step() -> Select[Any]:
 _PASSWORD_STEP = _password_step()
 
 
-async def password_step(session: AsyncSession, flow_id: uuid.UUID, *, now: datetime) -> PasswordStep | None:
+async def password_step(
+    connection: AsyncConnection, flow_id: uuid.UUID, *, now: datetime
+) -> PasswordStep | None:
     """The flow if it is waiting for a password and has not expired; None otherwise."""
-    row = (await session.execute(_PASSWORD_STEP, {"flow_id": flow_id, "now": now})).first()
+    row = (await connection.execute(_PASSWORD_STEP, {"flow_id": flow_id, "now": now})).first()
     if row is None:
         return None
     identifier, context, found, is_admin, password_hash = row
