@@ -78,11 +78,11 @@ class DatabaseTransport:
         46 ms per batch at 50,000 queued on PostgreSQL, 15 ms as one statement.
         """
         due = {"now": now, "lease_cutoff": now - self._lease}
-        async with self._database.read_only() as session:
-            if (await session.execute(_ANY_DUE, due)).first() is None:
+        async with self._database.read_connection() as connection:
+            if (await connection.execute(_ANY_DUE, due)).first() is None:
                 return []
-        async with self._database.unit_of_work() as session:
-            claimed = await session.execute(
+        async with self._database.write_transaction() as connection:
+            claimed = await connection.execute(
                 self._claim, due | {"limit": limit, "consumer": self._consumer_id}
             )
             rows = sorted(claimed.all(), key=lambda row: row.next_attempt_at)  # RETURNING has no order
