@@ -20,7 +20,7 @@ async def test_rows_read_back_with_their_types_and_python_defaults(runtime: Runt
         for i in range(3)
     ]
     async with runtime.database.engine.begin() as connection:
-        await insert_rows(connection, User.__table__, rows)  # type: ignore[arg-type]
+        await connection.run_sync(insert_rows, User.__table__, rows)
     async with runtime.database.read_only() as session:
         users = (await session.scalars(select(User).order_by(User.email))).all()
     assert [u.email for u in users] == ["bulk0@example.com", "bulk1@example.com", "bulk2@example.com"]
@@ -36,7 +36,7 @@ async def test_json_and_enum_columns_match_sqlalchemys_own_insert(runtime: Runti
     row = {"event_type": "bulk", "occurred_at": now, "actor": "client", "user_id": None, "details": details}
     table = AuditEvent.__table__
     async with runtime.database.engine.begin() as connection:
-        await insert_rows(connection, table, [row])  # type: ignore[arg-type]
+        await connection.run_sync(insert_rows, table, [row])
         await connection.execute(table.insert(), [row | {"event_type": "core"}])
     async with runtime.database.read_only() as session:
         read = {e.event_type: e for e in await session.scalars(select(AuditEvent))}

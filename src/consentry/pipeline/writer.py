@@ -97,7 +97,7 @@ async def insert_many(session: AsyncSession, table: Table, rows: list[dict[str, 
             table.name, columns=names, records=encoded_rows(rows, names, encoders)
         )
         return
-    await insert_rows(connection, table, rows)
+    await connection.run_sync(insert_rows, table, rows)
 
 
 _MARKED_COLUMNS = ("status", "user_id", "error", "updated_at", "id")  # the SQLite UPDATE's placeholders

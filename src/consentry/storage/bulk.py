@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Table, insert
+from sqlalchemy import Column, Connection, Table, insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 Encoder = Callable[[Any], Any]
@@ -24,10 +23,11 @@ _Insert = tuple[str, list[str], list[Encoder | None]]
 _compiled: dict[tuple[Table, tuple[str, ...], str], _Insert] = {}
 
 
-async def insert_rows(connection: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT ``rows`` (all naming the same columns) into ``table`` in one executemany."""
+def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (all naming the same columns) into ``table`` in one executemany (from async code:
+    ``await connection.run_sync(insert_rows, table, rows)``)."""
     sql, names, encoders = _insert_statement(table, tuple(rows[0]), connection.dialect)
-    await connection.exec_driver_sql(sql, encoded_rows(rows, names, encoders, defaults_from=table))
+    connection.exec_driver_sql(sql, encoded_rows(rows, names, encoders, defaults_from=table))
 
 
 def _insert_statement(table: Table, given: tuple[str, ...], dialect: Dialect) -> _Insert:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -23,11 +23,14 @@ from sqlalchemy.ext.asyncio import (
 
 from consentry.errors import ConfigurationError
 from consentry.storage.sqlite_driver import OneCallAiosqlite
+from consentry.storage.sqlite_writer import SqliteWriter
 from consentry.storage.types import dumps_json, loads_json
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+_SQLITE_CONNECT = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
 _holds_write_lock: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "consentry_holds_write_lock", default=False
 )
@@ -43,27 +46,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _shared_options(echo: bool) -> dict[str, Any]:
+    """Both backends: JSON columns through orjson (types.dumps_json / loads_json)."""
+    return {"echo": echo, "json_serializer": dumps_json, "json_deserializer": loads_json}
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The SQLite database file the URL names; None for another backend or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return parsed.database
+
+
 def create_engine(
     url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
 ) -> AsyncEngine:
     """An engine tuned for the backend the URL names."""
     parsed = make_url(url)
-    # Both backends: JSON columns through orjson (types.dumps_json / loads_json).
-    shared: dict[str, Any] = {"echo": echo, "json_serializer": dumps_json, "json_deserializer": loads_json}
     if parsed.get_backend_name() == "sqlite":
         # Every aiosqlite connection is a thread, a file open and its own page cache (2 MiB).
         options: dict[str, Any] = {}
-        if parsed.database and parsed.database != ":memory:":
+        if _sqlite_file(url):
             options = {"pool_size": pool_size, "max_overflow": max_overflow}
         if parsed.get_driver_name() == "aiosqlite":
             options["module"] = OneCallAiosqlite()  # one thread hop per statement, not four
-        engine = create_async_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **shared, **options
-        )
+        engine = create_async_engine(url, connect_args=_SQLITE_CONNECT, **_shared_options(echo), **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800, **shared
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        **_shared_options(echo),
     )
 
 
@@ -74,14 +91,12 @@ def describe_url(url: str) -> str:
 
 def ensure_sqlite_directory(url: str) -> None:
     """Fail early, in one line, when the SQLite file cannot be created where the URL points."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+    database = _sqlite_file(url)
+    if database is None:
         return
-    directory = Path(parsed.database).expanduser().resolve().parent
+    directory = Path(database).expanduser().resolve().parent
     if not directory.is_dir():
-        raise ConfigurationError(
-            f"cannot open the SQLite database {parsed.database}: {directory} does not exist"
-        )
+        raise ConfigurationError(f"cannot open the SQLite database {database}: {directory} does not exist")
 
 
 class Database:
@@ -94,6 +109,11 @@ class Database:
         # SQLite has a single writer. Queueing this process's write transactions on a lock replaces SQLite's
         # busy handler, which sleeps in growing steps and gave a one-second tail under load.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._sqlite_writer = (
+            SqliteWriter(url, pragmas=_sqlite_pragmas, connect_args=_SQLITE_CONNECT, **_shared_options(echo))
+            if _sqlite_file(url)
+            else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -111,6 +131,18 @@ class Database:
         the session's bookkeeping was ~15 % of a one-unit group commit's event-loop time."""
         async with self._writing(), self.engine.begin() as connection:
             yield connection
+
+    async def run_in_transaction(self, work: Callable[[Connection], T]) -> T:
+        """Synchronous ``work`` in one write transaction: committed if it returns, rolled back if it raises.
+
+        On a SQLite file the whole transaction is one hand-over to a writer thread (storage/sqlite_writer.py);
+        elsewhere it runs on the event loop's own connection through the async driver (``run_sync``).
+        """
+        if self._sqlite_writer is None:
+            async with self.write_transaction() as connection:
+                return await connection.run_sync(work)
+        async with self._writing():
+            return await self._sqlite_writer.run(work)
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -155,4 +187,6 @@ class Database:
             ) from exc
 
     async def dispose(self) -> None:
+        if self._sqlite_writer is not None:
+            await self._sqlite_writer.dispose()
         await self.engine.dispose()

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Table, bindparam, update
 from sqlalchemy.sql import Executable
 
 from consentry.storage.bulk import insert_rows
@@ -149,32 +148,38 @@ class GroupCommitter:
 
     async def _write_batch(self, batch: list[_Pending]) -> set[int]:
         """One transaction for the batch; the positions of units whose claim was lost."""
-        by_table: dict[Table, list[dict[str, Any]]] = {}
-        async with self._database.write_transaction() as connection:
-            lost = await _check_claims(connection, batch)
-            for position, pending in enumerate(batch):
-                if position in lost:
-                    continue
-                for statement in pending.unit.statements:
-                    await connection.execute(statement)
-                for table, row in pending.unit.rows:
-                    by_table.setdefault(table, []).append(row)
-            for table in sorted(by_table, key=lambda t: _TABLE_ORDER.get(t, 0)):
-                await insert_rows(connection, table, by_table[table])
-        return lost
+        units = [pending.unit for pending in batch]
+        return await self._database.run_in_transaction(lambda connection: write_units(connection, units))
 
 
-async def _check_claims(connection: AsyncConnection, batch: list[_Pending]) -> set[int]:
+def write_units(connection: Connection, units: Sequence[WriteUnit]) -> set[int]:
+    """The units' writes in the transaction of ``connection``, but for those whose claim does not hold; their
+    positions. Synchronous: on SQLite it runs whole on the writer thread (storage/sqlite_writer.py)."""
+    lost = _check_claims(connection, units)
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for position, unit in enumerate(units):
+        if position in lost:
+            continue
+        for statement in unit.statements:
+            connection.execute(statement)
+        for table, row in unit.rows:
+            by_table.setdefault(table, []).append(row)
+    for table in sorted(by_table, key=lambda t: _TABLE_ORDER.get(t, 0)):
+        insert_rows(connection, table, by_table[table])
+    return lost
+
+
+def _check_claims(connection: Connection, units: Sequence[WriteUnit]) -> set[int]:
     """One statement per claim kind; the positions whose claim does not hold."""
     by_kind: dict[ClaimKind, list[tuple[int, Claim]]] = {}
-    for position, pending in enumerate(batch):
-        if pending.unit.claim is not None:
-            by_kind.setdefault(pending.unit.claim.kind, []).append((position, pending.unit.claim))
+    for position, unit in enumerate(units):
+        if unit.claim is not None:
+            by_kind.setdefault(unit.claim.kind, []).append((position, unit.claim))
     lost: set[int] = set()
     for kind, claims in by_kind.items():
         keys = list(dict.fromkeys(claim.key for _, claim in claims))
         now = min(claim.now for _, claim in claims)
-        held = {row[0] for row in await connection.execute(kind.statement, {"keys": keys, "now": now})}
+        held = {row[0] for row in connection.execute(kind.statement, {"keys": keys, "now": now})}
         taken: set[Any] = set()
         for position, claim in claims:
             if claim.key not in held or (kind.exclusive and claim.key in taken):

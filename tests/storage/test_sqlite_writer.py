@@ -1,0 +1,77 @@
+"""Database.run_in_transaction: synchronous work in one write transaction; on SQLite, on the writer thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from sqlalchemy import Connection, func, select, text
+
+from consentry.runtime import Runtime, utcnow
+from consentry.storage.audit import audit_row
+from consentry.storage.bulk import insert_rows
+from consentry.storage.tables import AuditEvent
+
+
+def insert_event(connection: Connection, event_type: str) -> None:
+    table, row = audit_row(event_type, now=utcnow())
+    insert_rows(connection, table, [row])
+
+
+async def count_events(runtime: Runtime, event_type: str) -> int:
+    async with runtime.database.read_connection() as connection:
+        statement = select(func.count()).select_from(AuditEvent).where(AuditEvent.event_type == event_type)
+        return int((await connection.execute(statement)).scalar_one())
+
+
+async def test_work_is_committed_when_it_returns_and_rolled_back_when_it_raises(runtime: Runtime) -> None:
+    def insert_then_fail(connection: Connection) -> None:
+        insert_event(connection, "rolled back")
+        raise LookupError("the work failed")
+
+    assert await runtime.database.run_in_transaction(lambda c: insert_event(c, "committed") or 7) == 7
+    with pytest.raises(LookupError):
+        await runtime.database.run_in_transaction(insert_then_fail)
+    assert await count_events(runtime, "committed") == 1
+    assert await count_events(runtime, "rolled back") == 0
+
+
+def sqlite_only(runtime: Runtime) -> None:
+    if runtime.database.dialect != "sqlite":
+        pytest.skip("PostgreSQL runs the work on the event loop's connection")
+
+
+async def test_the_writer_thread_connection_has_the_pools_pragmas(runtime: Runtime) -> None:
+    sqlite_only(runtime)
+
+    def pragmas(connection: Connection) -> tuple[object, ...]:
+        read = [connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in PRAGMAS]
+        return (*read, threading.current_thread().name)
+
+    PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+    *values, thread = await runtime.database.run_in_transaction(pragmas)
+    assert values == ["wal", 1, 5000, 1]  # synchronous=NORMAL is 1
+    assert thread.startswith("sqlite-writer")
+
+
+async def test_a_cancelled_caller_keeps_the_write_lock_until_its_transaction_ends(runtime: Runtime) -> None:
+    sqlite_only(runtime)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow(connection: Connection) -> None:
+        started.set()
+        insert_event(connection, "slow")
+        time.sleep(0.3)
+        finished.set()
+
+    caller = asyncio.create_task(runtime.database.run_in_transaction(slow))
+    await asyncio.to_thread(started.wait)
+    caller.cancel()
+    async with runtime.database.unit_of_work() as session:  # the next writer in this process
+        assert finished.is_set()
+        await session.execute(text("SELECT 1"))
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert await count_events(runtime, "slow") == 1  # handed over, it ran to its commit
