@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, select, text
@@ -12,6 +13,7 @@ from sqlalchemy import Connection, func, select, text
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.audit import audit_row
 from consentry.storage.bulk import insert_rows
+from consentry.storage.database import Database
 from consentry.storage.tables import AuditEvent
 
 
@@ -75,3 +77,12 @@ async def test_a_cancelled_caller_keeps_the_write_lock_until_its_transaction_end
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert await count_events(runtime, "slow") == 1  # handed over, it ran to its commit
+
+
+async def test_a_database_can_be_disposed_twice_used_or_not(tmp_path: Path) -> None:
+    for used in (False, True):
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / f'{used}.db'}")
+        if used:
+            assert await database.run_in_transaction(lambda c: c.exec_driver_sql("SELECT 1").scalar()) == 1
+        await database.dispose()
+        await database.dispose()

@@ -30,6 +30,7 @@ class SqliteWriter:
         self.engine: Engine = create_engine(sync_url, pool_size=1, max_overflow=0, **engine_options)
         event.listen(self.engine, "connect", pragmas)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._connected = False  # a command that never writes through it starts neither thread nor connection
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """``work`` in one transaction on the writer thread: committed if it returns, rolled back if not.
@@ -37,6 +38,7 @@ class SqliteWriter:
         Once handed over the transaction runs to its end: a caller cancelled meanwhile still waits for it, so
         that whoever holds the write lock next does not find the database locked by it.
         """
+        self._connected = True
         pending = asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, work)
         try:
             return await asyncio.shield(pending)
@@ -49,5 +51,7 @@ class SqliteWriter:
             return work(connection)
 
     async def dispose(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
+        if self._connected:
+            self._connected = False
+            await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
         self._thread.shutdown()
