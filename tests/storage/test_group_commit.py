@@ -69,10 +69,18 @@ async def test_group_commit_waits_for_the_write_lock_on_sqlite(runtime: Runtime)
     assert await audit_count(runtime, "queued") == 1
 
 
-async def test_a_read_connection_commits_nothing(runtime: Runtime) -> None:
+async def test_a_read_on_postgresql_opens_no_transaction_block(runtime: Runtime) -> None:
+    """One round trip per read, not BEGIN, the query and ROLLBACK."""
+    if runtime.database.dialect != "postgresql":
+        pytest.skip("SQLite's driver begins nothing for a read")
     async with runtime.database.read_connection() as connection:
-        await connection.execute(AuditEvent.__table__.insert(), audit_row("read side", now=utcnow())[1])
-    assert await audit_count(runtime, "read side") == 0
+        assert (await connection.execute(select(func.count()).select_from(AuditEvent))).scalar_one() >= 0
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None and not driver.is_in_transaction()
+    async with runtime.database.engine.connect() as connection:  # the engine's own connections still do
+        await connection.execute(select(func.count()).select_from(AuditEvent))
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None and driver.is_in_transaction()
 
 
 async def write_code(runtime: Runtime, app: App, person: Person, consent_id: uuid.UUID | None) -> bytes:

@@ -140,6 +140,14 @@ class Database:
         # SQLite has a single writer. Queueing this process's write transactions on a lock replaces SQLite's
         # busy handler, which sleeps in growing steps and gave a one-second tail under load.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
+        # For reads by statements alone. On PostgreSQL outside a transaction block: a read is then one round
+        # trip instead of three (BEGIN, the query, the pool's ROLLBACK), and at READ COMMITTED each statement
+        # has its own snapshot either way. SQLite's driver begins nothing for a read.
+        self.read_engine: AsyncEngine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
         self._sqlite_writer = (
             SqliteWriter(url, pragmas=_sqlite_pragmas, connect_args=_SQLITE_CONNECT, **_shared_options(echo))
             if _sqlite_file(url)
@@ -177,9 +185,9 @@ class Database:
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads by statements alone, nothing committed: a one-row read costs ~40 % less
-        event-loop time than through :meth:`read_only`'s session."""
-        async with self.engine.connect() as connection:
+        """A connection for reads by statements alone (``read_engine``): a one-row read costs ~40 % less
+        event-loop time than through :meth:`read_only`'s session. Nothing may be written through it."""
+        async with self.read_engine.connect() as connection:
             yield connection
 
     @asynccontextmanager
