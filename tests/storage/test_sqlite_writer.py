@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Connection, func, select, text
 
 from consentry.runtime import Runtime, utcnow
+from consentry.storage import sqlite_writer
 from consentry.storage.audit import audit_row
 from consentry.storage.bulk import insert_rows
 from consentry.storage.database import Database
@@ -86,3 +87,23 @@ async def test_a_database_can_be_disposed_twice_used_or_not(tmp_path: Path) -> N
             assert await database.run_in_transaction(lambda c: c.exec_driver_sql("SELECT 1").scalar()) == 1
         await database.dispose()
         await database.dispose()
+
+
+async def test_checkpoints_run_beside_the_writer_which_keeps_its_own_only_as_a_backstop(
+    runtime: Runtime,
+) -> None:
+    sqlite_only(runtime)
+    for batch in range(20):
+        await runtime.database.run_in_transaction(
+            lambda connection, batch=batch: [insert_event(connection, f"wal {batch}") for _ in range(50)]
+        )
+    writer = runtime.database._sqlite_writer
+    assert writer is not None
+    await asyncio.sleep(sqlite_writer.CHECKPOINT_INTERVAL_SECONDS * 5)
+    assert writer.checkpoints.rounds > 0
+    backstop = await runtime.database.run_in_transaction(
+        lambda c: c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    )
+    assert backstop == sqlite_writer.BACKSTOP_PAGES
+    await runtime.database.dispose()
+    assert not any(thread.name == "sqlite-checkpoints" for thread in threading.enumerate())

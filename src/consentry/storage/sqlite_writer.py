@@ -8,11 +8,22 @@ it without working.
 
 The thread's connection gets the same pragmas as the pool's. It is used only while the process's SQLite write
 lock is held (:meth:`Database.run_in_transaction`), so it never competes with this process's other writers.
+
+Checkpoints run beside it. By default SQLite checkpoints inside the commit that takes the write-ahead log past
+1,000 pages: that commit copies the logged pages into the database file and waits for the disk, and every
+request of that group commit waits with it while the loop, all requests parked, idles. Here another thread
+checkpoints every ``CHECKPOINT_INTERVAL_SECONDS`` in PASSIVE mode (it waits for no reader or writer; commits
+carry on appending to the log meanwhile), and the writer's own automatic checkpoint stays as a backstop at
+``BACKSTOP_PAGES``. Tokens on SQLite, 6 s each, two pairs: 6,294 / 5,283/s with checkpoints in the commit,
+7,323 / 6,801 with none at all during the measurement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,7 +31,11 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+CHECKPOINT_INTERVAL_SECONDS = 0.2
+BACKSTOP_PAGES = 10_000  # the writer's own wal_autocheckpoint, for when the checkpoint thread falls behind
 
 
 class SqliteWriter:
@@ -29,8 +44,10 @@ class SqliteWriter:
         # One thread, one connection: sqlite3 connections stay on the thread that opened them.
         self.engine: Engine = create_engine(sync_url, pool_size=1, max_overflow=0, **engine_options)
         event.listen(self.engine, "connect", pragmas)
+        event.listen(self.engine, "connect", _backstop_checkpoints)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._connected = False  # a command that never writes through it starts neither thread nor connection
+        self.checkpoints = Checkpointer(sync_url.database or "")
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """``work`` in one transaction on the writer thread: committed if it returns, rolled back if not.
@@ -38,7 +55,9 @@ class SqliteWriter:
         Once handed over the transaction runs to its end: a caller cancelled meanwhile still waits for it, so
         that whoever holds the write lock next does not find the database locked by it.
         """
-        self._connected = True
+        if not self._connected:
+            self._connected = True
+            self.checkpoints.start()
         pending = asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, work)
         try:
             return await asyncio.shield(pending)
@@ -53,5 +72,45 @@ class SqliteWriter:
     async def dispose(self) -> None:
         if self._connected:
             self._connected = False
+            await asyncio.to_thread(self.checkpoints.stop)
             await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
         self._thread.shutdown()
+
+
+def _backstop_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+    cursor.close()
+
+
+class Checkpointer:
+    """PASSIVE checkpoints of one SQLite file from a daemon thread, from :meth:`start` to :meth:`stop`."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
+        self.rounds = 0  # checkpoints completed
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+        try:
+            # A checkpoint syncs as its connection says: as durable as the commits themselves (NORMAL).
+            connection.execute("PRAGMA synchronous=NORMAL")
+            while not self._stopping.wait(CHECKPOINT_INTERVAL_SECONDS):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:  # busy or locked: the next round tries again
+                    log.warning("background checkpoint failed: %s", error)
+                    continue
+                self.rounds += 1
+        finally:
+            connection.close()
