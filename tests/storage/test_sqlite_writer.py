@@ -8,25 +8,19 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, text
 
 from consentry.runtime import Runtime, utcnow
 from consentry.storage import sqlite_writer
 from consentry.storage.audit import audit_row
 from consentry.storage.bulk import insert_rows
 from consentry.storage.database import Database
-from consentry.storage.tables import AuditEvent
+from tests.storage.test_group_commit import audit_count
 
 
 def insert_event(connection: Connection, event_type: str) -> None:
     table, row = audit_row(event_type, now=utcnow())
     insert_rows(connection, table, [row])
-
-
-async def count_events(runtime: Runtime, event_type: str) -> int:
-    async with runtime.database.read_connection() as connection:
-        statement = select(func.count()).select_from(AuditEvent).where(AuditEvent.event_type == event_type)
-        return int((await connection.execute(statement)).scalar_one())
 
 
 async def test_work_is_committed_when_it_returns_and_rolled_back_when_it_raises(runtime: Runtime) -> None:
@@ -37,8 +31,8 @@ async def test_work_is_committed_when_it_returns_and_rolled_back_when_it_raises(
     assert await runtime.database.run_in_transaction(lambda c: insert_event(c, "committed") or 7) == 7
     with pytest.raises(LookupError):
         await runtime.database.run_in_transaction(insert_then_fail)
-    assert await count_events(runtime, "committed") == 1
-    assert await count_events(runtime, "rolled back") == 0
+    assert await audit_count(runtime, "committed") == 1
+    assert await audit_count(runtime, "rolled back") == 0
 
 
 def sqlite_only(runtime: Runtime) -> None:
@@ -77,7 +71,7 @@ async def test_a_cancelled_caller_keeps_the_write_lock_until_its_transaction_end
         await session.execute(text("SELECT 1"))
     with pytest.raises(asyncio.CancelledError):
         await caller
-    assert await count_events(runtime, "slow") == 1  # handed over, it ran to its commit
+    assert await audit_count(runtime, "slow") == 1  # handed over, it ran to its commit
 
 
 async def test_a_database_can_be_disposed_twice_used_or_not(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from starlette.responses import RedirectResponse, Response
 from consentry.domain import authorization as az
 from consentry.errors import ForbiddenError, InvalidRequestError, UnauthenticatedError
 from consentry.http.deps import (
+    FORM_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
     NowDep,
     OriginDep,
     RuntimeDep,
@@ -127,7 +129,7 @@ async def consent_decision(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
 ) -> Response:
     content_type = media_type(request)
-    if content_type == "application/json":
+    if content_type == JSON_CONTENT_TYPE:
         if signed_in is None:
             raise UnauthenticatedError()
         body = await json_body(request, ConsentDecisionBody)
@@ -175,7 +177,7 @@ class _Form(dict[str, str]):
 
 async def _consent_form(request: Request) -> _Form:
     content_type = media_type(request)
-    if content_type != "application/x-www-form-urlencoded":
+    if content_type != FORM_CONTENT_TYPE:
         raise InvalidRequestError("send JSON (application/json) or the consent form")
     form = await request.form()
     values: dict[str, str] = {}
