@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, text
 
 from consentry.pipeline.db_transport import DatabaseTransport
@@ -70,12 +72,13 @@ def statements_run(database: Database, *, every: bool = False) -> Iterator[list[
         if (every or "registration_requests" in statement) and not many:
             seen.append((statement, parameters))
 
-    engine = database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    for engine in database.sync_engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in database.sync_engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_an_idle_queue_is_polled_with_one_read(runtime: Runtime) -> None:
@@ -133,3 +136,30 @@ async def test_on_postgresql_the_writer_plans_for_the_tables_as_they_are(runtime
     assert "SELECT" in run[1:]
     async with database.engine.connect() as connection:
         assert (await connection.execute(text("SHOW plan_cache_mode"))).scalar() == "auto"
+
+
+async def test_on_sqlite_the_claim_and_the_batch_are_written_on_the_writer_thread(runtime: Runtime) -> None:
+    """Through the pool's aiosqlite connection each batch's commit ran a checkpoint itself (one core, 100,000
+    registrations: 8,100-8,300 users/s, 9,300-9,900 on the writer thread, whose checkpoints run beside it)."""
+    database = runtime.database
+    if database.dialect != "sqlite":
+        pytest.skip("PostgreSQL runs the work on the event loop's connection")
+    transport = DatabaseTransport(database)
+    await transport.publish(messages(5), now=utcnow())
+    threads: dict[str, set[str]] = {}
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        words = statement.split()
+        if words[0] in ("UPDATE", "INSERT"):
+            table = words[1] if words[0] == "UPDATE" else words[2]  # UPDATE t SET, INSERT INTO t
+            threads.setdefault(table, set()).add(threading.current_thread().name)
+
+    for engine in database.sync_engines:
+        event.listen(engine, "before_cursor_execute", record)
+    batch = await transport.receive(10, now=utcnow() + timedelta(seconds=1))
+    result = await write_batch(database, batch, now=utcnow())
+    for engine in database.sync_engines:
+        event.remove(engine, "before_cursor_execute", record)
+    assert result.completed == 5
+    assert {"registration_requests", "users", "user_credentials", "audit_events"} <= set(threads)
+    assert all(names == {"sqlite-writer_0"} for names in threads.values()), threads

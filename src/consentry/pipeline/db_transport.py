@@ -81,11 +81,11 @@ class DatabaseTransport:
         async with self._database.read_connection() as connection:
             if (await connection.execute(_ANY_DUE, due)).first() is None:
                 return []
-        async with self._database.write_transaction() as connection:
-            claimed = await connection.execute(
-                self._claim, due | {"limit": limit, "consumer": self._consumer_id}
-            )
-            rows = sorted(claimed.all(), key=lambda row: row.next_attempt_at)  # RETURNING has no order
+        parameters = due | {"limit": limit, "consumer": self._consumer_id}
+        claimed = await self._database.run_in_transaction(
+            lambda connection: connection.execute(self._claim, parameters).all()
+        )
+        rows = sorted(claimed, key=lambda row: row.next_attempt_at)  # RETURNING has no order
         return [
             RegistrationMessage(
                 row.id, row.email, row.phone, row.password_hash, dict(row.attributes or {}), row.attempts

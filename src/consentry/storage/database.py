@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -157,6 +157,13 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def sync_engines(self) -> list[Engine]:
+        """Every engine this database's statements run on (for event listeners): the pool's and, on a SQLite
+        file, the writer thread's."""
+        writer = [] if self._sqlite_writer is None else [self._sqlite_writer.engine]
+        return [self.engine.sync_engine, *writer]
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
