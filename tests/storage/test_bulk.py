@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, func, select
+from sqlalchemy.exc import IntegrityError
 
 from consentry.runtime import Runtime, utcnow
-from consentry.storage.bulk import encoded_rows, insert_rows, repeats_once
+from consentry.storage.bulk import encoded_rows, insert_rows, insert_tables_in_one_statement, repeats_once
 from consentry.storage.tables import AuditEvent, User, UserStatus
 
 
@@ -62,3 +63,64 @@ def test_a_sql_expression_default_must_be_given() -> None:
     table = Table("t", MetaData(), Column("n", Integer, default=func.random()), Column("m", Integer))
     with pytest.raises(TypeError, match="SQL expression default"):
         encoded_rows([{"m": 1}], ["n", "m"], [None, None], defaults_from=table)
+
+
+async def test_one_statement_for_several_tables_reads_back_as_insert_rows_writes(runtime: Runtime) -> None:
+    """PostgreSQL's one-statement insert (arrays per column, unnest) against the executemany of insert_rows:
+    the same values read back, enum, booleans, JSON, scopes, UUIDs, NULLs and Python defaults included."""
+    if runtime.database.dialect != "postgresql":
+        pytest.skip("the one-statement form is PostgreSQL's")
+    now = utcnow()
+    details: dict[str, Any] = {
+        "scope": ["openid", "email"],
+        "note": 'Zoë "quoted"',
+        "nested": {"n": [1, None]},
+    }
+
+    def rows(tag: str) -> dict[Table, list[dict[str, Any]]]:
+        users = [
+            {"email": f"{tag}{i}@example.com", "phone": None, "created_at": now, "updated_at": now}
+            for i in range(3)
+        ]
+        events = [
+            {"event_type": tag, "occurred_at": now, "actor": "client", "user_id": None, "details": details},
+            {"event_type": tag, "occurred_at": now, "actor": "user", "user_id": None, "details": None},
+        ]
+        return {User.__table__: users, AuditEvent.__table__: events}  # type: ignore[dict-item]
+
+    async with runtime.database.engine.begin() as connection:
+        for table, table_rows in rows("many").items():
+            await connection.run_sync(insert_rows, table, table_rows)
+    await runtime.database.run_one_statement(lambda c: insert_tables_in_one_statement(c, rows("one")))
+
+    async with runtime.database.read_only() as session:
+        users = (await session.scalars(select(User).order_by(User.email))).all()
+        events = (await session.scalars(select(AuditEvent).order_by(AuditEvent.actor))).all()
+
+    def user_view(user: User) -> tuple[Any, ...]:
+        return (user.email[-5:], user.phone, user.status, user.is_admin, user.email_verified, user.created_at)
+
+    assert [user_view(u) for u in users if u.email.startswith("one")] == [
+        user_view(u) for u in users if u.email.startswith("many")
+    ]
+    assert len({u.id for u in users}) == 6
+    one = [(e.actor, e.details, e.occurred_at) for e in events if e.event_type == "one"]
+    assert one == [(e.actor, e.details, e.occurred_at) for e in events if e.event_type == "many"]
+    assert one[0][1] == details and one[1][1] is None
+
+
+async def test_one_statement_is_all_or_nothing(runtime: Runtime) -> None:
+    if runtime.database.dialect != "postgresql":
+        pytest.skip("the one-statement form is PostgreSQL's")
+    now = utcnow()
+    event = {"event_type": "atomic", "occurred_at": now, "actor": "system", "user_id": None, "details": None}
+    taken = {"email": "taken@example.com", "created_at": now, "updated_at": now}
+    await runtime.database.run_one_statement(lambda c: insert_rows(c, User.__table__, [taken]))  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError):
+        await runtime.database.run_one_statement(
+            lambda c: insert_tables_in_one_statement(
+                c, {AuditEvent.__table__: [event], User.__table__: [taken]}
+            )  # type: ignore[dict-item]
+        )
+    async with runtime.database.read_only() as session:
+        assert await session.scalar(select(func.count()).where(AuditEvent.event_type == "atomic")) == 0

@@ -19,7 +19,7 @@ from consentry.storage.audit import audit_row
 from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.consents import LIVE_CONSENT
 from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
-from consentry.storage.tables import AuditEvent, AuthorizationCode, Consent, ConsentStatus
+from consentry.storage.tables import AccessToken, AuditEvent, AuthorizationCode, Consent, ConsentStatus
 from consentry.storage.tokens import ACCESS_TOKENS, AUTHORIZATION_CODES, CODE_USE, token_row
 from tests.oauth import App, Person, make_app, make_person
 
@@ -238,3 +238,41 @@ async def test_lookups_beyond_the_limit_are_split(monkeypatch: pytest.MonkeyPatc
     reader: BatchedReader[int, int] = BatchedReader(fetch, max_keys=3)
     assert await asyncio.gather(*(reader.get(key) for key in range(7))) == list(range(7))
     assert sizes == [3, 3, 1]
+
+
+async def test_rows_alone_are_one_statement_outside_a_transaction_block_on_postgresql(
+    runtime: Runtime,
+) -> None:
+    """A batch of tokens issued writes two tables: one round trip, not BEGIN, two INSERTs and COMMIT."""
+    if runtime.database.dialect != "postgresql":
+        pytest.skip("SQLite runs the batch on its writer thread, in one hand-over already")
+    app = await make_app(runtime)
+    now = utcnow()
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        seen.append((statement.split()[0].upper(), conn.connection.driver_connection.is_in_transaction()))
+
+    def issued(n: int) -> WriteUnit:
+        row = token_row(
+            ACCESS_TOKENS,
+            token_hash=token_hash(f"one statement {n}"),
+            client_id=app.client_id,
+            scopes=Scopes.parse("openid email"),
+            created_at=now,
+            expires_at=now + timedelta(minutes=5),
+        )
+        return WriteUnit(rows=(row, audit_row("one statement", now=now, client_id=app.client_id)))
+
+    event.listen(runtime.database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await asyncio.gather(*(runtime.writes.write(issued(n)) for n in range(20)))
+    finally:
+        event.remove(runtime.database.engine.sync_engine, "before_cursor_execute", record)
+    assert seen and all(entry == ("WITH", False) for entry in seen), seen
+    assert await audit_count(runtime, "one statement") == 20
+    async with runtime.database.read_only() as session:
+        scopes = await session.scalars(
+            select(AccessToken.scopes).where(AccessToken.client_id == app.client_id)
+        )
+        assert list(scopes) == [Scopes.parse("openid email")] * 20
