@@ -77,7 +77,7 @@ async def test_one_statement_for_several_tables_reads_back_as_insert_rows_writes
         "nested": {"n": [1, None]},
     }
 
-    def rows(tag: str) -> dict[Table, list[dict[str, Any]]]:
+    def rows(tag: str) -> list[tuple[Table, list[dict[str, Any]]]]:
         users = [
             {"email": f"{tag}{i}@example.com", "phone": None, "created_at": now, "updated_at": now}
             for i in range(3)
@@ -86,10 +86,10 @@ async def test_one_statement_for_several_tables_reads_back_as_insert_rows_writes
             {"event_type": tag, "occurred_at": now, "actor": "client", "user_id": None, "details": details},
             {"event_type": tag, "occurred_at": now, "actor": "user", "user_id": None, "details": None},
         ]
-        return {User.__table__: users, AuditEvent.__table__: events}  # type: ignore[dict-item]
+        return [(User.__table__, users), (AuditEvent.__table__, events)]  # type: ignore[list-item]
 
     async with runtime.database.engine.begin() as connection:
-        for table, table_rows in rows("many").items():
+        for table, table_rows in rows("many"):
             await connection.run_sync(insert_rows, table, table_rows)
     await runtime.database.run_one_statement(lambda c: insert_tables_in_one_statement(c, rows("one")))
 
@@ -119,8 +119,9 @@ async def test_one_statement_is_all_or_nothing(runtime: Runtime) -> None:
     with pytest.raises(IntegrityError):
         await runtime.database.run_one_statement(
             lambda c: insert_tables_in_one_statement(
-                c, {AuditEvent.__table__: [event], User.__table__: [taken]}
-            )  # type: ignore[dict-item]
+                c,
+                [(AuditEvent.__table__, [event]), (User.__table__, [taken])],  # type: ignore[list-item]
+            )
         )
     async with runtime.database.read_only() as session:
         assert await session.scalar(select(func.count()).where(AuditEvent.event_type == "atomic")) == 0

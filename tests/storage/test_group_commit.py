@@ -276,3 +276,15 @@ async def test_rows_alone_are_one_statement_outside_a_transaction_block_on_postg
             select(AccessToken.scopes).where(AccessToken.client_id == app.client_id)
         )
         assert list(scopes) == [Scopes.parse("openid email")] * 20
+
+
+async def test_rows_of_one_table_naming_different_columns_keep_all_their_values(runtime: Runtime) -> None:
+    """A bulk insert takes its columns from its first row: rows of another shape get an insert of theirs."""
+    now = utcnow()
+    plain = audit_row("shapes", now=now)
+    detailed = (plain[0], {**plain[1], "details": {"kept": True}})
+    fewer = (plain[0], {k: v for k, v in plain[1].items() if k not in ("details", "scopes")})
+    await asyncio.gather(*(runtime.writes.write(WriteUnit(rows=(row,))) for row in (fewer, detailed, plain)))
+    async with runtime.database.read_only() as session:
+        details = await session.scalars(select(AuditEvent.details).where(AuditEvent.event_type == "shapes"))
+        assert sorted(details, key=str) == [None, None, {"kept": True}]

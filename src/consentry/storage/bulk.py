@@ -31,17 +31,18 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
 
 
 def insert_tables_in_one_statement(
-    connection: Connection, rows_by_table: dict[Table, list[dict[str, Any]]]
+    connection: Connection, batches: Sequence[tuple[Table, list[dict[str, Any]]]]
 ) -> None:
     """PostgreSQL: every table's rows in one statement, which is atomic on its own. Each table is a
     data-modifying ``WITH`` over ``unnest`` of one array per column; foreign keys are checked at the
     statement's end, so tables referring to each other can share it. Outside a transaction block this is one
-    round trip instead of four (BEGIN, an INSERT per table, COMMIT)."""
+    round trip instead of four (BEGIN, an INSERT per table, COMMIT). The rows of each of ``batches`` name the
+    same columns; a table may come more than once."""
     dialect = connection.dialect
-    shape = tuple((table, tuple(rows[0])) for table, rows in rows_by_table.items())
+    shape = tuple((table, tuple(rows[0])) for table, rows in batches)
     sql, layouts = _one_statement(shape, dialect)
     parameters: list[list[Any]] = []
-    for (table, rows), (names, encoders) in zip(rows_by_table.items(), layouts, strict=True):
+    for (table, rows), (names, encoders) in zip(batches, layouts, strict=True):
         parameters.extend(encoded_columns(rows, names, encoders, defaults_from=table))
     connection.exec_driver_sql(sql, tuple(parameters))
 
