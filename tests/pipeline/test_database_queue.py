@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -64,6 +64,18 @@ async def test_a_dead_lettered_message_waits_for_its_retry_time(runtime: Runtime
 
 
 @contextmanager
+def cursor_executes(database: Database, record: Callable[..., None]) -> Iterator[None]:
+    """``record`` called before each statement meanwhile, on every engine of ``database``."""
+    for engine in database.sync_engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield
+    finally:
+        for engine in database.sync_engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
 def statements_run(database: Database, *, every: bool = False) -> Iterator[list[tuple[str, Any]]]:
     """The single statements run meanwhile: those reading or claiming the queue, or ``every`` one."""
     seen: list[tuple[str, Any]] = []
@@ -72,13 +84,8 @@ def statements_run(database: Database, *, every: bool = False) -> Iterator[list[
         if (every or "registration_requests" in statement) and not many:
             seen.append((statement, parameters))
 
-    for engine in database.sync_engines:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
+    with cursor_executes(database, record):
         yield seen
-    finally:
-        for engine in database.sync_engines:
-            event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_an_idle_queue_is_polled_with_one_read(runtime: Runtime) -> None:
@@ -154,12 +161,9 @@ async def test_on_sqlite_the_claim_and_the_batch_are_written_on_the_writer_threa
             table = words[1] if words[0] == "UPDATE" else words[2]  # UPDATE t SET, INSERT INTO t
             threads.setdefault(table, set()).add(threading.current_thread().name)
 
-    for engine in database.sync_engines:
-        event.listen(engine, "before_cursor_execute", record)
-    batch = await transport.receive(10, now=utcnow() + timedelta(seconds=1))
-    result = await write_batch(database, batch, now=utcnow())
-    for engine in database.sync_engines:
-        event.remove(engine, "before_cursor_execute", record)
+    with cursor_executes(database, record):
+        batch = await transport.receive(10, now=utcnow() + timedelta(seconds=1))
+        result = await write_batch(database, batch, now=utcnow())
     assert result.completed == 5
     assert {"registration_requests", "users", "user_credentials", "audit_events"} <= set(threads)
     assert all(names == {"sqlite-writer_0"} for names in threads.values()), threads

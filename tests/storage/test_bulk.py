@@ -65,11 +65,15 @@ def test_a_sql_expression_default_must_be_given() -> None:
         encoded_rows([{"m": 1}], ["n", "m"], [None, None], defaults_from=table)
 
 
+def postgresql_only(runtime: Runtime) -> None:
+    if runtime.database.dialect != "postgresql":
+        pytest.skip("the one-statement form is PostgreSQL's")
+
+
 async def test_one_statement_for_several_tables_reads_back_as_insert_rows_writes(runtime: Runtime) -> None:
     """PostgreSQL's one-statement insert (arrays per column, unnest) against the executemany of insert_rows:
     the same values read back, enum, booleans, JSON, scopes, UUIDs, NULLs and Python defaults included."""
-    if runtime.database.dialect != "postgresql":
-        pytest.skip("the one-statement form is PostgreSQL's")
+    postgresql_only(runtime)
     now = utcnow()
     details: dict[str, Any] = {
         "scope": ["openid", "email"],
@@ -110,8 +114,7 @@ async def test_one_statement_for_several_tables_reads_back_as_insert_rows_writes
 
 
 async def test_one_statement_is_all_or_nothing(runtime: Runtime) -> None:
-    if runtime.database.dialect != "postgresql":
-        pytest.skip("the one-statement form is PostgreSQL's")
+    postgresql_only(runtime)
     now = utcnow()
     event = {"event_type": "atomic", "occurred_at": now, "actor": "system", "user_id": None, "details": None}
     taken = {"email": "taken@example.com", "created_at": now, "updated_at": now}

@@ -140,10 +140,10 @@ class Database:
         # SQLite has a single writer. Queueing this process's write transactions on a lock replaces SQLite's
         # busy handler, which sleeps in growing steps and gave a one-second tail under load.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
-        # For reads by statements alone. On PostgreSQL outside a transaction block: a read is then one round
-        # trip instead of three (BEGIN, the query, the pool's ROLLBACK), and at READ COMMITTED each statement
-        # has its own snapshot either way. SQLite's driver begins nothing for a read.
-        self.read_engine: AsyncEngine = (
+        # Statements outside a transaction block on PostgreSQL: reads by statements alone (one round trip
+        # instead of three: BEGIN, the query, the pool's ROLLBACK; at READ COMMITTED each statement has its
+        # own snapshot either way) and :meth:`run_one_statement`. SQLite's driver begins nothing for a read.
+        self.autocommit_engine: AsyncEngine = (
             self.engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.dialect == "postgresql"
             else self.engine
@@ -171,22 +171,15 @@ class Database:
         async with self._writing(), self.sessionmaker() as session, session.begin():
             yield session
 
-    @asynccontextmanager
-    async def write_transaction(self) -> AsyncIterator[AsyncConnection]:
-        """:meth:`unit_of_work` without the ORM session, for writers that only run statements (the queue's
-        claim, :meth:`run_in_transaction` on PostgreSQL): the session's bookkeeping was ~15 % of a one-unit
-        group commit's event-loop time."""
-        async with self._writing(), self.engine.begin() as connection:
-            yield connection
-
     async def run_in_transaction(self, work: Callable[[Connection], T]) -> T:
         """Synchronous ``work`` in one write transaction: committed if it returns, rolled back if it raises.
 
         On a SQLite file the whole transaction is one hand-over to a writer thread (storage/sqlite_writer.py);
-        elsewhere it runs on the event loop's own connection through the async driver (``run_sync``).
+        elsewhere it runs on the event loop's own connection through the async driver (``run_sync``), with no
+        ORM session: its bookkeeping was ~15 % of a one-unit group commit's event-loop time.
         """
         if self._sqlite_writer is None:
-            async with self.write_transaction() as connection:
+            async with self._writing(), self.engine.begin() as connection:
                 return await connection.run_sync(work)
         async with self._writing():
             return await self._sqlite_writer.run(work)
@@ -197,14 +190,14 @@ class Database:
         statement, COMMIT); elsewhere as :meth:`run_in_transaction`."""
         if self.dialect != "postgresql":
             return await self.run_in_transaction(work)
-        async with self.read_engine.connect() as connection:  # AUTOCOMMIT on PostgreSQL
+        async with self.autocommit_engine.connect() as connection:
             return await connection.run_sync(work)
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads by statements alone (``read_engine``): a one-row read costs ~40 % less
+        """A connection for reads by statements alone (``autocommit_engine``): a one-row read costs ~40 % less
         event-loop time than through :meth:`read_only`'s session. Nothing may be written through it."""
-        async with self.read_engine.connect() as connection:
+        async with self.autocommit_engine.connect() as connection:
             yield connection
 
     @asynccontextmanager
