@@ -89,6 +89,7 @@ def serve(
     """Run the whole provider: HTTP API, pages and background work. Applies migrations first."""
     import uvicorn
 
+    from consentry.http.protocol import ResponseCoalescingProtocol
     from consentry.logs import configure_logging
     from consentry.process_memory import cap_malloc_arenas
 
@@ -109,7 +110,7 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=ResponseCoalescingProtocol,
         log_config=None,
         access_log=False,
         server_header=False,
