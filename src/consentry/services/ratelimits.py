@@ -15,6 +15,8 @@ from limits.storage import storage_from_string
 
 from consentry.errors import RateLimitedError
 
+SWEEP_ABOVE = 10_000  # in-process keys held before those past their window are swept
+
 
 class Policy:
     """Every limit in one place."""
@@ -42,9 +44,20 @@ class RateLimiter:
     def __init__(self, storage: Storage, policy: Policy | None = None) -> None:
         self.policy = policy or Policy()
         self._limiter = MovingWindowRateLimiter(storage)
+        # With counters in this process, a key nothing was counted for within its window cannot be limited,
+        # and most checks are of such keys (every client authentication checks two): they skip the window.
+        # Shared counters (Redis) hold other nodes' counts too, so there every check asks the storage.
+        self._counted_until: dict[tuple[RateLimitItem, tuple[str, ...]], float] | None = (
+            {} if isinstance(storage, MemoryStorage) else None
+        )
+        self._sweep_above = SWEEP_ABOVE
 
     async def ensure_allowed(self, item: RateLimitItem, *keys: str) -> None:
         """Raise :class:`RateLimitedError` when the count for ``keys`` has reached the limit."""
+        if self._counted_until is not None:
+            until = self._counted_until.get((item, keys))
+            if until is None or until <= time.monotonic():
+                return
         if not await self._limiter.test(item, *keys):
             stats = await self._limiter.get_window_stats(item, *keys)
             raise RateLimitedError(int(stats.reset_time - time.time()) + 1)
@@ -52,9 +65,27 @@ class RateLimiter:
     async def count(self, item: RateLimitItem, *keys: str) -> None:
         """Record one (failed) attempt."""
         await self._limiter.hit(item, *keys)
+        self._note_counted(item, keys)  # after the hit, so the note outlasts the hit's window
 
     async def take(self, item: RateLimitItem, *keys: str) -> None:
         """Count an attempt that is itself limited (e.g. sending a code), refusing it past the limit."""
-        if not await self._limiter.hit(item, *keys):
+        allowed = await self._limiter.hit(item, *keys)
+        self._note_counted(item, keys)
+        if not allowed:
             stats = await self._limiter.get_window_stats(item, *keys)
             raise RateLimitedError(int(stats.reset_time - time.time()) + 1)
+
+    def held_keys(self) -> int:
+        """How many keys this process remembers a counted attempt for (0 with shared counters)."""
+        return len(self._counted_until or ())
+
+    def _note_counted(self, item: RateLimitItem, keys: tuple[str, ...]) -> None:
+        counted = self._counted_until
+        if counted is None:
+            return
+        now = time.monotonic()
+        counted[(item, keys)] = now + item.get_expiry()
+        if len(counted) > self._sweep_above:  # keys whose window has passed go, so memory follows live keys
+            for key in [key for key, until in counted.items() if until <= now]:
+                del counted[key]
+            self._sweep_above = max(SWEEP_ABOVE, 2 * len(counted))
