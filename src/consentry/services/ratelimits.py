@@ -64,11 +64,13 @@ class RateLimiter:
 
     async def count(self, item: RateLimitItem, *keys: str) -> None:
         """Record one (failed) attempt."""
+        self._note_counted(item, keys)  # before the hit, so no check in between skips it,
         await self._limiter.hit(item, *keys)
-        self._note_counted(item, keys)  # after the hit, so the note outlasts the hit's window
+        self._note_counted(item, keys)  # and after it, so the note outlasts the hit's window
 
     async def take(self, item: RateLimitItem, *keys: str) -> None:
         """Count an attempt that is itself limited (e.g. sending a code), refusing it past the limit."""
+        self._note_counted(item, keys)  # as in count()
         allowed = await self._limiter.hit(item, *keys)
         self._note_counted(item, keys)
         if not allowed:
