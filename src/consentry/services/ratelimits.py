@@ -7,6 +7,7 @@ is set, so that several nodes share them.
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
@@ -59,23 +60,27 @@ class RateLimiter:
             if until is None or until <= time.monotonic():
                 return
         if not await self._limiter.test(item, *keys):
-            stats = await self._limiter.get_window_stats(item, *keys)
-            raise RateLimitedError(int(stats.reset_time - time.time()) + 1)
+            await self._refuse(item, keys)
 
     async def count(self, item: RateLimitItem, *keys: str) -> None:
         """Record one (failed) attempt."""
-        self._note_counted(item, keys)  # before the hit, so no check in between skips it,
-        await self._limiter.hit(item, *keys)
-        self._note_counted(item, keys)  # and after it, so the note outlasts the hit's window
+        await self._hit(item, keys)
 
     async def take(self, item: RateLimitItem, *keys: str) -> None:
         """Count an attempt that is itself limited (e.g. sending a code), refusing it past the limit."""
-        self._note_counted(item, keys)  # as in count()
+        if not await self._hit(item, keys):
+            await self._refuse(item, keys)
+
+    async def _hit(self, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
+        """Count one attempt; False when the limit was already reached (the attempt is then not counted)."""
+        self._note_counted(item, keys)  # before the hit, so no check made while it is awaited skips it,
         allowed = await self._limiter.hit(item, *keys)
-        self._note_counted(item, keys)
-        if not allowed:
-            stats = await self._limiter.get_window_stats(item, *keys)
-            raise RateLimitedError(int(stats.reset_time - time.time()) + 1)
+        self._note_counted(item, keys)  # and after it, so the note outlasts the hit's window
+        return allowed
+
+    async def _refuse(self, item: RateLimitItem, keys: tuple[str, ...]) -> NoReturn:
+        stats = await self._limiter.get_window_stats(item, *keys)
+        raise RateLimitedError(int(stats.reset_time - time.time()) + 1)
 
     def held_keys(self) -> int:
         """How many keys this process remembers a counted attempt for (0 with shared counters)."""
