@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consentry.crypto.hashing import token_hash
@@ -20,7 +20,14 @@ from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.consents import LIVE_CONSENT
 from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
 from consentry.storage.tables import AccessToken, AuditEvent, AuthorizationCode, Consent, ConsentStatus
-from consentry.storage.tokens import ACCESS_TOKENS, AUTHORIZATION_CODES, CODE_USE, token_row
+from consentry.storage.tokens import (
+    ACCESS_TOKENS,
+    AUTHORIZATION_CODES,
+    CODE_USE,
+    REFRESH_ROTATION,
+    REFRESH_TOKENS,
+    token_row,
+)
 from tests.oauth import App, Person, make_app, make_person
 
 
@@ -102,6 +109,24 @@ async def write_code(runtime: Runtime, app: App, person: Person, consent_id: uui
     return digest
 
 
+async def write_refresh_token(runtime: Runtime, app: App, person: Person, consent_id: uuid.UUID) -> bytes:
+    now = utcnow()
+    digest = token_hash(uuid.uuid4().hex)
+    row = token_row(
+        REFRESH_TOKENS,
+        token_hash=digest,
+        client_id=app.client_id,
+        user_id=person.user_id,
+        family_id=uuid.uuid4(),
+        consent_id=consent_id,
+        scopes=Scopes.parse("openid"),
+        created_at=now,
+        expires_at=now + timedelta(days=1),
+    )
+    await runtime.writes.write(WriteUnit(rows=(row,)))
+    return digest
+
+
 async def test_an_exclusive_claim_is_won_once_within_a_batch(runtime: Runtime) -> None:
     app, person = await make_app(runtime), await make_person(runtime)
     digest = await write_code(runtime, app, person, None)
@@ -147,6 +172,32 @@ async def test_a_code_claim_needs_its_consent_live(runtime: Runtime) -> None:
     async with runtime.database.read_only() as session:
         stored = await session.get(AuthorizationCode, digest)
     assert stored is not None and stored.used_at is None
+
+
+@pytest.mark.parametrize("kind", ["code", "refresh token"])
+async def test_a_claim_waits_for_a_revocation_in_progress_and_then_loses(runtime: Runtime, kind: str) -> None:
+    """A revocation locks the consent, revokes its tokens and commits; a code exchanged (or refresh token
+    rotated) meanwhile must not slip in between and leave tokens the revocation did not see."""
+    if runtime.database.dialect != "postgresql":
+        pytest.skip("SQLite's writers take turns: a claim cannot run inside a revocation")
+    app, person = await make_app(runtime), await make_person(runtime)
+    consent = await add_consent(runtime, app, person, ConsentStatus.ACTIVE)
+    if kind == "code":
+        claim_kind, key = CODE_USE, await write_code(runtime, app, person, consent)
+    else:
+        claim_kind, key = REFRESH_ROTATION, await write_refresh_token(runtime, app, person, consent)
+    now = utcnow()
+    async with runtime.database.engine.connect() as revocation:
+        await revocation.execute(select(Consent.id).where(Consent.id == consent).with_for_update())
+        await revocation.execute(
+            update(Consent).where(Consent.id == consent).values(status=ConsentStatus.REVOKED, revoked_at=now)
+        )
+        claim = asyncio.create_task(runtime.writes.write(WriteUnit(claim=Claim(claim_kind, key, now))))
+        await asyncio.sleep(0.3)
+        assert not claim.done()  # it waits for the revocation to end
+        await revocation.commit()
+    with pytest.raises(ClaimLost):
+        await claim
 
 
 async def test_a_shared_claim_holds_for_every_unit_while_the_consent_is_live(runtime: Runtime) -> None:

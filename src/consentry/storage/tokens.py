@@ -55,11 +55,20 @@ def token_row(
 
 
 def _consent_still_live(consent_id: InstrumentedAttribute[uuid.UUID | None]) -> ColumnElement[bool]:
-    """No consent, or a live one: a consent revoked since the code or token was issued stops its use."""
-    live = select(Consent.id).where(
-        Consent.id == consent_id,
-        Consent.status == ConsentStatus.ACTIVE,
-        Consent.expires_at > bindparam("now"),
+    """No consent, or a live one: a consent revoked since the code or token was issued stops its use.
+
+    On PostgreSQL the consent is read FOR SHARE: a revocation holds it FOR UPDATE until it has revoked the
+    consent's tokens and committed, and a claim that only read it would slip in between, leaving tokens the
+    revocation did not see. The claim waits for the revocation instead and then finds the consent gone; a
+    revocation that comes second waits for the claim's tokens and revokes them with the rest."""
+    live = (
+        select(Consent.id)
+        .where(
+            Consent.id == consent_id,
+            Consent.status == ConsentStatus.ACTIVE,
+            Consent.expires_at > bindparam("now"),
+        )
+        .with_for_update(read=True)
     )
     return or_(consent_id.is_(None), live.exists())
 
