@@ -220,6 +220,44 @@ async def test_a_shared_claim_holds_for_every_unit_while_the_consent_is_live(run
     assert await audit_count(runtime, f"code {gone}") == 0
 
 
+async def test_a_batch_of_several_claim_kinds_writes_exactly_the_units_whose_claims_hold(
+    runtime: Runtime,
+) -> None:
+    """Codes (exclusive, one presented twice), consents (shared, one revoked) and rows alone in one batch."""
+    app, person = await make_app(runtime), await make_person(runtime)
+    live = await add_consent(runtime, app, person, ConsentStatus.ACTIVE)
+    gone = await add_consent(runtime, await make_app(runtime), person, ConsentStatus.REVOKED)
+    code, used = await write_code(runtime, app, person, None), await write_code(runtime, app, person, None)
+    now = utcnow()
+    await runtime.writes.write(WriteUnit(claim=Claim(CODE_USE, used, now)))
+
+    def unit(tag: str, claim: Claim | None) -> WriteUnit:
+        return WriteUnit(rows=(audit_row(f"mixed {tag}", now=now), audit_row("mixed", now=now)), claim=claim)
+
+    units = {
+        "code": unit("code", Claim(CODE_USE, code, now)),
+        "code again": unit("code again", Claim(CODE_USE, code, now)),
+        "used code": unit("used code", Claim(CODE_USE, used, now)),
+        "live consent": unit("live consent", Claim(LIVE_CONSENT, live, now)),
+        "live consent too": unit("live consent too", Claim(LIVE_CONSENT, live, now)),
+        "revoked consent": unit("revoked consent", Claim(LIVE_CONSENT, gone, now)),
+        "rows alone": unit("rows alone", None),
+    }
+    results = dict(
+        zip(
+            units,
+            await asyncio.gather(*map(runtime.writes.write, units.values()), return_exceptions=True),
+            strict=True,
+        )
+    )
+    written = {"code", "live consent", "live consent too", "rows alone"}
+    assert {tag for tag, result in results.items() if result is None} == written
+    assert all(isinstance(results[tag], ClaimLost) for tag in units.keys() - written)
+    for tag in units:
+        assert await audit_count(runtime, f"mixed {tag}") == (1 if tag in written else 0)
+    assert await audit_count(runtime, "mixed") == len(written)  # rows of one shape from several units
+
+
 async def test_a_unit_that_cannot_be_written_fails_alone(runtime: Runtime) -> None:
     app = await make_app(runtime)
     now = utcnow()
@@ -339,3 +377,32 @@ async def test_rows_of_one_table_naming_different_columns_keep_all_their_values(
     async with runtime.database.read_only() as session:
         details = await session.scalars(select(AuditEvent.details).where(AuditEvent.event_type == "shapes"))
         assert sorted(details, key=str) == [None, None, {"kept": True}]
+
+
+async def test_claims_and_their_rows_are_one_statement_on_postgresql(runtime: Runtime) -> None:
+    """Codes exchanged together: one round trip (the claim and the rows it guards), not BEGIN, an UPDATE,
+    the INSERTs and COMMIT."""
+    if runtime.database.dialect != "postgresql":
+        pytest.skip("SQLite runs the batch on its writer thread, in one hand-over already")
+    app, person = await make_app(runtime), await make_person(runtime)
+    codes = [await write_code(runtime, app, person, None) for _ in range(10)]
+    now = utcnow()
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        seen.append((statement.split()[0].upper(), conn.connection.driver_connection.is_in_transaction()))
+
+    def exchange(code: bytes) -> WriteUnit:
+        return WriteUnit(rows=(audit_row("exchanged", now=now),), claim=Claim(CODE_USE, code, now))
+
+    event.listen(runtime.database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        results = await asyncio.gather(
+            *(runtime.writes.write(exchange(code)) for code in codes + codes[:3]), return_exceptions=True
+        )
+    finally:
+        event.remove(runtime.database.engine.sync_engine, "before_cursor_execute", record)
+    assert seen and all(entry == ("WITH", False) for entry in seen), seen
+    assert results[:10] == [None] * 10
+    assert all(isinstance(result, ClaimLost) for result in results[10:])
+    assert await audit_count(runtime, "exchanged") == 10

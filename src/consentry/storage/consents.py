@@ -14,7 +14,7 @@ from consentry.domain.consent import StoredConsent
 from consentry.domain.scopes import Scopes
 from consentry.storage.audit import RequestOrigin
 from consentry.storage.batched_reads import BatchedReader
-from consentry.storage.group_commit import ClaimKind
+from consentry.storage.group_commit import claim_kind
 from consentry.storage.tables import Consent, ConsentHistory, ConsentStatus
 
 
@@ -89,16 +89,15 @@ def last_used_update(consent_id: uuid.UUID, *, now: datetime, granularity: timed
 
 
 # A code issued under a remembered consent is written only while that consent is live (a group-commit claim).
-LIVE_CONSENT = ClaimKind(
+LIVE_CONSENT = claim_kind(
     "live consent",
+    Consent.id,
+    lambda among_keys: (
+        select(Consent.id)
+        .where(among_keys, Consent.status == ConsentStatus.ACTIVE, Consent.expires_at > bindparam("now"))
+        .with_for_update(read=True)
+    ),  # PostgreSQL: a concurrent revocation waits for the codes written here
     exclusive=False,
-    statement=select(Consent.id)
-    .where(
-        Consent.id.in_(bindparam("keys")),
-        Consent.status == ConsentStatus.ACTIVE,
-        Consent.expires_at > bindparam("now"),
-    )
-    .with_for_update(read=True),  # PostgreSQL: a concurrent revocation waits for the codes written here
 )
 
 
