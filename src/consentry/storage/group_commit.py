@@ -10,7 +10,10 @@ could lose.
 A claim is a condition the unit's writes depend on, checked for all the batch's units of one kind in one
 statement that returns the keys that hold: a code's ``used_at IS NULL`` (exclusive: of two units presenting
 the same code in one batch only the first wins), a consent still being live (shared). A unit whose claim
-does not hold is dropped and reported lost; that is how single use stays exact under concurrency.
+does not hold is dropped and reported lost; that is how single use stays exact under concurrency. On
+PostgreSQL a batch whose units have no statements of their own is one statement: the claims are ``WITH``s
+and each row is inserted only if its unit's claim key came back from them
+(:func:`write_units_in_one_statement`).
 
 When a batch fails as a whole (a foreign key gone because a client was deleted meanwhile), each unit is
 retried alone so one bad unit does not fail the others.
@@ -170,12 +173,13 @@ class GroupCommitter:
             _settle([pending], lost)
 
     async def _write_batch(self, batch: list[_Pending]) -> set[int]:
-        """One transaction for the batch; the positions of units whose claim was lost."""
+        """The batch in one transaction (one statement on PostgreSQL); the positions of units whose claim was
+        lost."""
         units = [pending.unit for pending in batch]
         if self._database.dialect == "postgresql" and not any(unit.statements for unit in units):
             # Claims and rows in one statement, one round trip instead of four or more (BEGIN, a claim per
-            # kind, an INSERT per table, COMMIT). Rows alone, scenario 1 on PostgreSQL, two alternating
-            # pairs: 5,030 / 5,504 -> 7,170 / 6,529/s.
+            # kind, an INSERT per table, COMMIT). Two alternating pairs each: rows alone (scenario 1) 5,030 /
+            # 5,504 -> 7,170 / 6,529/s; with claims, RS256 code exchange 1,435 / 1,491 -> 1,790 / 1,652/s.
             return await self._database.run_one_statement(
                 lambda connection: write_units_in_one_statement(connection, units)
             )
