@@ -35,3 +35,11 @@ def test_the_standard_librarys_older_rows_still_read() -> None:
         "name": "Zoë",
         "scopes": ["email", "openid"],
     }
+
+
+@pytest.mark.parametrize(
+    "value", [-(2**63) - 1, 2**64, {"id": -(2**63) - 1}, [10**30, "12345678901234567890"]]
+)
+def test_integers_past_64_bits_read_back_exactly(value: Any) -> None:
+    assert loads_json(dumps_json(value)) == value
+    assert loads_json(dumps_json(value).encode()) == value

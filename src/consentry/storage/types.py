@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -28,11 +29,18 @@ def dumps_json(value: Any) -> str:
 
 
 def loads_json(text: str | bytes) -> Any:
-    """The engines' JSON decoder; the standard library reads back what only it could write."""
+    """The engines' JSON decoder; the standard library reads back what only it could write. orjson reads an
+    integer past 64 bits as a float, which the standard library wrote exactly: a text with a run of 19 digits
+    or more goes to the standard library (strings holding such runs too, read no worse)."""
+    if _LONG_DIGIT_RUN.search(text if isinstance(text, str) else text.decode("utf-8", "surrogatepass")):
+        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+_LONG_DIGIT_RUN = re.compile(r"[0-9]{19}")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
