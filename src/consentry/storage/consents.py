@@ -15,6 +15,7 @@ from consentry.domain.scopes import Scopes
 from consentry.storage.audit import RequestOrigin
 from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.group_commit import claim_kind
+from consentry.storage.key_lists import by_keys
 from consentry.storage.tables import Consent, ConsentHistory, ConsentStatus
 
 
@@ -42,6 +43,7 @@ class ActiveConsentLookup:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._active_by_user = _ACTIVE_BY_USER.for_dialect(engine.dialect.name)
         self._reader: BatchedReader[uuid.UUID, dict[str, ActiveConsent]] = BatchedReader(self._fetch)
 
     async def get(self, user_id: uuid.UUID, client_id: str) -> ActiveConsent | None:
@@ -58,21 +60,24 @@ class ActiveConsentLookup:
                 declined,
                 expires_at,
                 policy,
-            ) in await connection.execute(_ACTIVE_BY_USER, {"keys": user_ids}):
+            ) in await connection.execute(self._active_by_user, {"keys": user_ids}):
                 stored = StoredConsent(scopes, declined, expires_at, False, policy)
                 found.setdefault(user_id, {})[client_id] = ActiveConsent(consent_id, stored)
         return found
 
 
-_ACTIVE_BY_USER = select(
+_ACTIVE_BY_USER = by_keys(
     Consent.user_id,
-    Consent.client_id,
-    Consent.id,
-    Consent.scopes,
-    Consent.declined_scopes,
-    Consent.expires_at,
-    Consent.policy_version,
-).where(Consent.user_id.in_(bindparam("keys")), Consent.status == ConsentStatus.ACTIVE)
+    lambda among_keys: select(
+        Consent.user_id,
+        Consent.client_id,
+        Consent.id,
+        Consent.scopes,
+        Consent.declined_scopes,
+        Consent.expires_at,
+        Consent.policy_version,
+    ).where(among_keys, Consent.status == ConsentStatus.ACTIVE),
+)
 
 
 def last_used_update(consent_id: uuid.UUID, *, now: datetime, granularity: timedelta) -> Update:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, ColumnElement, Connection, Table, any_, bindparam, update
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -37,6 +37,7 @@ from sqlalchemy.types import TypeEngine
 
 from consentry.storage.bulk import Encoder, Guard, insert_rows, insert_tables_in_one_statement
 from consentry.storage.database import Database
+from consentry.storage.key_lists import ByKeys, by_keys
 from consentry.storage.tables import Base
 
 log = logging.getLogger(__name__)
@@ -52,17 +53,16 @@ Row = tuple[Table, dict[str, Any]]  # a table and the values of one row to inser
 class ClaimKind:
     """How to check many claims of one kind at once.
 
-    ``statement`` returns rows whose first column is a key that holds; for an exclusive kind it also takes the
-    key (``UPDATE ... WHERE key IN :keys AND used_at IS NULL RETURNING key``). It is built once, with the
-    parameters ``keys`` (expanding) and ``now``: building a statement costs more than running it.
-    ``array_statement`` is the same with the keys as one array (``key = ANY(:keys)``), for PostgreSQL, where
-    the claims and the rows they guard go in one statement. Build both with :func:`claim_kind`.
+    ``statements`` return rows whose first column is a key that holds; for an exclusive kind they also take
+    the key (``UPDATE ... WHERE key IN :keys AND used_at IS NULL RETURNING key``). They are built once, with
+    the parameters ``keys`` and ``now``: building a statement costs more than running it. On PostgreSQL the
+    keys are one array, and the claims and the rows they guard go in one statement. Build them with
+    :func:`claim_kind`.
     """
 
     name: str
     exclusive: bool
-    statement: Executable
-    array_statement: Executable
+    statements: ByKeys
     key_type: TypeEngine[Any]
 
 
@@ -70,13 +70,7 @@ def claim_kind(
     name: str, key: Any, build: Callable[[ColumnElement[bool]], Executable], *, exclusive: bool
 ) -> ClaimKind:
     """A claim kind whose statement ``build`` makes around the condition that ``key`` is among the keys."""
-    return ClaimKind(
-        name,
-        exclusive=exclusive,
-        statement=build(key.in_(bindparam("keys"))),
-        array_statement=build(key == any_(bindparam("keys", type_=ARRAY(key.type)))),
-        key_type=key.type,
-    )
+    return ClaimKind(name, exclusive=exclusive, statements=by_keys(key, build), key_type=key.type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +185,8 @@ def write_units(connection: Connection, units: Sequence[WriteUnit]) -> set[int]:
     positions. Synchronous: on SQLite it runs whole on the writer thread (storage/sqlite_writer.py)."""
     lost = _repeated_exclusive_claims(units)
     for kind, keys, now in _claims_by_kind(units, lost):
-        held = {row[0] for row in connection.execute(kind.statement, {"keys": keys, "now": now})}
+        statement = kind.statements.for_dialect(connection.dialect.name)
+        held = {row[0] for row in connection.execute(statement, {"keys": keys, "now": now})}
         lost |= _not_held(units, kind, held)
     for position, unit in enumerate(units):
         if position not in lost:
@@ -241,7 +236,7 @@ def _guard(kind: ClaimKind, keys: list[Any], now: datetime, dialect: Dialect) ->
     """The claims of one kind as a guard of the rows they allow."""
     cache_key = (kind, dialect.name)
     if cache_key not in _compiled_guards:
-        compiled = cast(SQLCompiler, cast(ClauseElement, kind.array_statement).compile(dialect=dialect))
+        compiled = cast(SQLCompiler, cast(ClauseElement, kind.statements.array).compile(dialect=dialect))
         parameters: list[tuple[str, Encoder | None, Any]] = []
         for name in compiled.positiontup or ():
             bind = compiled.binds[name]

@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 
 from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.group_commit import marked_once
+from consentry.storage.key_lists import by_keys
 from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
 from consentry.storage.users import active_account, current_credential
 
@@ -41,6 +42,7 @@ class SessionLookup:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._sessions_by_hash = _SESSIONS_BY_HASH.for_dialect(engine.dialect.name)
         self._reader: BatchedReader[bytes, SessionRecord] = BatchedReader(self._fetch)
 
     async def find_live(self, token_hash: bytes, *, now: datetime) -> SessionRecord | None:
@@ -49,22 +51,25 @@ class SessionLookup:
 
     async def _fetch(self, keys: Sequence[bytes]) -> dict[bytes, SessionRecord]:
         async with self._engine.connect() as connection:
-            rows = await connection.execute(_SESSIONS_BY_HASH, {"keys": keys})
+            rows = await connection.execute(self._sessions_by_hash, {"keys": keys})
             return {row[0]: SessionRecord(*row) for row in rows}
 
 
-_SESSIONS_BY_HASH = (
-    select(
-        UserSession.token_hash,
-        UserSession.id,
-        UserSession.user_id,
-        UserSession.auth_time,
-        UserSession.expires_at,
-        UserSession.revoked_at,
-        User.is_admin,
-    )
-    .join(User, User.id == UserSession.user_id)
-    .where(UserSession.token_hash.in_(bindparam("keys")), User.status == UserStatus.ACTIVE)
+_SESSIONS_BY_HASH = by_keys(
+    UserSession.token_hash,
+    lambda among_keys: (
+        select(
+            UserSession.token_hash,
+            UserSession.id,
+            UserSession.user_id,
+            UserSession.auth_time,
+            UserSession.expires_at,
+            UserSession.revoked_at,
+            User.is_admin,
+        )
+        .join(User, User.id == UserSession.user_id)
+        .where(among_keys, User.status == UserStatus.ACTIVE)
+    ),
 )
 
 

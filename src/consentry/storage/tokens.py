@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from consentry.domain.scopes import Scopes
 from consentry.storage.batched_reads import BatchedReader, Fetch
 from consentry.storage.group_commit import marked_once
+from consentry.storage.key_lists import by_keys
 from consentry.storage.tables import AccessToken, AuthorizationCode, Consent, ConsentStatus, RefreshToken
 
 ACCESS_TOKENS: Table = AccessToken.__table__  # type: ignore[assignment]
@@ -129,8 +130,9 @@ class CodeRecord:
     used_at: datetime | None
 
 
-_CODES_BY_HASH = select(*(AUTHORIZATION_CODES.c[name] for name in CodeRecord.__slots__)).where(
-    AUTHORIZATION_CODES.c.code_hash.in_(bindparam("keys"))
+_CODE_COLUMNS = [AUTHORIZATION_CODES.c[name] for name in CodeRecord.__slots__]
+_CODES_BY_HASH = by_keys(
+    AUTHORIZATION_CODES.c.code_hash, lambda among_keys: select(*_CODE_COLUMNS).where(among_keys)
 )
 
 
@@ -139,19 +141,21 @@ class TokenLookup:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._codes_by_hash = _CODES_BY_HASH.for_dialect(engine.dialect.name)
         self.access: BatchedReader[bytes, TokenRecord] = BatchedReader(self._fetcher(ACCESS_TOKENS))
         self.refresh: BatchedReader[bytes, TokenRecord] = BatchedReader(self._fetcher(REFRESH_TOKENS))
         self.codes: BatchedReader[bytes, CodeRecord] = BatchedReader(self._fetch_codes)
 
     async def _fetch_codes(self, keys: Sequence[bytes]) -> dict[bytes, CodeRecord]:
         async with self._engine.connect() as connection:
-            result = await connection.execute(_CODES_BY_HASH, {"keys": keys})
+            result = await connection.execute(self._codes_by_hash, {"keys": keys})
             return {row[0]: CodeRecord(*row) for row in result}
 
     def _fetcher(self, table: Table) -> Fetch[bytes, TokenRecord]:
         rotated = table.c.get("rotated_at")
         columns = [*(table.c[name] for name in _RECORD_COLUMNS), rotated if rotated is not None else null()]
-        statement = select(*columns).where(table.c.token_hash.in_(bindparam("keys")))
+        statements = by_keys(table.c.token_hash, lambda among_keys: select(*columns).where(among_keys))
+        statement = statements.for_dialect(self._engine.dialect.name)
 
         async def fetch(keys: Sequence[bytes]) -> dict[bytes, TokenRecord]:
             async with self._engine.connect() as connection:
