@@ -12,7 +12,18 @@ from sqlalchemy import select
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.consents import ConsentRepository
 from consentry.storage.tables import ConsentHistory
-from tests.oauth import App, Person, approve, authorize_params, make_app, make_person, tokens_for
+from tests.oauth import (
+    App,
+    Person,
+    approve,
+    authorize_params,
+    exchange_code,
+    get_code,
+    make_app,
+    make_person,
+    pkce_pair,
+    tokens_for,
+)
 
 API = "/api/v1/oauth2/consents"
 
@@ -69,6 +80,25 @@ async def test_withdrawing_every_scope_revokes_the_consent(http: httpx.AsyncClie
     assert response.json()["revoked"] is True
     assert not await active(http, app, tokens["refresh_token"])
     assert (await http.get(API, headers=person.headers)).json()["consents"] == []
+
+
+async def test_a_code_carrying_a_withdrawn_scope_cannot_be_exchanged_after_narrowing(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A code issued before the narrowing would otherwise still yield the withdrawn scope for its lifetime."""
+    person, app = await make_person(runtime), await make_app(runtime)
+    (verifier, challenge), (verifier2, challenge2) = pkce_pair(), pkce_pair()
+    emailed = await get_code(http, person, authorize_params(app, scope="openid email", challenge=challenge))
+    without_email = await get_code(http, person, authorize_params(app, challenge=challenge2, scope="openid"))
+    response = await http.patch(
+        f"{API}/{app.client_id}", json={"revoke_scopes": ["email"]}, headers=person.headers
+    )
+    assert response.status_code == 200
+    refused = await exchange_code(http, app, emailed, verifier)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    kept = await exchange_code(http, app, without_email, verifier2)
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["scope"] == "openid"
 
 
 async def test_narrowing_refusals(http: httpx.AsyncClient, runtime: Runtime) -> None:

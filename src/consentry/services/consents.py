@@ -156,6 +156,7 @@ async def narrow_consent(
         consent.scopes = rules.narrow(before, revoke_scopes)
         consent.updated_at = now
         tokens = TokenRepository(session)
+        ended_codes = await tokens.end_codes_carrying(user_id, client_id, withdrawn, now=now)
         revoked = 0
         for token in await live_tokens_of(session, user_id, client_id, now=now):
             if not token.scopes & withdrawn:
@@ -176,7 +177,7 @@ async def narrow_consent(
             client_id=client_id,
             scopes=consent.scopes,
             actor=actor,
-            details={"withdrawn": withdrawn.as_list(), "revoked_tokens": revoked},
+            details={"withdrawn": withdrawn.as_list(), "revoked_tokens": revoked, "ended_codes": ended_codes},
         )
         client = await runtime.clients.get(client_id)
         if client is not None:

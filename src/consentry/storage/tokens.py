@@ -80,6 +80,7 @@ CODE_USE = marked_once(
     "code use",
     AuthorizationCode.code_hash,
     AuthorizationCode.used_at,
+    AuthorizationCode.expires_at > bindparam("now"),  # not ended meanwhile (narrowing ends codes)
     _consent_still_live(AuthorizationCode.consent_id),
 )
 REFRESH_ROTATION = marked_once(
@@ -195,6 +196,29 @@ class TokenRepository:
 
     async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
         return await self._session.get(RefreshToken, token_hash)
+
+    async def end_codes_carrying(
+        self, user_id: uuid.UUID, client_id: str, scopes: Scopes, *, now: datetime
+    ) -> int:
+        """This person's unused codes for this client that carry any of ``scopes`` expire now: a consent
+        narrowed after they were issued no longer covers them. Returns how many."""
+        live = await self._session.execute(
+            select(AuthorizationCode.code_hash, AuthorizationCode.scopes).where(
+                AuthorizationCode.expires_at > now,  # the live ones, through the expiry index
+                AuthorizationCode.user_id == user_id,
+                AuthorizationCode.client_id == client_id,
+                AuthorizationCode.used_at.is_(None),
+            )
+        )
+        ending = [code_hash for code_hash, code_scopes in live if code_scopes & scopes]
+        if ending:
+            await self._session.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.code_hash.in_(ending), AuthorizationCode.used_at.is_(None))
+                .values(expires_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return len(ending)
 
     async def revoke_access_token(self, token_hash: bytes, *, now: datetime) -> int:
         return await self._revoke(AccessToken, AccessToken.token_hash == token_hash, now=now)
