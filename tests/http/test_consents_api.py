@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-import httpx
-from sqlalchemy import select
+import asyncio
+import uuid
+from datetime import timedelta
 
-from consentry.runtime import Runtime
-from consentry.storage.tables import AuditEvent, Consent, ConsentHistory
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from consentry.crypto.hashing import token_hash
+from consentry.domain.scopes import Scopes
+from consentry.runtime import Runtime, utcnow
+from consentry.storage.group_commit import WriteUnit
+from consentry.storage.tables import AuditEvent, Consent, ConsentHistory, ConsentStatus, RefreshToken
+from consentry.storage.tokens import REFRESH_TOKENS, token_row
 from tests.oauth import authorize_params, make_app, make_person, tokens_for
 
 API = "/api/v1/oauth2/consents"
@@ -92,3 +101,50 @@ async def test_revoking_what_is_not_there_is_404(http: httpx.AsyncClient, runtim
     response = await http.delete(f"{API}/no-such-client", headers=person.headers)
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+async def test_a_revocation_that_postgresql_aborts_to_break_a_deadlock_runs_again(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A refresh batch holds a token of the person's from before any consent (no consent id) and waits for the
+    consent the revocation holds, while the revocation waits for that token: PostgreSQL aborts the one that
+    waited first, here the revocation, which must then run again, not answer 500."""
+    if runtime.database.dialect != "postgresql":
+        pytest.skip("SQLite's writers take turns: they cannot deadlock")
+    person, app = await make_person(runtime), await make_app(runtime)
+    await tokens_for(http, runtime, app, person)
+    now = utcnow()
+    unconsented = token_row(
+        REFRESH_TOKENS,
+        token_hash=token_hash(uuid.uuid4().hex),
+        client_id=app.client_id,
+        user_id=person.user_id,
+        family_id=uuid.uuid4(),
+        scopes=Scopes.parse("openid"),
+        created_at=now,
+        expires_at=now + timedelta(days=1),
+    )
+    await runtime.writes.write(WriteUnit(rows=(unconsented,)))
+    async with runtime.database.read_only() as session:
+        active = select(Consent.id).where(Consent.user_id == person.user_id, Consent.status == "active")
+        consent_id = await session.scalar(active)
+    async with runtime.database.engine.connect() as batch:
+        await batch.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == unconsented[1]["token_hash"])
+            .values(rotated_at=now)
+        )
+        revocation = asyncio.create_task(http.delete(f"{API}/{app.client_id}", headers=person.headers))
+        await asyncio.sleep(0.3)  # the revocation holds the consent and waits for the token
+        await batch.execute(select(Consent.id).where(Consent.id == consent_id).with_for_update(read=True))
+        await batch.commit()  # reached once PostgreSQL has aborted the revocation
+    response = await revocation
+    assert response.status_code == 204, response.text
+    async with runtime.database.read_only() as session:
+        assert (await session.get(Consent, consent_id)).status is ConsentStatus.REVOKED  # type: ignore[union-attr]
+        live = await session.scalars(
+            select(RefreshToken.token_hash).where(
+                RefreshToken.user_id == person.user_id, RefreshToken.revoked_at.is_(None)
+            )
+        )
+        assert list(live) == []

@@ -115,6 +115,15 @@ def _ping_after_idle(engine: AsyncEngine) -> None:
     event.listen(pool, "checkout", ping_if_idle)
 
 
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
+
+
+def is_deadlock(error: BaseException) -> bool:
+    """PostgreSQL broke a deadlock by aborting this transaction: the other one went on, so the same work run
+    again can succeed."""
+    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) == DEADLOCK_DETECTED
+
+
 def describe_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
