@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 
 from consentry.domain import consent as rules
 from consentry.domain.scopes import Scopes
@@ -17,11 +15,9 @@ from consentry.runtime import Runtime
 from consentry.services.webhooks import enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository
-from consentry.storage.database import is_deadlock
+from consentry.storage.database import retrying_deadlocks
 from consentry.storage.tables import AccessToken, Client, Consent, ConsentStatus
 from consentry.storage.tokens import TokenRepository, live_tokens_of
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +76,9 @@ async def revoke_consent(
     The revocation holds the consent while it revokes the tokens, and a group-commit claim on one of them may
     hold that token while it waits for the consent (a token issued before any consent, refreshed as the person
     revokes): PostgreSQL then aborts one of the two, and an aborted revocation runs again."""
-    attempt = 1
-    while True:
-        try:
-            return await _revoke_consent(runtime, user_id, client_id, actor=actor, origin=origin, now=now)
-        except DBAPIError as error:
-            if not is_deadlock(error) or attempt == DEADLOCK_ATTEMPTS:
-                raise
-        log.warning("revocation for %s aborted to break a deadlock; running it again", client_id)
-        attempt += 1
-
-
-DEADLOCK_ATTEMPTS = 3
+    return await retrying_deadlocks(
+        lambda: _revoke_consent(runtime, user_id, client_id, actor=actor, origin=origin, now=now)
+    )
 
 
 async def _revoke_consent(
@@ -178,6 +165,23 @@ async def narrow_consent(
     if not (current.scopes - revoke_scopes):
         await revoke_consent(runtime, user_id, client_id, actor=actor, origin=origin, now=now)
         return Scopes()
+    return await retrying_deadlocks(
+        lambda: _narrow_consent(
+            runtime, user_id, client_id, revoke_scopes, actor=actor, origin=origin, now=now
+        )
+    )
+
+
+async def _narrow_consent(
+    runtime: Runtime,
+    user_id: uuid.UUID,
+    client_id: str,
+    revoke_scopes: Scopes,
+    *,
+    actor: str,
+    origin: RequestOrigin,
+    now: datetime,
+) -> Scopes:
     async with runtime.database.unit_of_work() as session:
         consents = ConsentRepository(session)
         consent = await consents.get_active_for_update(user_id, client_id)

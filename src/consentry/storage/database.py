@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -122,6 +122,22 @@ def is_deadlock(error: BaseException) -> bool:
     """PostgreSQL broke a deadlock by aborting this transaction: the other one went on, so the same work run
     again can succeed."""
     return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) == DEADLOCK_DETECTED
+
+
+DEADLOCK_ATTEMPTS = 3
+
+
+async def retrying_deadlocks(work: Callable[[], Awaitable[T]], *, attempts: int = DEADLOCK_ATTEMPTS) -> T:
+    """``work`` (a whole transaction), run again when PostgreSQL aborted it to break a deadlock."""
+    attempt = 1
+    while True:
+        try:
+            return await work()
+        except DBAPIError as error:
+            if not is_deadlock(error) or attempt == attempts:
+                raise
+        log.warning("a transaction was aborted to break a deadlock; running it again")
+        attempt += 1
 
 
 def describe_url(url: str) -> str:
