@@ -116,25 +116,18 @@ def _ping_after_idle(engine: AsyncEngine) -> None:
 
 
 DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
-
-
-def is_deadlock(error: BaseException) -> bool:
-    """PostgreSQL broke a deadlock by aborting this transaction: the other one went on, so the same work run
-    again can succeed."""
-    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) == DEADLOCK_DETECTED
-
-
 DEADLOCK_ATTEMPTS = 3
 
 
 async def retrying_deadlocks(work: Callable[[], Awaitable[T]], *, attempts: int = DEADLOCK_ATTEMPTS) -> T:
-    """``work`` (a whole transaction), run again when PostgreSQL aborted it to break a deadlock."""
+    """``work`` (a whole transaction), run again when PostgreSQL aborted it to break a deadlock: the other
+    transaction went on, so the same work run again can succeed."""
     attempt = 1
     while True:
         try:
             return await work()
         except DBAPIError as error:
-            if not is_deadlock(error) or attempt == attempts:
+            if getattr(error.orig, "sqlstate", None) != DEADLOCK_DETECTED or attempt == attempts:
                 raise
         log.warning("a transaction was aborted to break a deadlock; running it again")
         attempt += 1

@@ -33,7 +33,6 @@ from sqlalchemy import ColumnElement, Connection, Table, bindparam, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.types import TypeEngine
 
 from consentry.storage.bulk import Encoder, Guard, insert_rows, insert_tables_in_one_statement
 from consentry.storage.database import Database
@@ -63,14 +62,13 @@ class ClaimKind:
     name: str
     exclusive: bool
     statements: ByKeys
-    key_type: TypeEngine[Any]
 
 
 def claim_kind(
     name: str, key: Any, build: Callable[[ColumnElement[bool]], Executable], *, exclusive: bool
 ) -> ClaimKind:
     """A claim kind whose statement ``build`` makes around the condition that ``key`` is among the keys."""
-    return ClaimKind(name, exclusive=exclusive, statements=by_keys(key, build), key_type=key.type)
+    return ClaimKind(name, exclusive=exclusive, statements=by_keys(key, build))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +243,8 @@ def _guard(kind: ClaimKind, keys: list[Any], now: datetime, dialect: Dialect) ->
         _compiled_guards[cache_key] = _CompiledGuard(
             str(compiled),
             parameters,
-            str(kind.key_type.compile(dialect=dialect)),
-            kind.key_type.dialect_impl(dialect).bind_processor(dialect),
+            str(kind.statements.key_type.compile(dialect=dialect)),
+            kind.statements.key_type.dialect_impl(dialect).bind_processor(dialect),
         )
     compiled_guard = _compiled_guards[cache_key]
     given = {"keys": keys, "now": now}

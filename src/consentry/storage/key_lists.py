@@ -14,14 +14,17 @@ from typing import Any
 
 from sqlalchemy import ARRAY, ColumnElement, any_, bindparam
 from sqlalchemy.sql import Executable
+from sqlalchemy.types import TypeEngine
 
 
 @dataclass(frozen=True, slots=True)
 class ByKeys:
-    """One statement over the parameter ``keys``: as an expanding ``IN`` list and as an array."""
+    """One statement over the parameter ``keys``: as an expanding ``IN`` list, and as one array of
+    ``key_type`` values."""
 
     expanding: Executable
     array: Executable
+    key_type: TypeEngine[Any]
 
     def for_dialect(self, dialect: str) -> Executable:
         return self.array if dialect == "postgresql" else self.expanding
@@ -32,4 +35,5 @@ def by_keys(key: Any, build: Callable[[ColumnElement[bool]], Executable]) -> ByK
     return ByKeys(
         expanding=build(key.in_(bindparam("keys"))),
         array=build(key == any_(bindparam("keys", type_=ARRAY(key.type)))),
+        key_type=key.type,
     )

@@ -32,7 +32,8 @@ def loads_json(text: str | bytes) -> Any:
     """The engines' JSON decoder; the standard library reads back what only it could write. orjson reads an
     integer past 64 bits as a float, which the standard library wrote exactly: a text with a run of 19 digits
     or more goes to the standard library (strings holding such runs too, read no worse)."""
-    if _LONG_DIGIT_RUN.search(text if isinstance(text, str) else text.decode("utf-8", "surrogatepass")):
+    long_digit_run = _LONG_DIGIT_RUN if isinstance(text, str) else _LONG_DIGIT_RUN_BYTES
+    if long_digit_run.search(text):  # type: ignore[arg-type]
         return json.loads(text)
     try:
         return orjson.loads(text)
@@ -40,7 +41,7 @@ def loads_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-_LONG_DIGIT_RUN = re.compile(r"[0-9]{19}")
+_LONG_DIGIT_RUN, _LONG_DIGIT_RUN_BYTES = re.compile(r"[0-9]{19}"), re.compile(rb"[0-9]{19}")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
