@@ -40,7 +40,8 @@ async def test_register_sync(http: httpx.AsyncClient, runtime: Runtime) -> None:
     body = {"email": "Sync@Example.com", "password": PASSWORD, "consent": True}
     created = await http.post(f"{API}/register-sync", json=body)
     assert created.status_code == 201
-    assert created.json()["email"] == "sync@example.com" and created.json()["user_id"]
+    assert created.json()["email"] == "sync@example.com"
+    assert uuid.UUID(created.json()["user_id"]).version == 8  # consentry.domain.user_ids
     again = await http.post(f"{API}/register-sync", json=body)
     assert again.status_code == 409
     for bad in (
@@ -179,7 +180,7 @@ async def test_a_written_batch_reads_back_as_the_model_says(runtime: Runtime) ->
     assert (result.completed, result.duplicates) == (1, 1)
     async with runtime.database.read_only() as session:
         user = await session.scalar(select(User).where(User.email == "copied@example.com"))
-        assert user is not None
+        assert user is not None and user.id.version == 8  # consentry.domain.user_ids
         assert (user.status, user.email_verified, user.phone_verified, user.is_admin) == (
             UserStatus.ACTIVE,
             True,
