@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,15 @@ from consentry.storage.database import Database
 from consentry.storage.group_commit import GroupCommitter
 from consentry.storage.sessions import SessionLookup
 from consentry.storage.tokens import TokenLookup
+
+
+def freeze_startup_heap() -> None:
+    """For a long-running process, once started: what start-up built lives as long as the process, and moved
+    out of the collector's sight the full collections no longer walk it. Under HTTP load they took ~100 ms and
+    set the p99; in the registration worker they were a sixth of its time (100,000 pre-hashed registrations
+    on SQLite, one core: 17,000 → 20,100 users/s). Not for a test process that builds many runtimes."""
+    gc.collect()
+    gc.freeze()
 
 
 def utcnow() -> datetime:

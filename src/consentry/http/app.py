@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +34,7 @@ from consentry.http.routers import (
 )
 from consentry.jobs.worker import Worker
 from consentry.logs import configure_logging
-from consentry.runtime import Runtime, utcnow
+from consentry.runtime import Runtime, freeze_startup_heap, utcnow
 from consentry.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -83,10 +82,7 @@ def create_app(
         await runtime.keys.ensure_loaded(now=utcnow())
         log.info("consentry %s serving as %s", __version__, settings.issuer)
         if freeze_heap:
-            # What start-up built lives as long as the process: moved out of the collector's sight, the full
-            # collections that run under load no longer walk it (they took ~100 ms and set the p99).
-            gc.collect()
-            gc.freeze()
+            freeze_startup_heap()
         worker = Worker(runtime) if run_worker else None
         task = asyncio.create_task(worker.run()) if worker else None
         try:
