@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import uuid
 
 from sqlalchemy import func, select
 
+from consentry.domain.clustered_ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime, freeze_startup_heap, utcnow
@@ -34,7 +34,7 @@ async def main(database_url: str, count: int) -> None:
         for start in range(0, count, 10_000):
             await runtime.registrations.publish(
                 [
-                    RegistrationMessage(uuid.uuid4(), f"ingest{i}@example.com", None, password_hash)
+                    RegistrationMessage(new_clustered_id(), f"ingest{i}@example.com", None, password_hash)
                     for i in range(start, min(start + 10_000, count))
                 ],
                 now=utcnow(),

@@ -41,7 +41,7 @@ async def test_register_sync(http: httpx.AsyncClient, runtime: Runtime) -> None:
     created = await http.post(f"{API}/register-sync", json=body)
     assert created.status_code == 201
     assert created.json()["email"] == "sync@example.com"
-    assert uuid.UUID(created.json()["user_id"]).version == 8  # consentry.domain.user_ids
+    assert uuid.UUID(created.json()["user_id"]).version == 8  # consentry.domain.clustered_ids
     again = await http.post(f"{API}/register-sync", json=body)
     assert again.status_code == 409
     for bad in (
@@ -62,6 +62,7 @@ async def test_register_async_completes_through_the_pipeline(
     assert queued.status_code == 202
     body = queued.json()
     assert body["status"] == "processing" and body["message"]
+    assert uuid.UUID(body["request_id"]).version == 8  # consentry.domain.clustered_ids
     status = await http.get(f"{API}/register-status/{body['request_id']}")
     assert status.json() == {"request_id": body["request_id"], "status": "processing"}
     async with runtime.database.read_only() as session:
@@ -180,7 +181,7 @@ async def test_a_written_batch_reads_back_as_the_model_says(runtime: Runtime) ->
     assert (result.completed, result.duplicates) == (1, 1)
     async with runtime.database.read_only() as session:
         user = await session.scalar(select(User).where(User.email == "copied@example.com"))
-        assert user is not None and user.id.version == 8  # consentry.domain.user_ids
+        assert user is not None and user.id.version == 8  # consentry.domain.clustered_ids
         assert (user.status, user.email_verified, user.phone_verified, user.is_admin) == (
             UserStatus.ACTIVE,
             True,

@@ -33,7 +33,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util.concurrency import await_
 
-from consentry.domain.user_ids import new_user_id
+from consentry.domain.clustered_ids import new_clustered_id
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.storage.bulk import bind_encoders, encoded_rows, insert_rows
 from consentry.storage.database import Database
@@ -240,7 +240,7 @@ def _write(connection: Connection, messages: Sequence[RegistrationMessage], *, n
             result.duplicates += 1
             continue
         taken |= identifiers
-        user_id = new_user_id()
+        user_id = new_clustered_id()
         users.append(
             {
                 "id": user_id,

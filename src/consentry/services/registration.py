@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from consentry.domain.clustered_ids import new_clustered_id
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
 from consentry.errors import ConsentryError, InvalidRequestError, NotFoundError
 from consentry.pipeline.messages import RegistrationMessage
@@ -90,7 +91,7 @@ async def register_async(
             errors.append({"index": index, "error": exc.error, "error_description": exc.description})
     hashes = await _hash_all(runtime, [applicant.password for applicant in valid])
     messages = [
-        RegistrationMessage(uuid.uuid4(), applicant.email, applicant.phone, password_hash)
+        RegistrationMessage(new_clustered_id(), applicant.email, applicant.phone, password_hash)
         for applicant, password_hash in zip(valid, hashes, strict=True)
     ]
     await runtime.registrations.publish(messages, now=now)

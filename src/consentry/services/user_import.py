@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import func, select
 
 from consentry.crypto.hashing import imported_hash_format
+from consentry.domain.clustered_ids import new_clustered_id
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.pipeline.messages import RegistrationMessage
@@ -78,7 +79,7 @@ def to_message(row: dict[str, Any]) -> RegistrationMessage:
         "phone_verified": _flag(row.get("phone_verified")),
         "via": "import",
     }
-    return RegistrationMessage(uuid.uuid4(), email, phone, password_hash, attributes)
+    return RegistrationMessage(new_clustered_id(), email, phone, password_hash, attributes)
 
 
 async def import_file(

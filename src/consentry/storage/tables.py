@@ -29,8 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from consentry.domain.clustered_ids import new_clustered_id
 from consentry.domain.scopes import Scopes
-from consentry.domain.user_ids import new_user_id
 from consentry.storage.types import PortableJSON, ScopeSet, StringList, UTCDateTime
 
 NAMING_CONVENTION = {
@@ -108,7 +108,7 @@ class RegistrationStatus(enum.StrEnum):
 class User(Base):
     __tablename__ = "users"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_user_id)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_clustered_id)
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)  # E.164
@@ -436,7 +436,7 @@ class RegistrationRequest(Base):
     __tablename__ = "registration_requests"
     __table_args__ = (Index(None, "status", "next_attempt_at"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_clustered_id)
     status: Mapped[RegistrationStatus] = mapped_column(_enum(RegistrationStatus, "registration_status"))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(20))

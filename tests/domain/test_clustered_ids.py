@@ -1,4 +1,4 @@
-"""User ids: valid UUIDs, made together → stored together, and nothing about the time in them."""
+"""Clustered ids: valid UUIDs, made together → stored together, and nothing about the time in them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentry.domain.user_ids import UserIds, new_user_id
+from consentry.domain.clustered_ids import ClusteredIds, new_clustered_id
 
 SECOND = 1_000_000_000
 
@@ -28,7 +28,7 @@ def _counting_entropy() -> Callable[[int], bytes]:
 
 
 def test_an_id_is_an_rfc_9562_uuid_of_the_custom_version() -> None:
-    user_id = new_user_id()
+    user_id = new_clustered_id()
     assert isinstance(user_id, uuid.UUID)
     assert user_id.version == 8
     assert user_id.variant == uuid.RFC_4122
@@ -37,7 +37,7 @@ def test_an_id_is_an_rfc_9562_uuid_of_the_custom_version() -> None:
 def test_ids_of_one_second_share_their_prefix_and_sort_in_the_order_they_were_made() -> None:
     start = 1_790_000_000 * SECOND
     moments = [start + SECOND * k // 10 for k in range(10)]  # ten moments in one second
-    ids = UserIds(clock_ns=_clock(*moments), entropy=os.urandom)
+    ids = ClusteredIds(clock_ns=_clock(*moments), entropy=os.urandom)
     made = [ids() for _ in moments]
     assert len({user_id.int >> 96 for user_id in made}) == 1
     assert sorted(made) == made
@@ -45,7 +45,7 @@ def test_ids_of_one_second_share_their_prefix_and_sort_in_the_order_they_were_ma
 
 def test_the_prefix_is_drawn_again_each_second_and_is_not_the_time() -> None:
     start = 1_790_000_000 * SECOND
-    ids = UserIds(
+    ids = ClusteredIds(
         clock_ns=_clock(start, start + 1, start + SECOND, start + 2 * SECOND), entropy=_counting_entropy()
     )
     first, same_second, next_second, third_second = (ids() for _ in range(4))
@@ -59,7 +59,7 @@ def test_the_prefix_is_drawn_again_each_second_and_is_not_the_time() -> None:
 @given(st.integers(min_value=0, max_value=2**62), st.binary(min_size=14, max_size=14))
 def test_every_field_lands_where_the_layout_says(now_ns: int, drawn: bytes) -> None:
     chunks = iter((drawn[:4], drawn[4:]))
-    user_id = UserIds(clock_ns=lambda: now_ns, entropy=lambda n: next(chunks))()
+    user_id = ClusteredIds(clock_ns=lambda: now_ns, entropy=lambda n: next(chunks))()
     random = int.from_bytes(drawn[4:], "big")
     assert user_id.int >> 96 == int.from_bytes(drawn[:4], "big")
     assert (user_id.int >> 80) & 0xFFFF == (now_ns % SECOND) * 65_536 // SECOND
@@ -74,7 +74,7 @@ def test_ids_made_at_once_on_many_threads_are_all_different() -> None:
     lock = threading.Lock()
 
     def make() -> None:
-        mine = [new_user_id() for _ in range(5_000)]
+        mine = [new_clustered_id() for _ in range(5_000)]
         with lock:
             made.extend(mine)
 
