@@ -102,6 +102,15 @@ class RegistrationStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+def _index_when_set(column: str) -> Index:
+    """An index of a nullable foreign key over the rows that have one. Deleting the row it refers to finds
+    them through it (the database's own ``SET NULL``): unindexed, deleting one consent read every token, and a
+    user's purge or a client's deletion one whole table per consent. Rows without one (client-credentials
+    tokens have no consent) add no entry."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(None, column, sqlite_where=where, postgresql_where=where)
+
+
 # --- accounts ---------------------------------------------------------------------------------
 
 
@@ -237,6 +246,11 @@ class AuthorizationCode(Base):
     """A one-time code; kept after use (``used_at``) so a replay can be detected and punished."""
 
     __tablename__ = "authorization_codes"
+    __table_args__ = (  # the foreign keys' indexes: deleting a user, a client or a consent finds its codes
+        Index(None, "user_id", "client_id"),
+        Index(None, "client_id"),
+        _index_when_set("consent_id"),
+    )
 
     code_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"))
@@ -256,7 +270,7 @@ class AuthorizationCode(Base):
 
 class AccessToken(Base):
     __tablename__ = "access_tokens"
-    __table_args__ = (Index(None, "user_id", "client_id"),)
+    __table_args__ = (Index(None, "user_id", "client_id"), _index_when_set("consent_id"))
 
     token_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
@@ -274,7 +288,7 @@ class RefreshToken(Base):
     """Refresh tokens rotate on every use; all of one grant share ``family_id`` so reuse revokes them all."""
 
     __tablename__ = "refresh_tokens"
-    __table_args__ = (Index(None, "user_id", "client_id"),)
+    __table_args__ = (Index(None, "user_id", "client_id"), _index_when_set("consent_id"))
 
     token_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
