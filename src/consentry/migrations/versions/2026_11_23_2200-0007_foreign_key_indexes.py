@@ -3,7 +3,9 @@
 ``SET NULL`` and ``CASCADE`` are carried out by the database, which looks up the referring rows by the foreign
 key. Tokens' and codes' ``consent_id`` and codes' ``user_id`` and ``client_id`` had no index, so deleting one
 consent read every token, and a user's purge or a client's deletion read whole tables once per consent. The
-consent indexes are partial: client-credentials tokens have no consent and add no entry.
+consent indexes are partial: client-credentials tokens have no consent and add no entry. The indexes are built
+inside the migration's transaction, so on a large database writes to these tables wait while they are built
+(one of them over a million tokens: 0.3 s on PostgreSQL, 0.7 s on SQLite, on this machine).
 
 Revision ID: 0007
 Revises: 0006
