@@ -12,7 +12,7 @@ import time
 
 from sqlalchemy import func, select
 
-from consentry.domain.clustered_ids import new_clustered_id
+from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime, freeze_startup_heap, utcnow

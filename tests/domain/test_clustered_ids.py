@@ -11,7 +11,8 @@ from collections.abc import Callable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentry.domain.clustered_ids import ClusteredIds, new_clustered_id
+from consentry.domain.clustered_ids import ClusteredIds
+from consentry.ids import new_clustered_id
 
 SECOND = 1_000_000_000
 

@@ -1,4 +1,5 @@
-"""Random UUIDs that rows made together are stored together by: user and registration request ids. Pure.
+"""Random UUIDs that rows made together are stored together by: user and registration request ids. Pure:
+the clock and the entropy are given (``consentry.ids`` wires the system's).
 
 A user id keys four indexes (accounts, credentials, consent history, audit), and a registration request id the
 queue, which the claim, the writer's check and the completion each look a batch up in. A uuid4 lands anywhere
@@ -17,8 +18,6 @@ keep a request id, which reads its registration's status, out of reach of guessi
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
 from collections.abc import Callable
 
@@ -29,11 +28,9 @@ _VARIANT = 0b10
 class ClusteredIds:
     """Makes ids; one per process, safe to call from any thread."""
 
-    def __init__(
-        self,
-        clock_ns: Callable[[], int] = time.time_ns,
-        entropy: Callable[[int], bytes] = os.urandom,
-    ) -> None:
+    def __init__(self, clock_ns: Callable[[], int], entropy: Callable[[int], bytes]) -> None:
+        """``clock_ns``: nanoseconds since the epoch; ``entropy``: n unpredictable bytes (``consentry.ids``
+        gives the system's)."""
         self._clock_ns = clock_ns
         self._entropy = entropy
         self._second_and_prefix = (-1, 0)  # replaced whole: threads see an old pair or a new one, never half
@@ -55,6 +52,3 @@ class ClusteredIds:
             | (random & ((1 << 62) - 1))  # 62 more after the variant
         )
         return uuid.UUID(int=value)
-
-
-new_clustered_id = ClusteredIds()

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consentry.domain.clustered_ids import new_clustered_id
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
 from consentry.errors import ConsentryError, InvalidRequestError, NotFoundError
+from consentry.ids import new_clustered_id
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime
 from consentry.services.users import check_password_policy, create_user, terms_accepted

@@ -18,8 +18,8 @@ import orjson
 from sqlalchemy import func, select
 
 from consentry.crypto.hashing import imported_hash_format
-from consentry.domain.clustered_ids import new_clustered_id
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
+from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.pipeline.writer import TAKEN

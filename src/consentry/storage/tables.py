@@ -29,8 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from consentry.domain.clustered_ids import new_clustered_id
 from consentry.domain.scopes import Scopes
+from consentry.ids import new_clustered_id
 from consentry.storage.types import PortableJSON, ScopeSet, StringList, UTCDateTime
 
 NAMING_CONVENTION = {
