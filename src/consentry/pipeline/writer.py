@@ -17,17 +17,13 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     JSON,
-    ColumnElement,
     Connection,
     Enum,
     Table,
     TypeDecorator,
-    any_,
-    bindparam,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeEngine
@@ -37,6 +33,7 @@ from consentry.ids import new_clustered_id
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.storage.bulk import bind_encoders, encoded_rows, insert_rows
 from consentry.storage.database import Database
+from consentry.storage.key_lists import one_of
 from consentry.storage.tables import (
     AuditEvent,
     ConsentHistory,
@@ -183,16 +180,6 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _one_of(
-    column: InstrumentedAttribute[Any], values: list[Any], *, postgresql: bool
-) -> ColumnElement[bool]:
-    """``column IN values``, sent to PostgreSQL as one array parameter: SQLAlchemy renders a batch's thousand
-    separate parameters at ~3 µs each, and PostgreSQL parses and plans each of them."""
-    if postgresql:
-        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-    return column.in_(values)
-
-
 def _write(connection: Connection, messages: Sequence[RegistrationMessage], *, now: datetime) -> WriteResult:
     for message in messages:
         _check(message)
@@ -208,7 +195,7 @@ def _write(connection: Connection, messages: Sequence[RegistrationMessage], *, n
     # index over every queued row (SQLite always, PostgreSQL after a bulk publish) instead of the id index.
     requests = connection.execute(
         select(RegistrationRequest.id, RegistrationRequest.status).where(
-            _one_of(RegistrationRequest.id, ids, postgresql=postgresql)
+            one_of(RegistrationRequest.id, ids, array=postgresql)
         )
     )
     open_ids = {id_ for id_, status in requests if status == RegistrationStatus.PROCESSING}
@@ -217,7 +204,7 @@ def _write(connection: Connection, messages: Sequence[RegistrationMessage], *, n
         """Which of ``values`` an account already holds in ``column``."""
         if not values:
             return set()
-        return set(connection.scalars(select(column).where(_one_of(column, values, postgresql=postgresql))))
+        return set(connection.scalars(select(column).where(one_of(column, values, array=postgresql))))
 
     taken = held(User.email, [m.email for m in messages if m.email])
     taken |= held(User.phone, [m.phone for m in messages if m.phone])

@@ -61,6 +61,7 @@ async def active_consents(runtime: Runtime, user_id: uuid.UUID, *, now: datetime
         ]
 
 
+@retrying_deadlocks
 async def revoke_consent(
     runtime: Runtime,
     user_id: uuid.UUID,
@@ -76,20 +77,6 @@ async def revoke_consent(
     The revocation holds the consent while it revokes the tokens, and a group-commit claim on one of them may
     hold that token while it waits for the consent (a token issued before any consent, refreshed as the person
     revokes): PostgreSQL then aborts one of the two, and an aborted revocation runs again."""
-    return await retrying_deadlocks(
-        lambda: _revoke_consent(runtime, user_id, client_id, actor=actor, origin=origin, now=now)
-    )
-
-
-async def _revoke_consent(
-    runtime: Runtime,
-    user_id: uuid.UUID,
-    client_id: str,
-    *,
-    actor: str,
-    origin: RequestOrigin,
-    now: datetime,
-) -> int:
     async with runtime.database.unit_of_work() as session:
         consents = ConsentRepository(session)
         consent = await consents.get_active_for_update(user_id, client_id)
@@ -165,13 +152,12 @@ async def narrow_consent(
     if not (current.scopes - revoke_scopes):
         await revoke_consent(runtime, user_id, client_id, actor=actor, origin=origin, now=now)
         return Scopes()
-    return await retrying_deadlocks(
-        lambda: _narrow_consent(
-            runtime, user_id, client_id, revoke_scopes, actor=actor, origin=origin, now=now
-        )
+    return await _narrow_consent(
+        runtime, user_id, client_id, revoke_scopes, actor=actor, origin=origin, now=now
     )
 
 
+@retrying_deadlocks  # as a revocation, and for the same reason
 async def _narrow_consent(
     runtime: Runtime,
     user_id: uuid.UUID,

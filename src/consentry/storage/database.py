@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
@@ -29,6 +30,7 @@ from consentry.storage.types import dumps_json, loads_json
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 _SQLITE_CONNECT = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
@@ -119,18 +121,23 @@ DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
 DEADLOCK_ATTEMPTS = 3
 
 
-async def retrying_deadlocks(work: Callable[[], Awaitable[T]], *, attempts: int = DEADLOCK_ATTEMPTS) -> T:
+def retrying_deadlocks(work: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """``work`` (a whole transaction), run again when PostgreSQL aborted it to break a deadlock: the other
-    transaction went on, so the same work run again can succeed."""
-    attempt = 1
-    while True:
-        try:
-            return await work()
-        except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) != DEADLOCK_DETECTED or attempt == attempts:
-                raise
-        log.warning("a transaction was aborted to break a deadlock; running it again")
-        attempt += 1
+    transaction went on, so the same work run again can succeed (up to ``DEADLOCK_ATTEMPTS`` runs)."""
+
+    @functools.wraps(work)
+    async def retrying(*args: P.args, **kwargs: P.kwargs) -> T:
+        attempt = 1
+        while True:
+            try:
+                return await work(*args, **kwargs)
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_ATTEMPTS:
+                    raise
+            log.warning("a transaction was aborted to break a deadlock; running it again")
+            attempt += 1
+
+    return retrying
 
 
 def describe_url(url: str) -> str:

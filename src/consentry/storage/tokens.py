@@ -204,7 +204,7 @@ class TokenRepository:
         narrowed after they were issued no longer covers them. Returns how many."""
         live = await self._session.execute(
             select(AuthorizationCode.code_hash, AuthorizationCode.scopes).where(
-                AuthorizationCode.expires_at > now,  # the live ones, through the expiry index
+                AuthorizationCode.expires_at > now,  # the live ones
                 AuthorizationCode.user_id == user_id,
                 AuthorizationCode.client_id == client_id,
                 AuthorizationCode.used_at.is_(None),
