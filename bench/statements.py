@@ -1,4 +1,5 @@
-"""Cost of one SQLite statement through SQLAlchemy: Consentry's one-call driver against stock aiosqlite.
+"""Cost of one SQLite statement through SQLAlchemy: Consentry's one-call driver against stock aiosqlite, and a
+one-row read through the pool against the reader thread (``Database.run_read``).
 
     taskset -c 0 .venv/bin/python bench/statements.py
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from consentry.storage.database import create_engine
+from consentry.storage.database import Database, create_engine
 
 COUNT = 3000
 
@@ -41,12 +42,47 @@ async def per_statement_us(engine: AsyncEngine) -> dict[str, float]:
     return timings
 
 
+async def point_read_us(url: str) -> dict[str, tuple[float, float]]:
+    """A one-row read, each way: (µs in all, µs of it on the event loop's thread)."""
+    database = Database(url)
+    await database.run_in_transaction(
+        lambda connection: [
+            connection.exec_driver_sql(sql)
+            for sql in (
+                "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT)",
+                "INSERT INTO item (name) VALUES ('a')",
+            )
+        ]
+    )
+    statement, parameters = text("SELECT name FROM item WHERE id = :id"), {"id": 1}
+
+    async def through_the_pool() -> None:
+        async with database.read_connection() as connection:
+            (await connection.execute(statement, parameters)).first()
+
+    async def on_the_reader_thread() -> None:
+        await database.run_read(lambda connection: connection.execute(statement, parameters).first())
+
+    timings: dict[str, tuple[float, float]] = {}
+    for name, read in (("pool", through_the_pool), ("reader thread", on_the_reader_thread)):
+        started, loop_started = time.perf_counter(), time.thread_time()
+        for _ in range(COUNT):
+            await read()
+        elapsed, on_loop = time.perf_counter() - started, time.thread_time() - loop_started
+        timings[name] = (round(elapsed / COUNT * 1e6, 1), round(on_loop / COUNT * 1e6, 1))
+    await database.dispose()
+    return timings
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         one_call = await per_statement_us(create_engine(f"sqlite+aiosqlite:///{Path(directory) / 'a.db'}"))
         stock = await per_statement_us(create_async_engine(f"sqlite+aiosqlite:///{Path(directory) / 'b.db'}"))
+        reads = await point_read_us(f"sqlite+aiosqlite:///{Path(directory) / 'c.db'}")
     for name in one_call:
         print(f"{name}: {one_call[name]} µs per statement (stock aiosqlite adapter: {stock[name]} µs)")
+    for name, (in_all, on_loop) in reads.items():
+        print(f"one-row read through the {name}: {in_all} µs ({on_loop} µs on the event loop's thread)")
 
 
 if __name__ == "__main__":

@@ -131,9 +131,9 @@ class Runtime:
             registrations=registration_transport(settings, database),
             pipeline_metrics=PipelineMetrics(registry),
             writes=GroupCommitter(database),
-            token_lookup=TokenLookup(database.autocommit_engine),
-            session_lookup=SessionLookup(database.autocommit_engine),
-            consent_lookup=ActiveConsentLookup(database.autocommit_engine),
+            token_lookup=TokenLookup(database),
+            session_lookup=SessionLookup(database),
+            consent_lookup=ActiveConsentLookup(database),
         )
 
     @property

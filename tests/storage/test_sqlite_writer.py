@@ -1,4 +1,4 @@
-"""Database.run_in_transaction: synchronous work in one write transaction; on SQLite, on the writer thread."""
+"""Database.run_in_transaction and run_read: synchronous work; on SQLite, on the writer and reader threads."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from consentry.runtime import Runtime, utcnow
 from consentry.storage import sqlite_writer
@@ -101,3 +102,41 @@ async def test_checkpoints_run_beside_the_writer_which_keeps_its_own_only_as_a_b
     assert backstop == sqlite_writer.BACKSTOP_PAGES
     await runtime.database.dispose()
     assert not any(thread.name == "sqlite-checkpoints" for thread in threading.enumerate())
+
+
+async def test_reads_see_each_commit_made_before_them(runtime: Runtime) -> None:
+    """The reader's connection keeps no snapshot between reads: each sees what was committed before it."""
+
+    def committed(connection: Connection) -> int:
+        count = connection.exec_driver_sql(
+            "SELECT count(*) FROM audit_events WHERE event_type = 'read after write'"
+        ).scalar()
+        return int(count or 0)
+
+    for expected in range(1, 4):
+        await runtime.database.run_in_transaction(lambda c: insert_event(c, "read after write"))
+        assert await runtime.database.run_read(committed) == expected
+
+
+async def test_point_reads_run_on_the_reader_thread_which_cannot_write(runtime: Runtime) -> None:
+    sqlite_only(runtime)
+
+    def where(connection: Connection) -> tuple[object, ...]:
+        pragmas = ("journal_mode", "query_only")
+        read = [connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in pragmas]
+        return (*read, threading.current_thread().name)
+
+    journal_mode, query_only, thread = await runtime.database.run_read(where)
+    assert (journal_mode, query_only) == ("wal", 1)
+    assert thread.startswith("sqlite-reader")
+    with pytest.raises(OperationalError, match="readonly"):
+        await runtime.database.run_read(lambda c: insert_event(c, "written by a reader"))
+    assert await audit_count(runtime, "written by a reader") == 0
+
+
+async def test_a_database_whose_reader_was_used_can_be_disposed_twice(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'read.db'}")
+    assert await database.run_read(lambda c: c.exec_driver_sql("SELECT 1").scalar()) == 1
+    await database.dispose()
+    await database.dispose()
+    assert not any(thread.name.startswith("sqlite-reader") for thread in threading.enumerate())

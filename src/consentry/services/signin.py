@@ -7,6 +7,7 @@ while the stored flow is at that step, so an old token cannot be replayed and no
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 import uuid
@@ -371,8 +372,7 @@ async def login_password(
 ) -> Completion:
     flow_id = runtime.flow_tokens.read(flow_token, step="password", now=now)
     limiter, policy = runtime.rate_limiter, runtime.rate_limiter.policy
-    async with runtime.database.read_connection() as connection:
-        step = await password_step(connection, flow_id, now=now)
+    step = await runtime.database.run_read(functools.partial(password_step, flow_id=flow_id, now=now))
     if step is None:
         raise InvalidFlowError()
     identifier = step.identifier

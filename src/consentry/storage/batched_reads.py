@@ -10,8 +10,14 @@ was committed before it was made.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Executable
+
+if TYPE_CHECKING:
+    from consentry.storage.database import Database
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -19,6 +25,21 @@ V = TypeVar("V")
 MAX_KEYS_PER_QUERY = 500  # under SQLite's and asyncpg's bind-parameter limits with room to spare
 
 Fetch = Callable[[Sequence[K]], Awaitable[dict[K, V]]]
+
+
+def rows_by_first_column(
+    database: Database, statement: Executable, record: Callable[..., V]
+) -> Fetch[Any, V]:
+    """A fetch that runs ``statement`` (its keys bound as ``keys``) through :meth:`Database.run_read` and
+    makes a ``record`` of each row, keyed by the row's first column."""
+
+    def read(connection: Connection, keys: Sequence[Any]) -> dict[Any, V]:
+        return {row[0]: record(*row) for row in connection.execute(statement, {"keys": keys})}
+
+    async def fetch(keys: Sequence[Any]) -> dict[Any, V]:
+        return await database.run_read(functools.partial(read, keys=keys))
+
+    return fetch
 
 
 class BatchedReader(Generic[K, V]):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Update, bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import Connection, Update, bindparam, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.consent import StoredConsent
 from consentry.domain.scopes import Scopes
@@ -17,6 +19,9 @@ from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.group_commit import claim_kind
 from consentry.storage.key_lists import by_keys
 from consentry.storage.tables import Consent, ConsentHistory, ConsentStatus
+
+if TYPE_CHECKING:
+    from consentry.storage.database import Database
 
 
 def to_stored(consent: Consent) -> StoredConsent:
@@ -41,28 +46,25 @@ class ActiveConsentLookup:
     Keyed by person: one indexed range read returns all of a person's active consents, few by nature.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._active_by_user = _ACTIVE_BY_USER.for_dialect(engine.dialect.name)
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._active_by_user = _ACTIVE_BY_USER.for_dialect(database.dialect)
         self._reader: BatchedReader[uuid.UUID, dict[str, ActiveConsent]] = BatchedReader(self._fetch)
 
     async def get(self, user_id: uuid.UUID, client_id: str) -> ActiveConsent | None:
         return (await self._reader.get(user_id) or {}).get(client_id)
 
     async def _fetch(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, ActiveConsent]]:
+        return await self._database.run_read(functools.partial(self._read, user_ids=user_ids))
+
+    def _read(
+        self, connection: Connection, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, ActiveConsent]]:
         found: dict[uuid.UUID, dict[str, ActiveConsent]] = {}
-        async with self._engine.connect() as connection:
-            for (
-                user_id,
-                client_id,
-                consent_id,
-                scopes,
-                declined,
-                expires_at,
-                policy,
-            ) in await connection.execute(self._active_by_user, {"keys": user_ids}):
-                stored = StoredConsent(scopes, declined, expires_at, False, policy)
-                found.setdefault(user_id, {})[client_id] = ActiveConsent(consent_id, stored)
+        rows = connection.execute(self._active_by_user, {"keys": user_ids})
+        for user_id, client_id, consent_id, scopes, declined, expires_at, policy in rows:
+            stored = StoredConsent(scopes, declined, expires_at, False, policy)
+            found.setdefault(user_id, {})[client_id] = ActiveConsent(consent_id, stored)
         return found
 
 

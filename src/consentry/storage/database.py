@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import (
 
 from consentry.errors import ConfigurationError
 from consentry.storage.sqlite_driver import OneCallAiosqlite
-from consentry.storage.sqlite_writer import SqliteWriter
+from consentry.storage.sqlite_writer import SqliteReader, SqliteWriter
 from consentry.storage.types import dumps_json, loads_json
 
 log = logging.getLogger(__name__)
@@ -173,11 +173,13 @@ class Database:
             if self.dialect == "postgresql"
             else self.engine
         )
-        self._sqlite_writer = (
-            SqliteWriter(url, pragmas=_sqlite_pragmas, connect_args=_SQLITE_CONNECT, **_shared_options(echo))
-            if _sqlite_file(url)
-            else None
-        )
+        # On a SQLite file, write transactions and hot point reads each run whole on a thread of their own.
+        self._sqlite_writer: SqliteWriter | None = None
+        self._sqlite_reader: SqliteReader | None = None
+        if _sqlite_file(url):
+            options = {"pragmas": _sqlite_pragmas, "connect_args": _SQLITE_CONNECT, **_shared_options(echo)}
+            self._sqlite_writer = SqliteWriter(url, **options)
+            self._sqlite_reader = SqliteReader(url, **options)
 
     @property
     def dialect(self) -> str:
@@ -186,9 +188,9 @@ class Database:
     @property
     def sync_engines(self) -> list[Engine]:
         """Every engine this database's statements run on (for event listeners): the pool's and, on a SQLite
-        file, the writer thread's."""
-        writer = [] if self._sqlite_writer is None else [self._sqlite_writer.engine]
-        return [self.engine.sync_engine, *writer]
+        file, the writer's and the reader's threads'."""
+        threads = (self._sqlite_writer, self._sqlite_reader)
+        return [self.engine.sync_engine, *(thread.engine for thread in threads if thread is not None)]
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
@@ -215,6 +217,17 @@ class Database:
         statement, COMMIT); elsewhere as :meth:`run_in_transaction`."""
         if self.dialect != "postgresql":
             return await self.run_in_transaction(work)
+        async with self.autocommit_engine.connect() as connection:
+            return await connection.run_sync(work)
+
+    async def run_read(self, work: Callable[[Connection], T]) -> T:
+        """Synchronous ``work`` that reads by a few short indexed statements (the hot paths' point reads).
+
+        On a SQLite file it runs whole on the reader thread (storage/sqlite_writer.py); elsewhere on a pooled
+        connection outside a transaction block, as :meth:`read_connection`. Nothing may be written through it.
+        """
+        if self._sqlite_reader is not None:
+            return await self._sqlite_reader.run(work)
         async with self.autocommit_engine.connect() as connection:
             return await connection.run_sync(work)
 
@@ -261,6 +274,7 @@ class Database:
             ) from exc
 
     async def dispose(self) -> None:
-        if self._sqlite_writer is not None:
-            await self._sqlite_writer.dispose()
+        for thread in (self._sqlite_writer, self._sqlite_reader):
+            if thread is not None:
+                await thread.dispose()
         await self.engine.dispose()

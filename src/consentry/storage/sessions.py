@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy import ColumnElement, Connection, Select, Table, and_, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from consentry.storage.batched_reads import BatchedReader
+from consentry.storage.batched_reads import BatchedReader, rows_by_first_column
 from consentry.storage.group_commit import marked_once
 from consentry.storage.key_lists import by_keys
 from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
 from consentry.storage.users import active_account, current_credential
+
+if TYPE_CHECKING:
+    from consentry.storage.database import Database
 
 USER_SESSIONS: Table = UserSession.__table__  # type: ignore[assignment]
 
@@ -40,19 +42,14 @@ class SessionRecord:
 class SessionLookup:
     """Sessions by token hash, batched across concurrent requests; only sessions of active accounts."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._sessions_by_hash = _SESSIONS_BY_HASH.for_dialect(engine.dialect.name)
-        self._reader: BatchedReader[bytes, SessionRecord] = BatchedReader(self._fetch)
+    def __init__(self, database: Database) -> None:
+        self._reader: BatchedReader[bytes, SessionRecord] = BatchedReader(
+            rows_by_first_column(database, _SESSIONS_BY_HASH.for_dialect(database.dialect), SessionRecord)
+        )
 
     async def find_live(self, token_hash: bytes, *, now: datetime) -> SessionRecord | None:
         record = await self._reader.get(token_hash)
         return record if record is not None and record.is_live(now=now) else None
-
-    async def _fetch(self, keys: Sequence[bytes]) -> dict[bytes, SessionRecord]:
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(self._sessions_by_hash, {"keys": keys})
-            return {row[0]: SessionRecord(*row) for row in rows}
 
 
 _SESSIONS_BY_HASH = by_keys(
@@ -164,11 +161,9 @@ def _password_step() -> Select[Any]:
 _PASSWORD_STEP = _password_step()
 
 
-async def password_step(
-    connection: AsyncConnection, flow_id: uuid.UUID, *, now: datetime
-) -> PasswordStep | None:
+def password_step(connection: Connection, flow_id: uuid.UUID, *, now: datetime) -> PasswordStep | None:
     """The flow if it is waiting for a password and has not expired; None otherwise."""
-    row = (await connection.execute(_PASSWORD_STEP, {"flow_id": flow_id, "now": now})).first()
+    row = connection.execute(_PASSWORD_STEP, {"flow_id": flow_id, "now": now}).first()
     if row is None:
         return None
     identifier, context, found, is_admin, password_hash = row

@@ -1,4 +1,4 @@
-"""SQLite write transactions run whole on one thread.
+"""SQLite write transactions run whole on one thread, and the hot paths' point reads on another.
 
 Through aiosqlite every statement is a hand-over to the connection's thread and back: ~55 µs of event-loop
 time for a trivial statement, against ~11 µs for the same statement on a plain sqlite3 connection. A group
@@ -6,8 +6,10 @@ commit is three to five statements (a claim, an INSERT per table, the COMMIT); h
 one hand-over to a thread that owns a synchronous connection to the same file, and the event loop waits for
 it without working.
 
-The thread's connection gets the same pragmas as the pool's. It is used only while the process's SQLite write
-lock is held (:meth:`Database.run_in_transaction`), so it never competes with this process's other writers.
+The writer thread's connection gets the same pragmas as the pool's. It is used only while the process's SQLite
+write lock is held (:meth:`Database.run_in_transaction`), so it never competes with this process's other
+writers. The reader thread (:class:`SqliteReader`, :meth:`Database.run_read`) does the same for the batched
+point reads of introspection, the authorization endpoint and token exchange, and the sign-in's password step.
 
 Checkpoints run beside it. By default SQLite checkpoints inside the commit that takes the write-ahead log past
 1,000 pages: that commit copies the logged pages into the database file and waits for the disk, and every
@@ -30,6 +32,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,16 +44,23 @@ CHECKPOINT_INTERVAL_SECONDS = 0.2
 BACKSTOP_PAGES = 2_000
 
 
+def _thread_engine(url: str, pragmas: Callable[[Any, Any], None], engine_options: dict[str, Any]) -> Engine:
+    """A synchronous engine with one connection to the SQLite file ``url`` names, for one thread: sqlite3
+    connections stay on the thread that opened them."""
+    engine = create_engine(
+        make_url(url).set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0, **engine_options
+    )
+    event.listen(engine, "connect", pragmas)
+    return engine
+
+
 class SqliteWriter:
     def __init__(self, url: str, *, pragmas: Callable[[Any, Any], None], **engine_options: Any) -> None:
-        sync_url = make_url(url).set(drivername="sqlite+pysqlite")
-        # One thread, one connection: sqlite3 connections stay on the thread that opened them.
-        self.engine: Engine = create_engine(sync_url, pool_size=1, max_overflow=0, **engine_options)
-        event.listen(self.engine, "connect", pragmas)
+        self.engine = _thread_engine(url, pragmas, engine_options)
         event.listen(self.engine, "connect", _backstop_checkpoints)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._connected = False  # a command that never writes through it starts neither thread nor connection
-        self.checkpoints = Checkpointer(sync_url.database or "")
+        self.checkpoints = Checkpointer(self.engine.url.database or "")
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """``work`` in one transaction on the writer thread: committed if it returns, rolled back if not.
@@ -78,6 +88,57 @@ class SqliteWriter:
             await asyncio.to_thread(self.checkpoints.stop)
             await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
         self._thread.shutdown()
+
+
+class SqliteReader:
+    """Point reads run whole on one thread that owns a synchronous connection, as the writer's transactions.
+
+    Through the async pool a one-row read costs ~125 µs on one core, ~107 µs of it on the event loop (the pool
+    checkout, the greenlet, aiosqlite's hand-over); here ~52 µs, ~20 µs on the loop (``bench/statements.py``).
+    Reads in WAL mode wait for no writer, and each read outside a transaction sees the latest commit. The
+    connection is ``query_only``. Only short indexed reads belong here: they take turns on the one thread.
+    """
+
+    def __init__(self, url: str, *, pragmas: Callable[[Any, Any], None], **engine_options: Any) -> None:
+        self.engine = _thread_engine(url, pragmas, engine_options)
+        event.listen(self.engine, "connect", _query_only)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
+        self._connection: Connection | None = None  # opened by the first read, on the thread
+        self._used = False
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        self._used = True
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._read, work)
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        # Kept open: a checkout and return per read cost ~20 µs, a third of the read.
+        connection = self._connection = self._connection or self.engine.connect()
+        try:
+            return work(connection)
+        finally:
+            try:
+                connection.rollback()  # no read transaction outlives the work: the next sees newer commits
+            except DBAPIError:  # a broken connection: the next read opens a new one
+                self._connection = None
+                connection.invalidate()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self.engine.dispose()
+
+    async def dispose(self) -> None:
+        if self._used:
+            self._used = False
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
+        self._thread.shutdown()
+
+
+def _query_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
 
 
 def _backstop_checkpoints(dbapi_connection: Any, _record: Any) -> None:

@@ -7,21 +7,23 @@ concurrent requests exactly one sees a row updated, on SQLite and PostgreSQL ali
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Table, bindparam, null, or_, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from consentry.domain.scopes import Scopes
-from consentry.storage.batched_reads import BatchedReader, Fetch
+from consentry.storage.batched_reads import BatchedReader, rows_by_first_column
 from consentry.storage.group_commit import marked_once
-from consentry.storage.key_lists import by_keys
+from consentry.storage.key_lists import ByKeys, by_keys
 from consentry.storage.tables import AccessToken, AuthorizationCode, Consent, ConsentStatus, RefreshToken
+
+if TYPE_CHECKING:
+    from consentry.storage.database import Database
 
 ACCESS_TOKENS: Table = AccessToken.__table__  # type: ignore[assignment]
 REFRESH_TOKENS: Table = RefreshToken.__table__  # type: ignore[assignment]
@@ -140,30 +142,23 @@ _CODES_BY_HASH = by_keys(
 class TokenLookup:
     """Codes, access and refresh tokens by hash, batched across concurrent requests."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._codes_by_hash = _CODES_BY_HASH.for_dialect(engine.dialect.name)
-        self.access: BatchedReader[bytes, TokenRecord] = BatchedReader(self._fetcher(ACCESS_TOKENS))
-        self.refresh: BatchedReader[bytes, TokenRecord] = BatchedReader(self._fetcher(REFRESH_TOKENS))
-        self.codes: BatchedReader[bytes, CodeRecord] = BatchedReader(self._fetch_codes)
+    def __init__(self, database: Database) -> None:
+        dialect = database.dialect
+        self.access: BatchedReader[bytes, TokenRecord] = BatchedReader(
+            rows_by_first_column(database, _token_records(ACCESS_TOKENS).for_dialect(dialect), TokenRecord)
+        )
+        self.refresh: BatchedReader[bytes, TokenRecord] = BatchedReader(
+            rows_by_first_column(database, _token_records(REFRESH_TOKENS).for_dialect(dialect), TokenRecord)
+        )
+        self.codes: BatchedReader[bytes, CodeRecord] = BatchedReader(
+            rows_by_first_column(database, _CODES_BY_HASH.for_dialect(dialect), CodeRecord)
+        )
 
-    async def _fetch_codes(self, keys: Sequence[bytes]) -> dict[bytes, CodeRecord]:
-        async with self._engine.connect() as connection:
-            result = await connection.execute(self._codes_by_hash, {"keys": keys})
-            return {row[0]: CodeRecord(*row) for row in result}
 
-    def _fetcher(self, table: Table) -> Fetch[bytes, TokenRecord]:
-        rotated = table.c.get("rotated_at")
-        columns = [*(table.c[name] for name in _RECORD_COLUMNS), rotated if rotated is not None else null()]
-        statements = by_keys(table.c.token_hash, lambda among_keys: select(*columns).where(among_keys))
-        statement = statements.for_dialect(self._engine.dialect.name)
-
-        async def fetch(keys: Sequence[bytes]) -> dict[bytes, TokenRecord]:
-            async with self._engine.connect() as connection:
-                result = await connection.execute(statement, {"keys": keys})
-                return {row[0]: TokenRecord(*row) for row in result}
-
-        return fetch
+def _token_records(table: Table) -> ByKeys:
+    rotated = table.c.get("rotated_at")
+    columns = [*(table.c[name] for name in _RECORD_COLUMNS), rotated if rotated is not None else null()]
+    return by_keys(table.c.token_hash, lambda among_keys: select(*columns).where(among_keys))
 
 
 _RECORD_COLUMNS = (
