@@ -1,5 +1,6 @@
-"""Cost of one SQLite statement through SQLAlchemy: Consentry's one-call driver against stock aiosqlite, and a
-one-row read through the pool against the reader thread (``Database.run_read``).
+"""Cost of one SQLite statement through SQLAlchemy: Consentry's one-call driver against stock aiosqlite; and
+of a one-row read through the pool against the batched readers' way (``Database.reader_for_batches``:
+SQLite's reader thread, a held connection on PostgreSQL, run on a throwaway cluster when it is installed).
 
     taskset -c 0 .venv/bin/python bench/statements.py
 
@@ -9,12 +10,19 @@ One core, as the server runs in the benchmark: each hand-over to aiosqlite's thr
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.run import pg_tool
+from tests.pg import start_cluster
 
 from consentry.storage.database import Database, create_engine
 
@@ -50,7 +58,7 @@ async def point_read_us(url: str) -> dict[str, tuple[float, float]]:
             connection.exec_driver_sql(sql)
             for sql in (
                 "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT)",
-                "INSERT INTO item (name) VALUES ('a')",
+                "INSERT INTO item VALUES (1, 'a')",
             )
         ]
     )
@@ -60,11 +68,16 @@ async def point_read_us(url: str) -> dict[str, tuple[float, float]]:
         async with database.read_connection() as connection:
             (await connection.execute(statement, parameters)).first()
 
-    async def on_the_reader_thread() -> None:
-        await database.run_read(lambda connection: connection.execute(statement, parameters).first())
+    reader = database.reader_for_batches()
+
+    async def as_batched_readers_do() -> None:
+        await reader.run(lambda connection: connection.execute(statement, parameters).first())
 
     timings: dict[str, tuple[float, float]] = {}
-    for name, read in (("pool", through_the_pool), ("reader thread", on_the_reader_thread)):
+    for name, read in (
+        ("through the pool", through_the_pool),
+        ("as batched readers do", as_batched_readers_do),
+    ):
         started, loop_started = time.perf_counter(), time.thread_time()
         for _ in range(COUNT):
             await read()
@@ -78,11 +91,22 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         one_call = await per_statement_us(create_engine(f"sqlite+aiosqlite:///{Path(directory) / 'a.db'}"))
         stock = await per_statement_us(create_async_engine(f"sqlite+aiosqlite:///{Path(directory) / 'b.db'}"))
-        reads = await point_read_us(f"sqlite+aiosqlite:///{Path(directory) / 'c.db'}")
+        reads = {"SQLite": await point_read_us(f"sqlite+aiosqlite:///{Path(directory) / 'c.db'}")}
+    try:
+        cluster = start_cluster()
+    except (RuntimeError, OSError, subprocess.CalledProcessError):
+        cluster = None  # no PostgreSQL here
+    if cluster is not None:
+        try:
+            await asyncio.to_thread(subprocess.run, pg_tool(cluster, "createdb", "statements"), check=True)
+            reads["PostgreSQL"] = await point_read_us(cluster.url("statements"))
+        finally:
+            cluster.stop()
     for name in one_call:
         print(f"{name}: {one_call[name]} µs per statement (stock aiosqlite adapter: {stock[name]} µs)")
-    for name, (in_all, on_loop) in reads.items():
-        print(f"one-row read through the {name}: {in_all} µs ({on_loop} µs on the event loop's thread)")
+    for backend, timings in reads.items():
+        for name, (in_all, on_loop) in timings.items():
+            print(f"{backend} one-row read {name}: {in_all} µs ({on_loop} µs on the event loop's thread)")
 
 
 if __name__ == "__main__":

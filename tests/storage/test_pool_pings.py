@@ -1,4 +1,5 @@
-"""PostgreSQL connections are pinged before use only after sitting idle; a dead idle one is replaced."""
+"""PostgreSQL connections are pinged before use only after sitting idle; a dead idle one is replaced; a
+batched reader holds one between reads."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import ProgrammingError
 
 from consentry.runtime import Runtime
 from consentry.storage import database
+from tests.storage.test_sqlite_writer import insert_event
 
 BACKEND_PID = text("SELECT pg_backend_pid()")
 
@@ -60,3 +63,59 @@ async def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use
     await asyncio.sleep(0.3)
     assert await backend_pid(runtime) != dropped  # no error reached the caller
     assert pings == [1]
+
+
+def pid_of(connection: Connection) -> int:
+    return int(connection.execute(BACKEND_PID).scalar_one())
+
+
+async def test_a_batched_readers_connection_is_held_between_reads_and_sees_each_commit(
+    runtime: Runtime, pings: list[int]
+) -> None:
+    reader = runtime.database.reader_for_batches()
+    pool = runtime.database.engine.sync_engine.pool
+    first = await reader.run(pid_of)
+    assert pool.checkedout() == 1  # kept between reads: no checkout and return per read
+    for round_ in range(3):
+        await runtime.database.run_in_transaction(lambda c: insert_event(c, "seen by a held reader"))
+        counted = await reader.run(
+            lambda c: c.execute(
+                text("SELECT count(*) FROM audit_events WHERE event_type = 'seen by a held reader'")
+            ).scalar_one()
+        )
+        assert counted == round_ + 1  # no snapshot kept between reads
+    assert await reader.run(pid_of) == first
+    assert pings == []
+
+
+async def test_a_held_connection_goes_back_to_the_pool_when_a_read_fails_and_is_pinged_after_idling(
+    runtime: Runtime, pings: list[int]
+) -> None:
+    reader = runtime.database.reader_for_batches()
+    pool = runtime.database.engine.sync_engine.pool
+    first = await reader.run(pid_of)
+    with pytest.raises(ProgrammingError):
+        await reader.run(lambda c: c.execute(text("SELECT * FROM no_such_table")))
+    assert pool.checkedout() == 0  # dropped with the failed read; the next read takes one again
+    assert await reader.run(pid_of) == first  # the pool's one connection, unharmed
+    await asyncio.sleep(0.3)
+    assert await reader.run(pid_of) == first
+    assert pings == [1]  # idle: pinged before the read
+    await runtime.database.dispose()
+    assert pool.checkedout() == 0
+
+
+async def test_a_held_connection_the_server_dropped_while_idle_is_replaced_before_use(
+    runtime: Runtime, pings: list[int]
+) -> None:
+    reader = runtime.database.reader_for_batches()
+    dropped = await reader.run(pid_of)
+    killer = database.create_engine(runtime.database.url)
+    try:
+        async with killer.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
+    finally:
+        await killer.dispose()
+    await asyncio.sleep(0.3)
+    assert await reader.run(pid_of) != dropped  # no error reached the caller
+    assert len(pings) >= 1

@@ -30,14 +30,16 @@ Fetch = Callable[[Sequence[K]], Awaitable[dict[K, V]]]
 def rows_by_first_column(
     database: Database, statement: Executable, record: Callable[..., V]
 ) -> Fetch[Any, V]:
-    """A fetch that runs ``statement`` (its keys bound as ``keys``) through :meth:`Database.run_read` and
-    makes a ``record`` of each row, keyed by the row's first column."""
+    """A fetch for one batched reader: runs ``statement`` (its keys bound as ``keys``) through a reader of
+    its own (:meth:`Database.reader_for_batches`) and makes a ``record`` of each row, keyed by its first
+    column."""
+    reader = database.reader_for_batches()
 
     def read(connection: Connection, keys: Sequence[Any]) -> dict[Any, V]:
         return {row[0]: record(*row) for row in connection.execute(statement, {"keys": keys})}
 
     async def fetch(keys: Sequence[Any]) -> dict[Any, V]:
-        return await database.run_read(functools.partial(read, keys=keys))
+        return await reader.run(functools.partial(read, keys=keys))
 
     return fetch
 

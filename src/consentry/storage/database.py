@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
@@ -155,6 +155,63 @@ def ensure_sqlite_directory(url: str) -> None:
         raise ConfigurationError(f"cannot open the SQLite database {database}: {directory} does not exist")
 
 
+class Reader(Protocol):
+    """Runs synchronous read-only ``work`` with a connection (:meth:`Database.reader_for_batches`)."""
+
+    async def run(self, work: Callable[[Connection], T]) -> T: ...
+
+
+class HeldConnection:
+    """A pooled connection kept checked out for a caller that reads one batch at a time (a batched reader).
+
+    On PostgreSQL a checkout and return cost ~80 µs of event-loop time per read, more than the read itself
+    (``bench/statements.py``). As the pool does for its own, the connection is pinged before a read that
+    follows ``PING_AFTER_IDLE_SECONDS`` of idleness and replaced if dead; it goes back to the pool when a read
+    through it fails, so a database that went away under load costs the one read that finds out.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._last_used = 0.0
+        self._turn = asyncio.Lock()  # one read at a time: a connection runs one statement at a time
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        async with self._turn:
+            connection = self._connection
+            idle = time.monotonic() - self._last_used > PING_AFTER_IDLE_SECONDS
+            if connection is not None and idle and not await _alive(connection):
+                await connection.invalidate()
+                await self.release()
+                connection = None
+            if connection is None:
+                connection = self._connection = await self._engine.connect()
+            try:
+                return await connection.run_sync(work)
+            except BaseException:
+                await self.release()
+                raise
+            finally:
+                self._last_used = time.monotonic()
+
+    async def release(self) -> None:
+        """Hand the connection back to the pool (at shutdown, or after a failed read)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+
+async def _alive(connection: AsyncConnection) -> bool:
+    def ping(sync_connection: Connection) -> bool:
+        dbapi_connection = sync_connection.connection.dbapi_connection
+        return dbapi_connection is not None and bool(sync_connection.dialect.do_ping(dbapi_connection))
+
+    try:
+        return await connection.run_sync(ping)
+    except Exception:  # the driver's own errors, not wrapped by SQLAlchemy here: any failure means dead
+        return False
+
+
 class Database:
     """Owns the engine; hands out units of work (one transaction each)."""
 
@@ -176,6 +233,7 @@ class Database:
         # On a SQLite file, write transactions and hot point reads each run whole on a thread of their own.
         self._sqlite_writer: SqliteWriter | None = None
         self._sqlite_reader: SqliteReader | None = None
+        self._held: list[HeldConnection] = []
         if _sqlite_file(url):
             options = {"pragmas": _sqlite_pragmas, "connect_args": _SQLITE_CONNECT, **_shared_options(echo)}
             self._sqlite_writer = SqliteWriter(url, **options)
@@ -231,6 +289,15 @@ class Database:
         async with self.autocommit_engine.connect() as connection:
             return await connection.run_sync(work)
 
+    def reader_for_batches(self) -> Reader:
+        """A reader for one caller whose reads come one at a time (a batched reader): on a SQLite file the
+        reader thread, elsewhere a connection held for it (:class:`HeldConnection`)."""
+        if self._sqlite_reader is not None:
+            return self._sqlite_reader
+        held = HeldConnection(self.autocommit_engine)
+        self._held.append(held)
+        return held
+
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads by statements alone (``autocommit_engine``): a one-row read costs ~40 % less
@@ -274,6 +341,8 @@ class Database:
             ) from exc
 
     async def dispose(self) -> None:
+        for held in self._held:
+            await held.release()
         for thread in (self._sqlite_writer, self._sqlite_reader):
             if thread is not None:
                 await thread.dispose()
