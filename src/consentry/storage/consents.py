@@ -47,7 +47,7 @@ class ActiveConsentLookup:
     """
 
     def __init__(self, database: Database) -> None:
-        self._reader_connection = database.reader_for_batches()
+        self._database_reader = database.reader_for_batches()
         self._active_by_user = _ACTIVE_BY_USER.for_dialect(database.dialect)
         self._reader: BatchedReader[uuid.UUID, dict[str, ActiveConsent]] = BatchedReader(self._fetch)
 
@@ -55,7 +55,7 @@ class ActiveConsentLookup:
         return (await self._reader.get(user_id) or {}).get(client_id)
 
     async def _fetch(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, ActiveConsent]]:
-        return await self._reader_connection.run(functools.partial(self._read, user_ids=user_ids))
+        return await self._database_reader.run(functools.partial(self._read, user_ids=user_ids))
 
     def _read(
         self, connection: Connection, user_ids: Sequence[uuid.UUID]
