@@ -39,6 +39,16 @@ async def backend_pid(runtime: Runtime) -> int:
         return int((await connection.execute(BACKEND_PID)).scalar_one())
 
 
+async def terminate_backend(runtime: Runtime, pid: int) -> None:
+    """End one server process from outside, as a restart or a proxy's idle timeout would."""
+    killer = database.create_engine(runtime.database.url)
+    try:
+        async with killer.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await killer.dispose()
+
+
 async def test_a_connection_in_steady_use_is_not_pinged_and_an_idle_one_is(
     runtime: Runtime, pings: list[int]
 ) -> None:
@@ -54,12 +64,7 @@ async def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use
     runtime: Runtime, pings: list[int]
 ) -> None:
     dropped = await backend_pid(runtime)  # the pool's one connection, idle from here on
-    killer = database.create_engine(runtime.database.url)
-    try:
-        async with killer.connect() as connection:
-            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
-    finally:
-        await killer.dispose()
+    await terminate_backend(runtime, dropped)
     await asyncio.sleep(0.3)
     assert await backend_pid(runtime) != dropped  # no error reached the caller
     assert pings == [1]
@@ -110,12 +115,7 @@ async def test_a_held_connection_the_server_dropped_while_idle_is_replaced_befor
 ) -> None:
     reader = runtime.database.reader_for_batches()
     dropped = await reader.run(pid_of)
-    killer = database.create_engine(runtime.database.url)
-    try:
-        async with killer.connect() as connection:
-            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
-    finally:
-        await killer.dispose()
+    await terminate_backend(runtime, dropped)
     await asyncio.sleep(0.3)
     assert await reader.run(pid_of) != dropped  # no error reached the caller
     assert len(pings) >= 1
