@@ -12,6 +12,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from consentry.runtime import Runtime
 from consentry.storage import database
+from tests.storage.test_group_commit import audit_count
 from tests.storage.test_sqlite_writer import insert_event
 
 BACKEND_PID = text("SELECT pg_backend_pid()")
@@ -22,15 +23,15 @@ def pings(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     if runtime.database.dialect != "postgresql":
         pytest.skip("SQLite connections are files: nothing to ping")
     monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.2)
-    dialect = runtime.database.engine.sync_engine.dialect
+    dialect_class = type(runtime.database.engine.sync_engine.dialect)  # every engine's: the pool's, the held
     counted: list[int] = []
-    ping = dialect.do_ping
+    ping = dialect_class.do_ping
 
-    def counting(dbapi_connection: Any) -> bool:
+    def counting(dialect: Any, dbapi_connection: Any) -> bool:
         counted.append(1)
-        return ping(dbapi_connection)
+        return ping(dialect, dbapi_connection)
 
-    monkeypatch.setattr(dialect, "do_ping", counting)
+    monkeypatch.setattr(dialect_class, "do_ping", counting)
     return counted
 
 
@@ -78,9 +79,7 @@ async def test_a_batched_readers_connection_is_held_between_reads_and_sees_each_
     runtime: Runtime, pings: list[int]
 ) -> None:
     reader = runtime.database.reader_for_batches()
-    pool = runtime.database.engine.sync_engine.pool
     first = await reader.run(pid_of)
-    assert pool.checkedout() == 1  # kept between reads: no checkout and return per read
     for round_ in range(3):
         await runtime.database.run_in_transaction(lambda c: insert_event(c, "seen by a held reader"))
         counted = await reader.run(
@@ -89,25 +88,25 @@ async def test_a_batched_readers_connection_is_held_between_reads_and_sees_each_
             ).scalar_one()
         )
         assert counted == round_ + 1  # no snapshot kept between reads
-    assert await reader.run(pid_of) == first
+    assert await reader.run(pid_of) == first  # kept between reads: no checkout and return per read
+    assert (
+        runtime.database.engine.sync_engine.pool.checkedout() == 0
+    )  # not the pool's: it is left for the rest
     assert pings == []
 
 
-async def test_a_held_connection_goes_back_to_the_pool_when_a_read_fails_and_is_pinged_after_idling(
+async def test_a_held_connection_is_let_go_when_a_read_fails_and_is_pinged_after_idling(
     runtime: Runtime, pings: list[int]
 ) -> None:
     reader = runtime.database.reader_for_batches()
-    pool = runtime.database.engine.sync_engine.pool
     first = await reader.run(pid_of)
     with pytest.raises(ProgrammingError):
         await reader.run(lambda c: c.execute(text("SELECT * FROM no_such_table")))
-    assert pool.checkedout() == 0  # dropped with the failed read; the next read takes one again
-    assert await reader.run(pid_of) == first  # the pool's one connection, unharmed
+    second = await reader.run(pid_of)
+    assert second != first  # let go with the failed read; the next read connects again
     await asyncio.sleep(0.3)
-    assert await reader.run(pid_of) == first
+    assert await reader.run(pid_of) == second
     assert pings == [1]  # idle: pinged before the read
-    await runtime.database.dispose()
-    assert pool.checkedout() == 0
 
 
 async def test_a_held_connection_the_server_dropped_while_idle_is_replaced_before_use(
@@ -119,3 +118,19 @@ async def test_a_held_connection_the_server_dropped_while_idle_is_replaced_befor
     await asyncio.sleep(0.3)
     assert await reader.run(pid_of) != dropped  # no error reached the caller
     assert len(pings) >= 1
+
+
+async def test_held_connections_leave_even_a_pool_of_one_to_the_writes(runtime: Runtime) -> None:
+    if runtime.database.dialect != "postgresql":
+        pytest.skip("SQLite's reads run on the reader thread")
+    small = database.Database(runtime.database.url, pool_size=1, max_overflow=0)
+    try:
+        readers = [small.reader_for_batches() for _ in range(5)]
+        assert [await reader.run(lambda c: c.exec_driver_sql("SELECT 1").scalar()) for reader in readers] == [
+            1
+        ] * 5
+        written = small.run_in_transaction(lambda c: insert_event(c, "written beside held readers"))
+        await asyncio.wait_for(written, timeout=5)  # the pool's one connection is free for it
+    finally:
+        await small.dispose()
+    assert await audit_count(runtime, "written beside held readers") == 1

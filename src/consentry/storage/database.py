@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 from consentry.errors import ConfigurationError
 from consentry.storage.sqlite_driver import OneCallAiosqlite
@@ -78,13 +79,18 @@ def create_engine(
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800, **_shared_options(echo)
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=RECYCLE_SECONDS,
+        **_shared_options(echo),
     )
     _ping_after_idle(engine)
     return engine
 
 
 PING_AFTER_IDLE_SECONDS = 10.0
+RECYCLE_SECONDS = 1800  # PostgreSQL connections are replaced at this age (server-side caches and limits)
 
 
 def _ping_after_idle(engine: AsyncEngine) -> None:
@@ -166,14 +172,15 @@ class HeldConnection:
 
     On PostgreSQL a checkout and return cost ~80 µs of event-loop time per read, more than the read itself
     (``bench/statements.py``). As the pool does for its own, the connection is pinged before a read that
-    follows ``PING_AFTER_IDLE_SECONDS`` of idleness and replaced if dead; it goes back to the pool when a read
-    through it fails, so a database that went away under load costs the one read that finds out.
+    follows ``PING_AFTER_IDLE_SECONDS`` of idleness and replaced if dead, and replaced at ``RECYCLE_SECONDS``
+    of age; it is let go when a read through it fails, so a database that went away under load costs the one
+    read that finds out.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
-        self._last_used = 0.0
+        self._last_used = self._connected_at = 0.0
         self._turn = asyncio.Lock()  # one read at a time: a connection runs one statement at a time
 
     async def run(self, work: Callable[[Connection], T]) -> T:
@@ -184,8 +191,12 @@ class HeldConnection:
                 await connection.invalidate()
                 await self.release()
                 connection = None
+            if connection is not None and time.monotonic() - self._connected_at > RECYCLE_SECONDS:
+                await self.release()
+                connection = None
             if connection is None:
                 connection = self._connection = await self._engine.connect()
+                self._connected_at = time.monotonic()
             try:
                 return await connection.run_sync(work)
             except BaseException:
@@ -195,7 +206,7 @@ class HeldConnection:
                 self._last_used = time.monotonic()
 
     async def release(self) -> None:
-        """Hand the connection back to the pool (at shutdown, or after a failed read)."""
+        """Let the connection go (at shutdown, or after a failed read)."""
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
@@ -217,6 +228,7 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False) -> None:
         self.url = url
+        self._echo = echo
         self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, echo=echo)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         # SQLite has a single writer. Queueing this process's write transactions on a lock replaces SQLite's
@@ -234,6 +246,7 @@ class Database:
         self._sqlite_writer: SqliteWriter | None = None
         self._sqlite_reader: SqliteReader | None = None
         self._held: list[HeldConnection] = []
+        self._held_engine: AsyncEngine | None = None
         if _sqlite_file(url):
             options = {"pragmas": _sqlite_pragmas, "connect_args": _SQLITE_CONNECT, **_shared_options(echo)}
             self._sqlite_writer = SqliteWriter(url, **options)
@@ -294,9 +307,20 @@ class Database:
         reader thread, elsewhere a connection held for it (:class:`HeldConnection`)."""
         if self._sqlite_reader is not None:
             return self._sqlite_reader
-        held = HeldConnection(self.autocommit_engine)
+        held = HeldConnection(self._engine_for_held_connections())
         self._held.append(held)
         return held
+
+    def _engine_for_held_connections(self) -> AsyncEngine:
+        """On PostgreSQL, connections outside the pool: held ones taken from it would leave a small pool (two,
+        say) nothing for writes. Elsewhere (an in-memory SQLite database) the pool's own."""
+        if self.dialect != "postgresql":
+            return self.autocommit_engine
+        if self._held_engine is None:
+            self._held_engine = create_async_engine(
+                self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", **_shared_options(self._echo)
+            )
+        return self._held_engine
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -343,6 +367,8 @@ class Database:
     async def dispose(self) -> None:
         for held in self._held:
             await held.release()
+        if self._held_engine is not None:
+            await self._held_engine.dispose()
         for thread in (self._sqlite_writer, self._sqlite_reader):
             if thread is not None:
                 await thread.dispose()
