@@ -288,8 +288,7 @@ class Database:
         statement, COMMIT); elsewhere as :meth:`run_in_transaction`."""
         if self.dialect != "postgresql":
             return await self.run_in_transaction(work)
-        async with self.autocommit_engine.connect() as connection:
-            return await connection.run_sync(work)
+        return await self._run_outside_transaction(work)
 
     async def run_read(self, work: Callable[[Connection], T]) -> T:
         """Synchronous ``work`` that reads by a few short indexed statements (the hot paths' point reads).
@@ -299,6 +298,10 @@ class Database:
         """
         if self._sqlite_reader is not None:
             return await self._sqlite_reader.run(work)
+        return await self._run_outside_transaction(work)
+
+    async def _run_outside_transaction(self, work: Callable[[Connection], T]) -> T:
+        """``work`` on a pooled connection with no transaction block (``autocommit_engine``)."""
         async with self.autocommit_engine.connect() as connection:
             return await connection.run_sync(work)
 
