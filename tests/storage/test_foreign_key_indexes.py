@@ -3,6 +3,7 @@ that refer to it without reading whole tables."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Table, text
 
 from consentry.runtime import Runtime
@@ -35,27 +36,74 @@ def test_every_foreign_key_leads_an_index() -> None:
     assert unindexed == []
 
 
+async def _plan(runtime: Runtime, statement: str, parameters: dict[str, tuple[str, object]]) -> str:
+    """The plan of ``statement`` (``:name`` parameters, each with its PostgreSQL type and a value) for any
+    value: on PostgreSQL a generic plan, with sequential scans priced out, so an index it can use is named."""
+    async with runtime.database.engine.connect() as connection:
+        if runtime.database.dialect == "postgresql":
+            numbered = statement
+            for position, name in enumerate(parameters, start=1):
+                numbered = numbered.replace(f":{name}", f"${position}")
+            types = ", ".join(sql_type for sql_type, _ in parameters.values())
+            await connection.execute(text("SET enable_seqscan = off"))
+            await connection.execute(text("SET plan_cache_mode = force_generic_plan"))
+            await connection.execute(text(f"PREPARE planned({types}) AS {numbered}"))
+            nulls = ", ".join("NULL" for _ in parameters)
+            rows = (await connection.execute(text(f"EXPLAIN EXECUTE planned({nulls})"))).scalars()
+            plan = "\n".join(rows)
+            await connection.execute(text("DEALLOCATE planned"))  # it would outlive the transaction
+        else:
+            values = {name: value for name, (_, value) in parameters.items()}
+            rows = await connection.execute(text(f"EXPLAIN QUERY PLAN {statement}"), values)
+            plan = "\n".join(str(row[-1]) for row in rows)
+        await connection.rollback()
+    return plan
+
+
 async def test_deleting_a_consent_finds_its_tokens_and_codes_through_an_index(runtime: Runtime) -> None:
     """The statement the database runs for ``ON DELETE SET NULL`` (a parameter against the column) may use the
-    partial indexes: on PostgreSQL, with sequential scans priced out, the plan still names them."""
-    postgresql = runtime.database.dialect == "postgresql"
-    async with runtime.database.engine.connect() as connection:
-        for table in ("access_tokens", "refresh_tokens", "authorization_codes"):
-            if postgresql:
-                await connection.execute(text("SET enable_seqscan = off"))
-                await connection.execute(
-                    text(
-                        f"PREPARE set_null_{table}(uuid) AS "
-                        f"UPDATE ONLY {table} SET consent_id = NULL WHERE $1 = consent_id"
-                    )
-                )
-                await connection.execute(text("SET plan_cache_mode = force_generic_plan"))
-                plan = "\n".join(
-                    (await connection.execute(text(f"EXPLAIN EXECUTE set_null_{table}(NULL)"))).scalars()
-                )
-            else:
-                set_null = f"UPDATE {table} SET consent_id = NULL WHERE consent_id = :consent"
-                rows = await connection.execute(text(f"EXPLAIN QUERY PLAN {set_null}"), {"consent": "0" * 32})
-                plan = "\n".join(str(row[-1]) for row in rows)
-            assert f"ix_{table}_consent_id" in plan, plan
-        await connection.rollback()
+    partial indexes."""
+    for table in ("access_tokens", "refresh_tokens", "authorization_codes"):
+        plan = await _plan(
+            runtime,
+            f"UPDATE {table} SET consent_id = NULL WHERE :consent = consent_id",
+            {"consent": ("uuid", "0" * 32)},
+        )
+        assert f"ix_{table}_consent_id" in plan, plan
+
+
+_PERSON = ("uuid", "0" * 32)
+
+
+@pytest.mark.parametrize(
+    ("index", "statement", "parameters"),
+    [
+        (  # revoking a consent's tokens
+            "ix_access_tokens_user_id_client_id",
+            "UPDATE access_tokens SET revoked_at = NULL WHERE user_id = :person AND client_id = :client",
+            {"person": _PERSON, "client": ("varchar", "c")},
+        ),
+        (  # the database's own ON DELETE CASCADE when a person is purged
+            "ix_access_tokens_user_id_client_id",
+            "DELETE FROM access_tokens WHERE :person = user_id",
+            {"person": _PERSON},
+        ),
+        (  # a reused refresh token revokes its family
+            "ix_access_tokens_family_id",
+            "UPDATE access_tokens SET revoked_at = NULL WHERE family_id = :family",
+            {"family": _PERSON},
+        ),
+        (  # the audit trail of one person, newest first (admin filter, GDPR export)
+            "ix_audit_events_user_id_occurred_at",
+            "SELECT id FROM audit_events WHERE user_id = :person ORDER BY occurred_at DESC LIMIT 50",
+            {"person": _PERSON},
+        ),
+    ],
+)
+async def test_indexes_of_rows_that_have_a_value_serve_lookups_by_value(
+    runtime: Runtime, index: str, statement: str, parameters: dict[str, tuple[str, object]]
+) -> None:
+    """These indexes leave out rows whose first column is NULL (client-credentials tokens have no person or
+    family); every lookup compares that column to a value, so each can still use them."""
+    plan = await _plan(runtime, statement, parameters)
+    assert index in plan, plan

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, select, text
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from consentry.domain.scopes import Scopes
 from consentry.runtime import Runtime
 from consentry.storage.database import Database
-from consentry.storage.migrate import current_revision, upgrade_to_head
+from consentry.storage.migrate import alembic_config, current_revision, upgrade_to_head
 from consentry.storage.tables import (
     AccessToken,
     Base,
@@ -71,6 +72,28 @@ async def test_migrating_twice_is_a_no_op(runtime: Runtime) -> None:
     before = await current_revision(runtime.database)
     await upgrade_to_head(runtime.database)
     assert await current_revision(runtime.database) == before
+
+
+async def test_the_newest_migration_goes_down_and_up_again(runtime: Runtime) -> None:
+    """A release can be rolled back: the newest revision's downgrade runs, and upgrading again brings the
+    schema back to the models."""
+    head = await current_revision(runtime.database)
+
+    def _downgrade_one(connection: Connection) -> None:
+        config = alembic_config(runtime.database.url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")
+
+    async with runtime.database.engine.begin() as connection:
+        await connection.run_sync(_downgrade_one)
+    assert await current_revision(runtime.database) not in (None, head)
+    await upgrade_to_head(runtime.database)
+    assert await current_revision(runtime.database) == head
+    async with runtime.database.engine.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync: list(compare_metadata(MigrationContext.configure(sync), Base.metadata))
+        )
+    assert differences == []
 
 
 async def test_scope_catalogue_is_seeded(runtime: Runtime) -> None:
