@@ -55,6 +55,21 @@ async def test_concurrent_writes_share_transactions(runtime: Runtime) -> None:
     assert commits <= 3  # the first unit, then the 49 that gathered meanwhile (one transaction each batch)
 
 
+async def test_a_caller_that_goes_away_leaves_its_unit_and_the_others_written(runtime: Runtime) -> None:
+    now = utcnow()
+    writes = [
+        asyncio.create_task(runtime.writes.write(WriteUnit(rows=(audit_row("left", now=now),))))
+        for _ in range(3)
+    ]
+    await asyncio.sleep(0)  # each has handed its unit over
+    writes[1].cancel()
+    await asyncio.gather(writes[0], writes[2])
+    with pytest.raises(asyncio.CancelledError):
+        await writes[1]
+    await runtime.writes.drain()
+    assert await audit_count(runtime, "left") == 3
+
+
 async def test_group_commit_waits_for_the_write_lock_on_sqlite(runtime: Runtime) -> None:
     """Group commit writes without an ORM session, yet still in its turn among this process's writers."""
     if runtime.database.dialect != "sqlite":
