@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import secrets
 from dataclasses import dataclass
@@ -146,3 +147,4 @@ class Runtime:
         if close_transport is not None:
             await close_transport()
         await self.database.dispose()
+        await asyncio.to_thread(self.passwords.close)

@@ -6,14 +6,12 @@ passwords are chosen by people and get the slow, memory-hard argon2id (OWASP par
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 from argon2 import PasswordHasher as _Argon2Hasher
@@ -21,6 +19,8 @@ from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from consentry.cpu_threads import CpuThreads
 
 TOKEN_BYTES = 32  # 256 bits (SPEC §2)
 
@@ -103,24 +103,33 @@ def _verify_legacy(stored: str, password: str) -> bool:
 class PasswordHasher:
     """argon2id with configurable cost; tells when a stored hash should be upgraded.
 
-    Requests use the ``*_off_loop`` forms: the hash runs on a pool with one thread per CPU this process may
-    use, so the event loop keeps serving while it works, and at most that many hashes (each ``memory_kib``
-    of memory) run at once however many sign-ins arrive.
+    Requests use the ``*_off_loop`` forms: the hash runs on one thread per CPU this process may use, so the
+    event loop keeps serving while it works, and at most that many hashes (each ``memory_kib`` of memory) run
+    at once however many sign-ins arrive. While hashes wait, finished ones are handed back up to
+    ``HANDED_BACK_TOGETHER`` at a time (cpu_threads.py): the first of them waits for at most seven more
+    hashes, and the rest of each sign-in costs the core little over a third as much. Login-password on one
+    core after scenarios 1-4, one run each: SQLite 55.4 -> 56.5/s (event loop 1.16 -> 0.46 ms, writer 0.65 ->
+    0.18 ms per sign-in), PostgreSQL 51.4 -> 59.3/s (event loop 2.4 -> 0.88 ms).
     """
+
+    HANDED_BACK_TOGETHER = 8
 
     def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int) -> None:
         self._hasher = _Argon2Hasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
-        self._pool = ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0)), thread_name_prefix="argon2")
+        self._threads = CpuThreads(
+            len(os.sched_getaffinity(0)), group=self.HANDED_BACK_TOGETHER, name="argon2"
+        )
 
     async def hash_off_loop(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash, password)
+        return await self._threads.run(self.hash, password)
 
     async def verify_off_loop(self, stored_hash: str, password: str) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, self.verify, stored_hash, password
-        )
+        return await self._threads.run(self.verify, stored_hash, password)
+
+    def close(self) -> None:
+        self._threads.shutdown()
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)

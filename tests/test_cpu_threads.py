@@ -1,0 +1,88 @@
+"""CPU threads: results and errors reach their callers, in groups while work waits, at once when none does."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from consentry import cpu_threads
+from consentry.cpu_threads import CpuThreads
+
+
+@pytest.fixture
+def one_thread() -> Iterator[CpuThreads]:
+    threads = CpuThreads(1, group=3, name="test")
+    yield threads
+    threads.shutdown()
+
+
+async def test_results_and_errors_reach_their_callers(one_thread: CpuThreads) -> None:
+    def fail() -> None:
+        raise ValueError("no")
+
+    assert await one_thread.run(pow, 2, 10) == 1024
+    with pytest.raises(ValueError, match="no"):
+        await one_thread.run(fail)
+
+
+async def test_a_lone_job_is_handed_back_without_waiting_for_a_group(one_thread: CpuThreads) -> None:
+    assert await asyncio.wait_for(one_thread.run(sum, [1, 2]), timeout=10) == 3
+
+
+async def test_results_finished_while_work_waits_are_handed_back_together(
+    one_thread: CpuThreads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handed_back: list[int] = []
+    settle = cpu_threads._settle
+
+    def counted(items: list[Any]) -> None:
+        handed_back.append(len(items))
+        settle(items)
+
+    monkeypatch.setattr(cpu_threads, "_settle", counted)
+    release = threading.Event()
+
+    def job(number: int) -> int:
+        if number == 0:
+            release.wait()  # every other job is queued before the first one finishes
+        return number
+
+    futures = [asyncio.ensure_future(one_thread.run(job, number)) for number in range(7)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*futures) == list(range(7))
+    assert handed_back == [3, 3, 1]  # the loop woke three times for seven results
+
+
+async def test_a_job_whose_caller_has_gone_is_not_run(one_thread: CpuThreads) -> None:
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def blocking() -> None:
+        started.set()
+        release.wait()
+
+    first = asyncio.ensure_future(one_thread.run(blocking))
+    await asyncio.to_thread(started.wait)
+    second = asyncio.ensure_future(one_thread.run(ran.append, "second"))
+    await asyncio.sleep(0)
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second  # its job is still queued behind the first
+    release.set()
+    await first
+    assert await one_thread.run(ran.append, "third") is None
+    assert ran == ["third"]
+
+
+async def test_shutdown_runs_what_was_queued_and_ends_the_threads() -> None:
+    threads = CpuThreads(2, group=4, name="test")
+    results = [asyncio.ensure_future(threads.run(pow, 3, n)) for n in range(5)]
+    await asyncio.sleep(0)
+    await asyncio.to_thread(threads.shutdown)
+    assert await asyncio.gather(*results) == [1, 3, 9, 27, 81]
+    assert not [t for t in threading.enumerate() if t.name.startswith("test_")]
