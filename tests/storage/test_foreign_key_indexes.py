@@ -72,7 +72,7 @@ async def test_deleting_a_consent_finds_its_tokens_and_codes_through_an_index(ru
         assert f"ix_{table}_consent_id" in plan, plan
 
 
-_PERSON = ("uuid", "0" * 32)
+_ANY_UUID = ("uuid", "0" * 32)
 
 
 @pytest.mark.parametrize(
@@ -81,22 +81,22 @@ _PERSON = ("uuid", "0" * 32)
         (  # revoking a consent's tokens
             "ix_access_tokens_user_id_client_id",
             "UPDATE access_tokens SET revoked_at = NULL WHERE user_id = :person AND client_id = :client",
-            {"person": _PERSON, "client": ("varchar", "c")},
+            {"person": _ANY_UUID, "client": ("varchar", "c")},
         ),
         (  # the database's own ON DELETE CASCADE when a person is purged
             "ix_access_tokens_user_id_client_id",
             "DELETE FROM access_tokens WHERE :person = user_id",
-            {"person": _PERSON},
+            {"person": _ANY_UUID},
         ),
         (  # a reused refresh token revokes its family
             "ix_access_tokens_family_id",
             "UPDATE access_tokens SET revoked_at = NULL WHERE family_id = :family",
-            {"family": _PERSON},
+            {"family": _ANY_UUID},
         ),
         (  # the audit trail of one person, newest first (admin filter, GDPR export)
             "ix_audit_events_user_id_occurred_at",
             "SELECT id FROM audit_events WHERE user_id = :person ORDER BY occurred_at DESC LIMIT 50",
-            {"person": _PERSON},
+            {"person": _ANY_UUID},
         ),
     ],
 )
