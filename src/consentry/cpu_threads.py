@@ -25,8 +25,7 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class _Job:
     call: Callable[[], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]  # of the caller's event loop
 
 
 _Finished = tuple[_Job, Any, BaseException | None]  # the job, its result, or what it raised
@@ -42,8 +41,7 @@ class CpuThreads:
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` on one of the threads."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if not self._threads:  # started on first use: a process that never hashes keeps no threads
             self._threads = [
                 threading.Thread(target=self._work, name=f"{self._name}_{number}", daemon=True)
@@ -51,7 +49,7 @@ class CpuThreads:
             ]
             for thread in self._threads:
                 thread.start()
-        self._jobs.put(_Job(functools.partial(function, *args), future, loop))
+        self._jobs.put(_Job(functools.partial(function, *args), future))
         return await future
 
     def shutdown(self) -> None:
@@ -88,7 +86,7 @@ class CpuThreads:
 def _hand_back(finished: list[_Finished]) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[_Finished]] = {}
     for item in finished:
-        by_loop.setdefault(item[0].loop, []).append(item)
+        by_loop.setdefault(item[0].future.get_loop(), []).append(item)
     for loop, items in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
             loop.call_soon_threadsafe(_settle, items)

@@ -168,7 +168,8 @@ class Reader(Protocol):
 
 
 class HeldConnection:
-    """A pooled connection kept checked out for a caller that reads one batch at a time (a batched reader).
+    """A connection kept open for a caller that reads one batch at a time (a batched reader), taken from
+    ``engine`` (on PostgreSQL one outside the pool: :meth:`Database.reader_for_batches`).
 
     On PostgreSQL a checkout and return cost ~80 µs of event-loop time per read, more than the read itself
     (``bench/statements.py``). As the pool does for its own, the connection is pinged before a read that
