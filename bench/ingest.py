@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.pipeline.messages import RegistrationMessage
-from consentry.runtime import Runtime, freeze_startup_heap, utcnow
+from consentry.runtime import Runtime, tune_collector_for_long_run, utcnow
 from consentry.settings import Settings
 from consentry.storage.migrate import upgrade_to_head
 from consentry.storage.tables import RegistrationRequest, RegistrationStatus, User
@@ -42,7 +42,7 @@ async def main(database_url: str, count: int) -> None:
         consumer = RegistrationConsumer(
             runtime.database, runtime.registrations, settings, runtime.pipeline_metrics
         )
-        freeze_startup_heap()  # as `consentry worker` does before it starts taking registrations
+        tune_collector_for_long_run()  # as `consentry worker` does before it starts taking registrations
         started = time.perf_counter()
         while True:
             if not await consumer.step():

@@ -16,7 +16,7 @@ from consentry.domain.clients import InvalidClientMetadata, build_client_metadat
 from consentry.domain.identifiers import InvalidIdentifier
 from consentry.domain.scopes import InvalidScopeToken, Scopes
 from consentry.errors import ConfigurationError, ConsentryError
-from consentry.runtime import Runtime, freeze_startup_heap, utcnow
+from consentry.runtime import Runtime, tune_collector_for_long_run, utcnow
 from consentry.settings import get_settings
 from consentry.storage.clients import ClientRepository
 from consentry.storage.migrate import upgrade_to_head
@@ -130,7 +130,7 @@ def worker() -> None:
 
     async def _work(runtime: Runtime) -> None:
         background = Worker(runtime)
-        freeze_startup_heap()
+        tune_collector_for_long_run()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, background.stop)

@@ -34,7 +34,7 @@ from consentry.http.routers import (
 )
 from consentry.jobs.worker import Worker
 from consentry.logs import configure_logging
-from consentry.runtime import Runtime, freeze_startup_heap, utcnow
+from consentry.runtime import Runtime, tune_collector_for_long_run, utcnow
 from consentry.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -66,13 +66,18 @@ class ConsentryApp(FastAPI):
 
 
 def create_app(
-    settings: Settings, *, runtime: Runtime | None = None, run_worker: bool = False, freeze_heap: bool = False
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    run_worker: bool = False,
+    tune_collector: bool = False,
 ) -> FastAPI:
     """Build the application; the runtime (database engine, hashers) is created here unless one is given.
 
     A runtime passed in is owned by the caller and not closed on shutdown. ``run_worker`` runs the background
-    jobs (webhook delivery) in this process, as `consentry serve` does; so does ``freeze_heap`` (gc.freeze
-    after start-up: right for a server process, not for a test process that builds many apps).
+    jobs (webhook delivery) in this process, as `consentry serve` does; so does ``tune_collector`` (gc.freeze
+    and rarer young collections after start-up: right for a server process, not for a test process that
+    builds many apps).
     """
     owned = runtime is None
     runtime = runtime or Runtime.build(settings)
@@ -81,8 +86,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.keys.ensure_loaded(now=utcnow())
         log.info("consentry %s serving as %s", __version__, settings.issuer)
-        if freeze_heap:
-            freeze_startup_heap()
+        if tune_collector:
+            tune_collector_for_long_run()
         worker = Worker(runtime) if run_worker else None
         task = asyncio.create_task(worker.run()) if worker else None
         try:
@@ -129,4 +134,4 @@ def app_from_environment() -> FastAPI:
     """Uvicorn factory (``consentry.http.app:app_from_environment``): settings from ``CONSENTRY_*``."""
     settings = get_settings()
     configure_logging(json_logs=not settings.is_development, level=settings.log_level)
-    return create_app(settings, run_worker=True, freeze_heap=True)
+    return create_app(settings, run_worker=True, tune_collector=True)
