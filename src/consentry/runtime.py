@@ -16,7 +16,7 @@ from consentry.crypto.keys import KeyStore
 from consentry.crypto.secret_box import SecretBox
 from consentry.domain.tokens import TokenLifetimes
 from consentry.errors import ConfigurationError
-from consentry.pipeline.consumer import PipelineMetrics, Transport
+from consentry.pipeline.consumer import Doorbell, PipelineMetrics, Transport
 from consentry.pipeline.db_transport import DatabaseTransport
 from consentry.services.consent_usage import ConsentUsage
 from consentry.services.delivery import Senders
@@ -90,6 +90,7 @@ class Runtime:
     secret_box: SecretBox
     metrics_registry: CollectorRegistry
     registrations: Transport
+    registration_doorbell: Doorbell  # rung after ``registrations.publish`` for this process's consumer
     pipeline_metrics: PipelineMetrics
     writes: GroupCommitter
     token_lookup: TokenLookup
@@ -138,6 +139,7 @@ class Runtime:
             secret_box=SecretBox(derive_key(secret, "consentry sealed secrets v1")),
             metrics_registry=registry,
             registrations=registration_transport(settings, database),
+            registration_doorbell=Doorbell(),
             pipeline_metrics=PipelineMetrics(registry),
             writes=GroupCommitter(database),
             token_lookup=TokenLookup(database),

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentry.domain.batching import Batcher, BatchPolicy
+from consentry.domain.batching import Batcher, BatchPolicy, idle_wait
 
 
 def batcher(size: int = 3, wait: float = 5.0, idle: float = 0.5) -> Batcher[int]:
@@ -78,3 +78,41 @@ def test_every_message_is_flushed_exactly_once_and_in_order(gaps: list[float], s
     if final is not None:
         out.extend(final.items)
     assert out == list(range(len(gaps)))
+
+
+def test_an_idle_consumer_waits_longer_after_each_empty_poll_up_to_the_longest_wait() -> None:
+    waits = [idle_wait(n, first=0.1, longest=1.0, flush_in=None) for n in range(1, 7)]
+    assert waits == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    assert idle_wait(10_000, first=0.1, longest=1.0, flush_in=None) == 1.0
+
+
+def test_an_idle_consumer_holding_a_batch_wakes_when_it_is_due() -> None:
+    assert idle_wait(5, first=0.1, longest=1.0, flush_in=0.3) == pytest.approx(0.3)
+    assert idle_wait(1, first=0.1, longest=1.0, flush_in=0.3) == pytest.approx(0.1)
+    assert idle_wait(5, first=0.1, longest=1.0, flush_in=-0.2) == 0.0  # overdue: poll now
+
+
+@pytest.mark.parametrize(
+    ("empty_polls", "first", "longest"), [(0, 0.1, 1.0), (1, 0.0, 1.0), (1, 0.5, 0.1), (1, -1.0, 1.0)]
+)
+def test_an_idle_wait_refuses_what_has_no_meaning(empty_polls: int, first: float, longest: float) -> None:
+    with pytest.raises(ValueError):
+        idle_wait(empty_polls, first=first, longest=longest, flush_in=None)
+
+
+@given(
+    empty_polls=st.integers(1, 10_000),
+    first=st.floats(0.001, 10.0),
+    extra=st.floats(0.0, 100.0),
+    flush_in=st.none() | st.floats(-10.0, 100.0),
+)
+def test_an_idle_wait_grows_with_empty_polls_and_stays_within_its_bounds(
+    empty_polls: int, first: float, extra: float, flush_in: float | None
+) -> None:
+    longest = first + extra
+    wait = idle_wait(empty_polls, first=first, longest=longest, flush_in=flush_in)
+    assert 0.0 <= wait <= longest
+    assert flush_in is None or wait <= max(flush_in, 0.0)
+    assert wait <= idle_wait(empty_polls + 1, first=first, longest=longest, flush_in=flush_in)
+    if flush_in is None:
+        assert wait >= first

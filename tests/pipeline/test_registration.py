@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings
@@ -81,6 +83,34 @@ async def test_register_async_completes_through_the_pipeline(
     assert stored is not None and runtime.passwords.verify(stored, PASSWORD)
     flow = (await http.post(f"{API}/submit-identifier", json={"identifier": "later@example.com"})).json()
     assert flow["next"] == "verify"  # a queued registration has not proven its email yet
+
+
+async def test_an_idle_consumer_takes_this_process_registrations_when_the_doorbell_rings(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    consumer = RegistrationConsumer(
+        runtime.database, runtime.registrations, runtime.settings, runtime.pipeline_metrics
+    )
+    stop = asyncio.Event()
+    # Polls so seldom that only the doorbell can bring the registration in within the test's time.
+    running = asyncio.create_task(
+        consumer.run(stop, doorbell=runtime.registration_doorbell, poll=600.0, idle_poll=600.0)
+    )
+    try:
+        async with asyncio.timeout(20):
+            while not runtime.registration_doorbell.listened_to:  # noqa: ASYNC110 (the first poll is behind it)
+                await asyncio.sleep(0.01)
+        queued = await http.post(
+            f"{API}/register-async", json={"email": "rung@example.com", "password": PASSWORD, "consent": True}
+        )
+        request_id = queued.json()["request_id"]
+        async with asyncio.timeout(20):
+            while (await http.get(f"{API}/register-status/{request_id}")).json()["status"] != "completed":  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+    async with asyncio.timeout(5):  # a stop ends the wait at once
+        await running
 
 
 async def test_bulk_validates_up_front_and_duplicates_fail_alone(

@@ -2,7 +2,8 @@
 
 A batch is written when it reaches ``max_size``, when its oldest message has waited ``max_wait``, or when no
 message has arrived for ``idle_timeout`` — whichever comes first. Big bursts go out full; a trickle goes out
-promptly; nothing waits longer than ``max_wait``.
+promptly; nothing waits longer than ``max_wait``. And how long a consumer that found nothing waits before it
+looks again.
 """
 
 from __future__ import annotations
@@ -71,3 +72,13 @@ class Batcher(Generic[T]):
         items, self._items = self._items, []
         self._first_at = self._last_at = None
         return Flush(items, reason)
+
+
+def idle_wait(empty_polls: int, *, first: float, longest: float, flush_in: float | None) -> float:
+    """Seconds an idle consumer waits before it polls the queue again, after ``empty_polls`` polls in a row
+    found nothing: ``first``, doubled after each further empty poll up to ``longest``; never past the moment
+    the batch it holds is due (``flush_in`` seconds from now, None when it holds none)."""
+    if empty_polls < 1 or first <= 0 or longest < first:
+        raise ValueError("an idle wait needs an empty poll and 0 < first <= longest")
+    wait = longest if empty_polls > 32 else min(first * 2 ** (empty_polls - 1), longest)
+    return wait if flush_in is None else max(0.0, min(wait, flush_in))

@@ -29,9 +29,11 @@ class Worker:
         registrations = RegistrationConsumer(
             runtime.database, runtime.registrations, runtime.settings, runtime.pipeline_metrics
         )
-        pipeline = asyncio.create_task(registrations.run(self._stop))
-        webhooks = WebhookDelivery(self._runtime)
-        interval = self._runtime.settings.worker_poll_seconds
+        interval = runtime.settings.worker_poll_seconds
+        pipeline = asyncio.create_task(
+            registrations.run(self._stop, doorbell=runtime.registration_doorbell, idle_poll=interval)
+        )
+        webhooks = WebhookDelivery(runtime)
         cleanup_every = self._runtime.settings.cleanup_interval_seconds
         next_cleanup = time.monotonic() + min(cleanup_every, 60.0)  # not in the middle of start-up
         log.info("background worker started")

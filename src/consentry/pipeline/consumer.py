@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from consentry.domain.batching import Batcher, BatchPolicy, Flush
+from consentry.domain.batching import Batcher, BatchPolicy, Flush, idle_wait
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.pipeline.writer import write_batch
 from consentry.settings import Settings
@@ -22,6 +21,7 @@ from consentry.storage.database import Database
 log = logging.getLogger(__name__)
 
 WRITES_IN_FLIGHT = 2  # batches written at once where the database has its own cores (not SQLite)
+FIRST_IDLE_WAIT = 0.1  # seconds before an empty queue is polled again; it doubles while the queue stays empty
 
 
 class Transport(Protocol):
@@ -60,6 +60,46 @@ class PipelineMetrics:
             "consentry_registration_retries", "DLQ messages taken again", registry=registry
         )
         self.failed = Counter("consentry_registration_failed", "messages failed for good", registry=registry)
+
+
+class Doorbell:
+    """Rung when this process has published registrations, so that its consumer, idle, can poll seldom."""
+
+    def __init__(self) -> None:
+        self._waiting: set[asyncio.Future[None]] = set()
+
+    def ring(self) -> None:
+        for future in list(self._waiting):
+            if not future.done():
+                future.set_result(None)
+
+    @property
+    def listened_to(self) -> bool:
+        """Whether a consumer waits for the next ring."""
+        return any(not future.done() for future in self._waiting)
+
+    def next_ring(self) -> asyncio.Future[None]:
+        """A future done at the next ring (cancel it to stop waiting)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.add(future)
+        future.add_done_callback(self._waiting.discard)
+        return future
+
+
+async def _rung_within(seconds: float, stop: asyncio.Event, doorbell: Doorbell | None) -> bool:
+    """Wait ``seconds``, or less if ``stop`` is set or ``doorbell`` rings; whether it rang."""
+    if seconds <= 0:
+        return False
+    stopping = asyncio.ensure_future(stop.wait())
+    ring = doorbell.next_ring() if doorbell is not None else None
+    waits: list[asyncio.Future[Any]] = [stopping] if ring is None else [stopping, ring]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if ring is not None:
+            ring.cancel()
+    return ring is not None and ring.done() and not ring.cancelled()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,16 +178,38 @@ class RegistrationConsumer:
         if len(self._batcher):
             await self._flush(self._batcher.poll(now=float("inf")) or Flush([], "idle"))
 
-    async def run(self, stop: asyncio.Event, *, poll: float = 0.1) -> None:
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        doorbell: Doorbell | None = None,
+        poll: float = FIRST_IDLE_WAIT,
+        idle_poll: float = 1.0,
+    ) -> None:
+        """Take and write registrations until ``stop`` is set.
+
+        A queue found empty is polled again after ``poll`` seconds, then less and less often, down to once
+        per ``idle_poll``: ten polls a second of an idle queue took ~1 % of the core on PostgreSQL, taken
+        from the password sign-ins beside them. Registrations this process publishes ring ``doorbell`` and
+        are taken at once; those of other processes wait for the next poll.
+        """
+        empty_polls = 0
         while not stop.is_set():
             try:
                 arrived = await self.step()
             except Exception:
                 log.exception("registration round failed")
                 arrived = 0
-            if not arrived:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=poll)
+            if arrived:
+                empty_polls = 0
+                continue
+            empty_polls += 1
+            deadline = self._batcher.next_deadline()
+            flush_in = None if deadline is None else deadline - time.monotonic()
+            first = min(poll, idle_poll)
+            wait = idle_wait(empty_polls, first=first, longest=idle_poll, flush_in=flush_in)
+            if await _rung_within(wait, stop, doorbell):
+                empty_polls = 0
         await self.drain()
 
     async def _flush(self, flush: Flush[RegistrationMessage]) -> None:

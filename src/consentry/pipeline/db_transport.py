@@ -71,7 +71,7 @@ class DatabaseTransport:
     async def receive(self, limit: int, *, now: datetime) -> list[RegistrationMessage]:
         """Claim up to ``limit`` due messages (new ones, and dead-lettered ones whose retry time has come).
 
-        An idle queue costs one read: a consumer polls it ten times a second, and a claim is a write (on
+        An idle queue costs one read: a consumer polls it up to ten times a second, and a claim is a write (on
         SQLite, the process's write lock). The claim is one statement: the due rows are found through the
         (status, next_attempt_at) index in due order, so rows already written are never walked again. Ordered
         by ``created_at`` it walked them every time, and a SELECT then an UPDATE of a thousand listed ids cost

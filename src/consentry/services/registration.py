@@ -95,6 +95,8 @@ async def register_async(
         for applicant, password_hash in zip(valid, hashes, strict=True)
     ]
     await runtime.registrations.publish(messages, now=now)
+    if messages:
+        runtime.registration_doorbell.ring()
     return [m.request_id for m in messages], errors
 
 
