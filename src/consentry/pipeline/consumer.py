@@ -193,21 +193,24 @@ class RegistrationConsumer:
         from the password sign-ins beside them. Registrations this process publishes ring ``doorbell`` and
         are taken at once; those of other processes wait for the next poll.
         """
+        first = min(poll, idle_poll)
         empty_polls = 0
         while not stop.is_set():
+            failed = False
             try:
                 arrived = await self.step()
             except Exception:
                 log.exception("registration round failed")
-                arrived = 0
+                arrived, failed = 0, True
             if arrived:
                 empty_polls = 0
                 continue
             empty_polls += 1
             deadline = self._batcher.next_deadline()
             flush_in = None if deadline is None else deadline - time.monotonic()
-            first = min(poll, idle_poll)
             wait = idle_wait(empty_polls, first=first, longest=idle_poll, flush_in=flush_in)
+            if failed:
+                wait = max(wait, first)  # a batch overdue because its write failed: not again at once
             if await _rung_within(wait, stop, doorbell):
                 empty_polls = 0
         await self.drain()
