@@ -2,8 +2,8 @@
 
 A batch is written when it reaches ``max_size``, when its oldest message has waited ``max_wait``, or when no
 message has arrived for ``idle_timeout`` — whichever comes first. Big bursts go out full; a trickle goes out
-promptly; nothing waits longer than ``max_wait``. And how long a consumer that found nothing waits before it
-looks again.
+promptly; nothing waits longer than ``max_wait``. Also how long a consumer that found nothing waits before it
+polls again.
 """
 
 from __future__ import annotations
@@ -80,5 +80,6 @@ def idle_wait(empty_polls: int, *, first: float, longest: float, flush_in: float
     the batch it holds is due (``flush_in`` seconds from now, None when it holds none)."""
     if empty_polls < 1 or first <= 0 or longest < first:
         raise ValueError("an idle wait needs an empty poll and 0 < first <= longest")
+    # From the 33rd empty poll on, the longest wait outright: 2 ** n would overflow a float near n = 1,024.
     wait = longest if empty_polls > 32 else min(first * 2 ** (empty_polls - 1), longest)
     return wait if flush_in is None else max(0.0, min(wait, flush_in))
