@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from consentry.jobs.cleanup import run_cleanup
 from consentry.jobs.webhooks import WebhookDelivery
-from consentry.pipeline.consumer import RegistrationConsumer
+from consentry.pipeline.consumer import RegistrationConsumer, rung_within
 from consentry.runtime import Runtime, utcnow
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ class Worker:
             registrations.run(self._stop, doorbell=runtime.registration_doorbell, idle_poll=interval)
         )
         webhooks = WebhookDelivery(runtime)
-        cleanup_every = self._runtime.settings.cleanup_interval_seconds
+        cleanup_every = runtime.settings.cleanup_interval_seconds
         next_cleanup = time.monotonic() + min(cleanup_every, 60.0)  # not in the middle of start-up
         log.info("background worker started")
         try:
@@ -42,15 +41,14 @@ class Worker:
                 try:
                     busy = await webhooks.run_once(now=utcnow())
                     if time.monotonic() >= next_cleanup:
-                        report = await run_cleanup(self._runtime, now=utcnow())
+                        report = await run_cleanup(runtime, now=utcnow())
                         log.info("cleanup done", extra={"counts": report.counts})
                         next_cleanup = time.monotonic() + cleanup_every
                 except Exception:
                     log.exception("background round failed")
                     busy = 0
                 if not busy:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), timeout=interval)
+                    await rung_within(interval, self._stop)
         finally:
             self._stop.set()
             await pipeline

@@ -86,7 +86,7 @@ class Doorbell:
         return future
 
 
-async def _rung_within(seconds: float, stop: asyncio.Event, doorbell: Doorbell | None) -> bool:
+async def rung_within(seconds: float, stop: asyncio.Event, doorbell: Doorbell | None = None) -> bool:
     """Wait ``seconds``, or less if ``stop`` is set or ``doorbell`` rings; whether it rang."""
     if seconds <= 0:
         return False
@@ -94,12 +94,11 @@ async def _rung_within(seconds: float, stop: asyncio.Event, doorbell: Doorbell |
     ring = doorbell.next_ring() if doorbell is not None else None
     waits: list[asyncio.Future[Any]] = [stopping] if ring is None else [stopping, ring]
     try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stopping.cancel()
-        if ring is not None:
-            ring.cancel()
-    return ring is not None and ring.done() and not ring.cancelled()
+        for waiting in waits:
+            waiting.cancel()
+    return ring in done
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +210,7 @@ class RegistrationConsumer:
             wait = idle_wait(empty_polls, first=first, longest=idle_poll, flush_in=flush_in)
             if failed:
                 wait = max(wait, first)  # a batch overdue because its write failed: not again at once
-            if await _rung_within(wait, stop, doorbell):
+            if await rung_within(wait, stop, doorbell):
                 empty_polls = 0
         await self.drain()
 
