@@ -8,3 +8,4 @@ import time
 from consentry.domain.clustered_ids import ClusteredIds
 
 new_clustered_id = ClusteredIds(time.time_ns, os.urandom)  # user and registration request ids
+new_token_locator = ClusteredIds(time.time_ns, os.urandom).locator  # the head of every opaque token

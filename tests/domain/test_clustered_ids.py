@@ -85,3 +85,24 @@ def test_ids_made_at_once_on_many_threads_are_all_different() -> None:
     for thread in threads:
         thread.join()
     assert len(set(made)) == 40_000
+
+
+@given(st.integers(min_value=0, max_value=2**62), st.binary(min_size=14, max_size=14))
+def test_a_locator_is_the_first_48_bits_an_id_made_at_that_moment_has(now_ns: int, drawn: bytes) -> None:
+    def maker() -> ClusteredIds:
+        chunks = iter((drawn[:4], drawn[4:]))
+        return ClusteredIds(clock_ns=lambda: now_ns, entropy=lambda n: next(chunks))
+
+    locator = maker().locator()
+    assert len(locator) == 6
+    assert locator == maker()().bytes[:6]
+
+
+def test_locators_of_one_second_share_their_prefix_and_sort_in_the_order_they_were_made() -> None:
+    start = 1_790_000_000 * SECOND
+    moments = [start + SECOND * k // 10 for k in range(10)] + [start + SECOND]
+    locators = ClusteredIds(clock_ns=_clock(*moments), entropy=_counting_entropy())
+    made = [locators.locator() for _ in moments]
+    assert {locator[:4] for locator in made[:10]} == {(1).to_bytes(4, "big")}
+    assert sorted(made[:10]) == made[:10]
+    assert made[10][:4] == (2).to_bytes(4, "big")  # the next second: a new prefix, drawn

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import httpx
 import pytest
 
-from consentry.crypto.hashing import token_hash
+from consentry.crypto.hashing import new_secret, token_hash
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.tables import AccessToken
 from tests.oauth import App, Person, make_app, make_person, tokens_for
@@ -52,7 +53,9 @@ async def test_refresh_token_is_introspectable(
 
 
 @pytest.mark.parametrize(
-    "token", ["", "x", "never-issued-token-value", "a" * 600], ids=["empty", "short", "unknown", "huge"]
+    "token",
+    ["", "x", "never-issued-token-value", "a" * 600, "é" * 51, "." * 51],
+    ids=["empty", "short", "unknown", "huge", "token-length-non-ascii", "token-length-no-locator"],
 )
 async def test_anything_not_live_is_just_inactive(http: httpx.AsyncClient, app: App, token: str) -> None:
     response = await introspect(http, app, token)
@@ -61,6 +64,22 @@ async def test_anything_not_live_is_just_inactive(http: httpx.AsyncClient, app: 
         return
     assert response.status_code == 200
     assert response.json() == {"active": False}
+
+
+async def test_a_token_issued_before_locators_is_still_live(
+    http: httpx.AsyncClient, runtime: Runtime, app: App, person: Person
+) -> None:
+    """Tokens were 43 characters, keyed by their SHA-256 alone; those still in the database keep working."""
+    tokens = await tokens_for(http, runtime, app, person)
+    legacy = new_secret()
+    async with runtime.database.unit_of_work() as session:
+        row = await session.get(AccessToken, token_hash(tokens["access_token"]))
+        assert row is not None
+        row.token_hash = hashlib.sha256(legacy.encode()).digest()
+    body = (await introspect(http, app, legacy)).json()
+    assert body["active"] is True
+    assert body["sub"] == str(person.user_id)
+    assert (await introspect(http, app, tokens["access_token"])).json() == {"active": False}
 
 
 async def test_expired_and_revoked_tokens_are_inactive(

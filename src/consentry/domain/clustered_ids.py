@@ -23,10 +23,12 @@ from collections.abc import Callable
 
 _VERSION = 8  # RFC 9562 §5.8: a layout of the implementation's own
 _VARIANT = 0b10
+LOCATOR_BYTES = 6  # the 32-bit prefix and the 16-bit position
 
 
 class ClusteredIds:
-    """Makes ids; one per process, safe to call from any thread."""
+    """Makes ids; safe to call from any thread. Each kind of key gets its own maker, so keys of different
+    kinds made in one second do not share a prefix that would tie them together."""
 
     def __init__(self, clock_ns: Callable[[], int], entropy: Callable[[int], bytes]) -> None:
         """``clock_ns``: nanoseconds since the epoch; ``entropy``: n unpredictable bytes (``consentry.ids``
@@ -36,12 +38,7 @@ class ClusteredIds:
         self._second_and_prefix = (-1, 0)  # replaced whole: threads see an old pair or a new one, never half
 
     def __call__(self) -> uuid.UUID:
-        second, fraction_ns = divmod(self._clock_ns(), 1_000_000_000)
-        current, prefix = self._second_and_prefix
-        if second != current:
-            prefix = int.from_bytes(self._entropy(4), "big")
-            self._second_and_prefix = (second, prefix)
-        position = fraction_ns * 65_536 // 1_000_000_000
+        prefix, position = self._prefix_and_position()
         random = int.from_bytes(self._entropy(10), "big")
         value = (
             (prefix << 96)
@@ -52,3 +49,17 @@ class ClusteredIds:
             | (random & ((1 << 62) - 1))  # 62 more after the variant
         )
         return uuid.UUID(int=value)
+
+    def locator(self) -> bytes:
+        """An id's first 48 bits alone: this second's random prefix, then the position within the second. Keys
+        that begin with it are stored together and in order, as the ids are (opaque tokens lead with one)."""
+        prefix, position = self._prefix_and_position()
+        return (prefix << 16 | position).to_bytes(LOCATOR_BYTES, "big")
+
+    def _prefix_and_position(self) -> tuple[int, int]:
+        second, fraction_ns = divmod(self._clock_ns(), 1_000_000_000)
+        current, prefix = self._second_and_prefix
+        if second != current:
+            prefix = int.from_bytes(self._entropy(4), "big")
+            self._second_and_prefix = (second, prefix)
+        return prefix, fraction_ns * 65_536 // 1_000_000_000

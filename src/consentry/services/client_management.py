@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.crypto.hashing import new_token
+from consentry.crypto.hashing import new_secret
 from consentry.domain.clients import InvalidClientMetadata, build_client_metadata
 from consentry.domain.scopes import InvalidScopeToken, Scopes
 from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM
@@ -223,7 +223,7 @@ async def regenerate_secret(
     runtime: Runtime, client_id: str, by: SignedIn, *, origin: RequestOrigin, now: datetime
 ) -> str:
     """A new client secret; the old one stops working at once (other processes: within the cache TTL)."""
-    secret = new_token()
+    secret = new_secret()
     async with runtime.database.unit_of_work() as session:
         client = await _owned(session, client_id, by, for_update=True)
         if client.token_endpoint_auth_method == TokenEndpointAuthMethod.NONE:

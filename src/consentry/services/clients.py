@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.crypto.hashing import SecretHasher, new_token
+from consentry.crypto.hashing import SecretHasher, new_secret
 from consentry.crypto.secret_box import SecretBox
 from consentry.domain.clients import ClientMetadata
 from consentry.storage.clients import ClientRepository
@@ -45,7 +45,7 @@ async def register_client(
     now: datetime,
     owner_id: uuid.UUID | None = None,
 ) -> IssuedClient:
-    client_secret = None if metadata.is_public else new_token()
+    client_secret = None if metadata.is_public else new_secret()
     webhook_secret = new_webhook_secret() if metadata.webhook_url else None
     client = Client(
         id=new_client_id(),
