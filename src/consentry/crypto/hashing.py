@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from consentry.cpu_threads import CpuThreads
+from consentry.domain.clustered_ids import LOCATOR_BYTES
 from consentry.ids import new_token_locator
 
 TOKEN_BYTES = 32  # 256 bits (SPEC §2)
-_LOCATOR_CHARS = 8  # base64url of the 6-byte locator: a whole number of characters, so it decodes alone
+_LOCATOR_CHARS = LOCATOR_BYTES * 4 // 3  # 6 bytes are 8 base64url characters, whole: the head decodes alone
 _TOKEN_CHARS = _LOCATOR_CHARS + 43  # 43 = base64url of TOKEN_BYTES, without padding
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
