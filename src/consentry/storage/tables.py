@@ -43,6 +43,8 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big ids are INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# A SHA-256, or an opaque token's key: its 6-byte locator, then the SHA-256 (crypto/hashing.token_hash).
+# Neither database enforces the length: 38-byte keys sit beside those of tokens from before locators.
 Hash = LargeBinary(32)
 
 
