@@ -95,7 +95,7 @@ async def test_one_statement_for_several_tables_reads_back_as_insert_rows_writes
     async with runtime.database.engine.begin() as connection:
         for table, table_rows in rows("many"):
             await connection.run_sync(insert_rows, table, table_rows)
-    await runtime.database.run_one_statement(lambda c: insert_tables_in_one_statement(c, rows("one")))
+    await runtime.database.held_connection().run(lambda c: insert_tables_in_one_statement(c, rows("one")))
 
     async with runtime.database.read_only() as session:
         users = (await session.scalars(select(User).order_by(User.email))).all()
@@ -118,9 +118,10 @@ async def test_one_statement_is_all_or_nothing(runtime: Runtime) -> None:
     now = utcnow()
     event = {"event_type": "atomic", "occurred_at": now, "actor": "system", "user_id": None, "details": None}
     taken = {"email": "taken@example.com", "created_at": now, "updated_at": now}
-    await runtime.database.run_one_statement(lambda c: insert_rows(c, User.__table__, [taken]))  # type: ignore[arg-type]
+    held = runtime.database.held_connection()  # as the group committer runs its batches
+    await held.run(lambda c: insert_rows(c, User.__table__, [taken]))  # type: ignore[arg-type]
     with pytest.raises(IntegrityError):
-        await runtime.database.run_one_statement(
+        await held.run(
             lambda c: insert_tables_in_one_statement(
                 c,
                 [(AuditEvent.__table__, [event]), (User.__table__, [taken])],  # type: ignore[list-item]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from consentry.crypto.hashing import token_hash
@@ -368,18 +369,27 @@ async def test_rows_alone_are_one_statement_outside_a_transaction_block_on_postg
         )
         return WriteUnit(rows=(row, audit_row("one statement", now=now, client_id=app.client_id)))
 
-    event.listen(runtime.database.engine.sync_engine, "before_cursor_execute", record)
+    def checked_out(*_: Any) -> None:
+        checkouts.append(1)
+
+    checkouts: list[int] = []
+    pool = runtime.database.engine.sync_engine.pool
+    event.listen(Engine, "before_cursor_execute", record)  # every engine: the batch's is a held connection's
+    event.listen(pool, "checkout", checked_out)
     try:
         await asyncio.gather(*(runtime.writes.write(issued(n)) for n in range(20)))
+        await asyncio.gather(*(runtime.writes.write(issued(n)) for n in range(20, 30)))
     finally:
-        event.remove(runtime.database.engine.sync_engine, "before_cursor_execute", record)
+        event.remove(Engine, "before_cursor_execute", record)
+        event.remove(pool, "checkout", checked_out)
     assert seen and all(entry == ("WITH", False) for entry in seen), seen
-    assert await audit_count(runtime, "one statement") == 20
+    assert checkouts == []  # the group committer keeps a connection of its own: no checkout per batch
+    assert await audit_count(runtime, "one statement") == 30
     async with runtime.database.read_only() as session:
         scopes = await session.scalars(
             select(AccessToken.scopes).where(AccessToken.client_id == app.client_id)
         )
-        assert list(scopes) == [Scopes.parse("openid email")] * 20
+        assert list(scopes) == [Scopes.parse("openid email")] * 30
 
 
 async def test_rows_of_one_table_naming_different_columns_keep_all_their_values(runtime: Runtime) -> None:
@@ -410,13 +420,13 @@ async def test_claims_and_their_rows_are_one_statement_on_postgresql(runtime: Ru
     def exchange(code: bytes) -> WriteUnit:
         return WriteUnit(rows=(audit_row("exchanged", now=now),), claim=Claim(CODE_USE, code, now))
 
-    event.listen(runtime.database.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(Engine, "before_cursor_execute", record)  # every engine: the batch's is a held connection's
     try:
         results = await asyncio.gather(
             *(runtime.writes.write(exchange(code)) for code in codes + codes[:3]), return_exceptions=True
         )
     finally:
-        event.remove(runtime.database.engine.sync_engine, "before_cursor_execute", record)
+        event.remove(Engine, "before_cursor_execute", record)
     assert seen and all(entry == ("WITH", False) for entry in seen), seen
     assert results[:10] == [None] * 10
     assert all(isinstance(result, ClaimLost) for result in results[10:])

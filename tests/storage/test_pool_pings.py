@@ -1,5 +1,5 @@
 """PostgreSQL connections are pinged before use only after sitting idle; a dead idle one is replaced; a
-batched reader holds one between reads."""
+batched reader and the group committer each hold one between statements."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from consentry.runtime import Runtime
 from consentry.storage import database
@@ -95,18 +95,30 @@ async def test_a_batched_readers_connection_is_held_between_reads_and_sees_each_
     assert pings == []
 
 
-async def test_a_held_connection_is_let_go_when_a_read_fails_and_is_pinged_after_idling(
+async def test_a_held_connection_outlives_a_failed_statement_and_is_pinged_after_idling(
     runtime: Runtime, pings: list[int]
 ) -> None:
     reader = runtime.database.reader_for_batches()
     first = await reader.run(pid_of)
     with pytest.raises(ProgrammingError):
         await reader.run(lambda c: c.execute(text("SELECT * FROM no_such_table")))
-    second = await reader.run(pid_of)
-    assert second != first  # let go with the failed read; the next read connects again
+    assert await reader.run(pid_of) == first  # outside a transaction block the failure left it as it was
     await asyncio.sleep(0.3)
-    assert await reader.run(pid_of) == second
+    assert await reader.run(pid_of) == first
     assert pings == [1]  # idle: pinged before the read
+
+
+async def test_a_held_connection_lost_in_steady_use_fails_one_statement_and_is_let_go(
+    runtime: Runtime, pings: list[int]
+) -> None:
+    held = runtime.database.held_connection()
+    lost = await held.run(pid_of)
+    await terminate_backend(runtime, lost)
+    with pytest.raises(DBAPIError) as failed:  # used just now: not pinged, so this statement finds out
+        await held.run(pid_of)
+    assert failed.value.connection_invalidated
+    assert await held.run(pid_of) != lost  # the next one connects again
+    assert pings == []
 
 
 async def test_a_held_connection_the_server_dropped_while_idle_is_replaced_before_use(

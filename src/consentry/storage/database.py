@@ -168,21 +168,22 @@ class Reader(Protocol):
 
 
 class HeldConnection:
-    """A connection kept open for a caller that reads one batch at a time (a batched reader), taken from
-    ``engine`` (on PostgreSQL one outside the pool: :meth:`Database.reader_for_batches`).
+    """A connection kept open for a caller whose statements come one at a time, outside a transaction block
+    (a batched reader; the group committer's one-statement batches), taken from ``engine`` (on PostgreSQL one
+    outside the pool: :meth:`Database.held_connection`).
 
-    On PostgreSQL a checkout and return cost ~80 µs of event-loop time per read, more than the read itself
-    (``bench/statements.py``). As the pool does for its own, the connection is pinged before a read that
-    follows ``PING_AFTER_IDLE_SECONDS`` of idleness and replaced if dead, and replaced at ``RECYCLE_SECONDS``
-    of age; it is let go when a read through it fails, so a database that went away under load costs the one
-    read that finds out.
+    On PostgreSQL a checkout and return cost ~80 µs of event-loop time per statement, more than a point read
+    itself (``bench/statements.py``). As the pool does for its own, the connection is pinged before a
+    statement that follows ``PING_AFTER_IDLE_SECONDS`` of idleness and replaced if dead, and replaced at
+    ``RECYCLE_SECONDS`` of age; it is let go when the driver finds it lost, so a database that went away under
+    load costs the one statement that finds out.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
         self._last_used = self._connected_at = 0.0
-        self._turn = asyncio.Lock()  # one read at a time: a connection runs one statement at a time
+        self._turn = asyncio.Lock()  # a connection runs one statement at a time
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         async with self._turn:
@@ -200,14 +201,20 @@ class HeldConnection:
                 self._connected_at = time.monotonic()
             try:
                 return await connection.run_sync(work)
-            except BaseException:
+            except DBAPIError as error:
+                # Outside a transaction block a failed statement (a constraint, a deadlock's victim) leaves
+                # the connection as it was; one the driver found lost is let go.
+                if error.connection_invalidated:
+                    await self.release()
+                raise
+            except BaseException:  # cancelled mid-statement, or anything else: its state is unknown
                 await self.release()
                 raise
             finally:
                 self._last_used = time.monotonic()
 
     async def release(self) -> None:
-        """Let the connection go (at shutdown, or after a failed read)."""
+        """Let the connection go (at shutdown, or once lost)."""
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
@@ -237,7 +244,7 @@ class Database:
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
         # Statements outside a transaction block on PostgreSQL: reads by statements alone (one round trip
         # instead of three: BEGIN, the query, the pool's ROLLBACK; at READ COMMITTED each statement has its
-        # own snapshot either way) and :meth:`run_one_statement`. SQLite's driver begins nothing for a read.
+        # own snapshot either way). SQLite's driver begins nothing for a read.
         self.autocommit_engine: AsyncEngine = (
             self.engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.dialect == "postgresql"
@@ -283,14 +290,6 @@ class Database:
         async with self._writing():
             return await self._sqlite_writer.run(work)
 
-    async def run_one_statement(self, work: Callable[[Connection], T]) -> T:
-        """Synchronous ``work`` that runs a single statement, which is atomic on its own: on PostgreSQL
-        outside a transaction block, one round trip where :meth:`run_in_transaction` takes three (BEGIN, the
-        statement, COMMIT); elsewhere as :meth:`run_in_transaction`."""
-        if self.dialect != "postgresql":
-            return await self.run_in_transaction(work)
-        return await self._run_outside_transaction(work)
-
     async def run_read(self, work: Callable[[Connection], T]) -> T:
         """Synchronous ``work`` that reads by a few short indexed statements (the hot paths' point reads).
 
@@ -311,6 +310,11 @@ class Database:
         reader thread, elsewhere a connection held for it (:class:`HeldConnection`)."""
         if self._sqlite_reader is not None:
             return self._sqlite_reader
+        return self.held_connection()
+
+    def held_connection(self) -> HeldConnection:
+        """A connection kept for one caller whose statements come one at a time, outside a transaction block
+        (:class:`HeldConnection`); released by :meth:`dispose`."""
         held = HeldConnection(self._engine_for_held_connections())
         self._held.append(held)
         return held

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from consentry.storage.bulk import Encoder, Guard, insert_rows, insert_tables_in_one_statement
-from consentry.storage.database import Database
+from consentry.storage.database import Database, HeldConnection
 from consentry.storage.key_lists import ByKeys, by_keys
 from consentry.storage.tables import Base
 
@@ -121,6 +122,7 @@ class GroupCommitter:
         self._max_units = max_units
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._connection: HeldConnection | None = None  # for PostgreSQL's one-statement batches
 
     async def write(self, unit: WriteUnit) -> None:
         """Return once ``unit`` is committed; raise :class:`ClaimLost` if its claim did not hold."""
@@ -172,9 +174,12 @@ class GroupCommitter:
             # Claims and rows in one statement, one round trip instead of four or more (BEGIN, a claim per
             # kind, an INSERT per table, COMMIT). Two alternating pairs each: rows alone (scenario 1) 5,030 /
             # 5,504 -> 7,170 / 6,529/s; with claims, RS256 code exchange 1,435 / 1,491 -> 1,790 / 1,652/s.
-            return await self._database.run_one_statement(
-                lambda connection: write_units_in_one_statement(connection, units)
-            )
+            # On a connection kept for them, as batches go one at a time: no pool checkout and return per
+            # batch (~80 µs of event loop). Scenario 1, three alternating pairs: 10,100 / 10,897 / 10,684 ->
+            # 10,651 / 11,897 / 11,724/s.
+            if self._connection is None:
+                self._connection = self._database.held_connection()
+            return await self._connection.run(functools.partial(write_units_in_one_statement, units=units))
         return await self._database.run_in_transaction(lambda connection: write_units(connection, units))
 
 
