@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -40,21 +41,28 @@ async def audit_count(runtime: Runtime, event_type: str) -> int:
     return int(count or 0)
 
 
+@contextlib.contextmanager
+def on_every_engine(record: Callable[..., None]) -> Iterator[None]:
+    """``record`` sees each statement any engine runs meanwhile: batches run on SQLite's writer thread, or on
+    PostgreSQL on a connection the group committer holds, neither of them the pool's engine."""
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
 async def test_concurrent_writes_share_transactions(runtime: Runtime) -> None:
     statements: list[str] = []
 
     def counted(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement.split()[0].upper())
 
-    # Every engine's: batches run on SQLite's writer thread, or on PostgreSQL on a connection held for them.
-    event.listen(Engine, "before_cursor_execute", counted)
     now = utcnow()
-    try:
+    with on_every_engine(counted):
         await asyncio.gather(
             *(runtime.writes.write(WriteUnit(rows=(audit_row("grouped", now=now),))) for _ in range(50))
         )
-    finally:
-        event.remove(Engine, "before_cursor_execute", counted)
     assert await audit_count(runtime, "grouped") == 50
     assert 1 <= len(statements) <= 3, statements  # one INSERT per batch, not one per unit
 
@@ -377,13 +385,12 @@ async def test_rows_alone_are_one_statement_outside_a_transaction_block_on_postg
 
     checkouts: list[int] = []
     pool = runtime.database.engine.sync_engine.pool
-    event.listen(Engine, "before_cursor_execute", record)  # every engine: the batch's is a held connection's
     event.listen(pool, "checkout", checked_out)
     try:
-        await asyncio.gather(*(runtime.writes.write(issued(n)) for n in range(20)))
-        await asyncio.gather(*(runtime.writes.write(issued(n)) for n in range(20, 30)))
+        with on_every_engine(record):
+            await asyncio.gather(*(runtime.writes.write(issued(n)) for n in range(20)))
+            await asyncio.gather(*(runtime.writes.write(issued(n)) for n in range(20, 30)))
     finally:
-        event.remove(Engine, "before_cursor_execute", record)
         event.remove(pool, "checkout", checked_out)
     assert seen and all(entry == ("WITH", False) for entry in seen), seen
     assert checkouts == []  # the group committer keeps a connection of its own: no checkout per batch
@@ -423,13 +430,10 @@ async def test_claims_and_their_rows_are_one_statement_on_postgresql(runtime: Ru
     def exchange(code: bytes) -> WriteUnit:
         return WriteUnit(rows=(audit_row("exchanged", now=now),), claim=Claim(CODE_USE, code, now))
 
-    event.listen(Engine, "before_cursor_execute", record)  # every engine: the batch's is a held connection's
-    try:
+    with on_every_engine(record):
         results = await asyncio.gather(
             *(runtime.writes.write(exchange(code)) for code in codes + codes[:3]), return_exceptions=True
         )
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
     assert seen and all(entry == ("WITH", False) for entry in seen), seen
     assert results[:10] == [None] * 10
     assert all(isinstance(result, ClaimLost) for result in results[10:])
