@@ -26,7 +26,7 @@ async def main(database_url: str, count: int) -> None:
         database_url=database_url,
         secret_key="bench-secret-key-bench-secret-key-000000",
         registration_idle_seconds=0.05,
-    )  # type: ignore[arg-type]
+    )
     runtime = Runtime.build(settings)
     try:
         await upgrade_to_head(runtime.database)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import os
 import platform
@@ -426,7 +427,7 @@ def revoke_scenario(
             timings.append(round((time.perf_counter() - started) * 1000, 1))
             if response.status_code != 204:
                 return {"valid": False, "error": f"{response.status_code} {response.text[:200]}"}
-            still_live = with_seeder(server, lambda seeder, email=email: seeder.live_tokens(email))
+            still_live = with_seeder(server, functools.partial(Seeder.live_tokens, email=email))
             if still_live:
                 return {"valid": False, "error": f"{still_live} tokens still live after the revocation"}
     return {"tokens": tokens, "ms": timings, "median_ms": sorted(timings)[len(timings) // 2], "valid": True}
@@ -751,11 +752,11 @@ def print_table(report: dict[str, Any]) -> None:
                 )
                 continue
             if scenario == "scale":
-                ratios = ", ".join(f"{k} {v:.2f}x" for k, v in r["ratio_to_small"].items())
+                shares = ", ".join(f"{k} {v:.2f}x" for k, v in r["ratio_to_small"].items())
                 print(
                     f"{'scale':<12} {backend:<11} {r['users']:,} users, {r['consents']:,} consents, "
                     f"{r['tokens']:,} tokens seeded in {r['seed_seconds']} s; then, of the small-database "
-                    f"rate: {ratios}"
+                    f"rate: {shares}"
                 )
                 for name, again in r["scenarios"].items():
                     if again.get("valid"):

@@ -151,20 +151,22 @@ class Seeder:
         """Sign-in flows waiting at the password step (what submit-identifier leaves), as flow tokens."""
         flows = FlowTokens(derive_key(secret.encode(), "consentry flow tokens v1"))
         started = now()
+        expires_at = started + timedelta(minutes=30)
+        ids = [uuid.uuid4() for _ in range(count)]
         rows = [
             {
-                "id": uuid.uuid4(),
+                "id": id_,
                 "identifier": email,
                 "identifier_type": "email",
                 "purpose": "signin",
                 "step": "password",
                 "created_at": started,
-                "expires_at": started + timedelta(minutes=30),
+                "expires_at": expires_at,
             }
-            for _ in range(count)
+            for id_ in ids
         ]
         await self.insert(SigninFlow.__table__, rows)  # type: ignore[arg-type]
-        return [flows.issue(row["id"], "password", expires_at=row["expires_at"]) for row in rows]
+        return [flows.issue(id_, "password", expires_at=expires_at) for id_ in ids]
 
     async def population(self, client_id: str, users: int, consents: int, tokens: int) -> float:
         """Scenario 8: ``users`` people, ``consents`` active consents for ``client_id`` (one per person),
