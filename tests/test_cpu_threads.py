@@ -1,4 +1,5 @@
-"""CPU threads: results and errors reach their callers, in groups while work waits, at once when none does."""
+"""CPU threads: results and errors reach their callers, in groups while work waits, at once when none does;
+work queued for a caller that has left is dropped."""
 
 from __future__ import annotations
 
@@ -86,3 +87,61 @@ async def test_shutdown_runs_what_was_queued_and_ends_the_threads() -> None:
     await asyncio.to_thread(threads.shutdown)
     assert await asyncio.gather(*results) == [1, 3, 9, 27, 81]
     assert not [t for t in threading.enumerate() if t.name.startswith("test_")]
+
+
+async def test_a_job_queued_when_its_caller_leaves_is_dropped(one_thread: CpuThreads) -> None:
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def blocking() -> None:
+        started.set()
+        release.wait()
+
+    first = asyncio.ensure_future(one_thread.run(blocking))
+    await asyncio.to_thread(started.wait)
+    left = asyncio.Event()
+    watching = cpu_threads.caller_gone.set(left.wait)
+    try:
+        second = asyncio.ensure_future(one_thread.run(ran.append, "second"))
+    finally:
+        cpu_threads.caller_gone.reset(watching)
+    await asyncio.sleep(0)
+    left.set()
+    try:
+        with pytest.raises(cpu_threads.CallerGone):
+            await asyncio.wait_for(second, timeout=10)  # its job is still queued behind the first
+    finally:
+        release.set()
+    await first
+    assert await one_thread.run(ran.append, "third") is None
+    assert ran == ["third"]
+
+
+async def test_a_caller_that_stays_gets_its_result_and_the_watch_ends(one_thread: CpuThreads) -> None:
+    watch_ended = asyncio.Event()
+
+    async def never_leaves() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            watch_ended.set()
+
+    watching = cpu_threads.caller_gone.set(never_leaves)
+    try:
+        assert await one_thread.run(pow, 3, 4) == 81
+        with pytest.raises(ZeroDivisionError):
+            await one_thread.run(divmod, 1, 0)  # the job's own error, not CallerGone
+    finally:
+        cpu_threads.caller_gone.reset(watching)
+    await asyncio.wait_for(watch_ended.wait(), timeout=5)
+
+
+async def test_a_watch_that_cannot_tell_leaves_the_job_to_finish(one_thread: CpuThreads) -> None:
+    async def broken() -> None:
+        raise RuntimeError("the transport cannot say")
+
+    watching = cpu_threads.caller_gone.set(broken)
+    try:
+        assert await one_thread.run(sum, [4, 5]) == 9
+    finally:
+        cpu_threads.caller_gone.reset(watching)

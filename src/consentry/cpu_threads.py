@@ -6,6 +6,11 @@ just filled with its own memory, and the sign-in's writes were a transaction of 
 finishes a job while others wait in the queue keeps the result and goes on with the next, up to ``group``
 results: the loop wakes once for them, warm after the first, and their writes share one group commit. A
 thread that finds the queue empty hands back what it has at once, so a server that keeps up adds no wait.
+
+Work is done only for callers still there: where the HTTP layer says how to learn that a request's client has
+left (:data:`caller_gone`), a job of that request still queued when it leaves is dropped and its caller gets
+:class:`CallerGone`. Under overload, clients give up first; hashing for them would make every later sign-in
+wait longer still.
 """
 
 from __future__ import annotations
@@ -15,11 +20,19 @@ import contextlib
 import functools
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# Set around a request by the HTTP layer: awaiting it returns once the request's client has gone.
+caller_gone: ContextVar[Callable[[], Awaitable[object]] | None] = ContextVar("caller_gone", default=None)
+
+
+class CallerGone(Exception):
+    """The caller left while its job waited: the job was dropped (or its result, if it had begun)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +63,20 @@ class CpuThreads:
             for thread in self._threads:
                 thread.start()
         self._jobs.put(_Job(functools.partial(function, *args), future))
-        return await future
+        gone = caller_gone.get()
+        if gone is None:
+            return await future
+        watch = asyncio.ensure_future(gone())
+        try:
+            done, _ = await asyncio.wait((future, watch), return_when=asyncio.FIRST_COMPLETED)
+            if future not in done and watch.exception() is None:
+                raise CallerGone
+            return await future  # done, or the watch failed and cannot tell: then the job is waited for
+        finally:
+            if not watch.cancel() and not watch.cancelled():
+                watch.exception()  # retrieved: a watch that failed could only not tell
+            if not future.done():  # the caller left, or this task was cancelled: a queued job is skipped
+                future.cancel()
 
     def shutdown(self) -> None:
         """Run the jobs queued so far, hand back their results, and end the threads."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -516,3 +517,93 @@ async def test_the_password_hash_runs_off_the_event_loop(
     response = await login
     assert response.status_code == 200, response.text
     assert "session_token" in response.json()
+
+
+async def test_a_sign_in_whose_client_leaves_while_its_hash_waits_is_dropped(
+    http: httpx.AsyncClient, asgi_app: Any, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients that give up (overload, timeouts) cost no argon2id: a sign-in whose connection closes while its
+    hash is queued is dropped unanswered, nothing is written for it, and the edge counts it as a 499."""
+    person = await make_person(runtime)
+    threads = len(os.sched_getaffinity(0))  # one hashing thread per usable CPU, each held by a sign-in
+    all_hashing, release = threading.Barrier(threads + 1), threading.Event()
+    hashed: list[str] = []
+    real_verify = runtime.passwords.verify
+
+    def held_verify(stored_hash: str, password: str) -> bool:
+        hashed.append(password)
+        all_hashing.wait(timeout=10)
+        assert release.wait(timeout=10), "the test never released the hash"
+        return real_verify(stored_hash, password)
+
+    monkeypatch.setattr(runtime.passwords, "verify", held_verify)
+    stay = [(await submit(http, person.email)).json()["flow_token"] for _ in range(threads)]
+    leaves = (await submit(http, person.email)).json()["flow_token"]
+    staying = [
+        asyncio.create_task(
+            http.post(f"{API}/login-password", json={"password": PASSWORD}, headers=bearer(flow))
+        )
+        for flow in stay
+    ]
+    await asyncio.to_thread(all_hashing.wait, 10)
+
+    queued = asyncio.Event()
+    real_verify_off_loop = runtime.passwords.verify_off_loop
+
+    async def noted(stored_hash: str, password: str) -> bool:
+        queued.set()  # the job is queued before this task next yields
+        return await real_verify_off_loop(stored_hash, password)
+
+    monkeypatch.setattr(runtime.passwords, "verify_off_loop", noted)
+    body = b'{"password": "a guess never hashed"}'
+    client_left, sent = asyncio.Event(), []
+
+    async def receive() -> dict[str, Any]:
+        if not sent:
+            sent.append("body")
+            return {"type": "http.request", "body": body, "more_body": False}
+        await client_left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"{API}/login-password",
+        "raw_path": f"{API}/login-password".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"authorization", f"Bearer {leaves}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    leaving = asyncio.create_task(asgi_app(scope, receive, send))
+    await asyncio.wait_for(queued.wait(), timeout=10)
+    client_left.set()
+    await asyncio.wait_for(leaving, timeout=10)
+    assert sent == ["body"]  # no response started: nobody to answer
+
+    release.set()
+    assert [response.status_code for response in await asyncio.gather(*staying)] == [200] * threads
+    assert hashed == [PASSWORD] * threads  # the leaver's guess was never hashed
+    async with runtime.database.read_only() as session:
+        events = list(
+            await session.scalars(select(AuditEvent.event_type).where(AuditEvent.user_id == person.user_id))
+        )
+    assert events.count("login_succeeded") == threads and "login_failed" not in events
+    counted = f'consentry_http_requests_total{{method="POST",route="{API}/login-password",status="499"}} 1.0'
+    assert counted in (await http.get("/metrics")).text
+    # The flow it left is untouched: the same client, back, still signs in with it.
+    monkeypatch.undo()
+    back = await http.post(f"{API}/login-password", json={"password": PASSWORD}, headers=bearer(leaves))
+    assert back.status_code == 200, back.text

@@ -13,6 +13,8 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from consentry.cpu_threads import CallerGone
+
 log = logging.getLogger("consentry.access")
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -26,6 +28,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for the access log and metrics; never sent
 
 
 class RequestMetrics:
@@ -122,6 +125,8 @@ class EdgeMiddleware:
             if not response_started:
                 await _too_large(send, limit)
             status = 413
+        except CallerGone:
+            status = CLIENT_CLOSED_REQUEST  # nothing to send: the connection has gone
         finally:
             self._observe(scope, status, started)
 

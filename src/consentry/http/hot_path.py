@@ -13,6 +13,7 @@ edge's Prometheus metrics and access log do).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from consentry.cpu_threads import CallerGone, caller_gone
 from consentry.errors import ConsentryError
 from consentry.http.edge import BodyTooLarge
 from consentry.http.errors import refusal_response, unexpected_error_response
@@ -43,15 +45,25 @@ class HotPath:
         endpoint, route = self.routes[(scope["method"], scope["path"])]
         scope["route"] = route  # the metrics label, as FastAPI's router would set it
         request = Request(scope, receive, send)
+        # A sign-in whose client leaves while its hash is queued is dropped (cpu_threads.py). Hashes are
+        # queued once the password, so the whole body, has been read: the watch then sees only the end.
+        watching = caller_gone.set(functools.partial(_disconnected, receive))
         try:
             response = await endpoint(request)
+        except (BodyTooLarge, CallerGone):
+            raise  # the edge answers 413, or counts a request nobody waits for
         except ConsentryError as exc:
             response = refusal_response(exc)
-        except BodyTooLarge:
-            raise  # the edge answers 413
         except Exception as exc:
             response = unexpected_error_response(request, exc)
+        finally:
+            caller_gone.reset(watching)
         await response(scope, receive, send)
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def hot_routes(routers: Iterable[APIRouter], wanted: Iterable[tuple[str, str]]) -> Routes:
