@@ -59,7 +59,10 @@ async def test_results_finished_while_work_waits_are_handed_back_together(
     assert handed_back == [3, 3, 1]  # the loop woke three times for seven results
 
 
-async def test_a_job_whose_caller_has_gone_is_not_run(one_thread: CpuThreads) -> None:
+@pytest.mark.parametrize("leaving", ["cancelled", "disconnected"])
+async def test_a_job_whose_caller_has_gone_is_not_run(one_thread: CpuThreads, leaving: str) -> None:
+    """Its task cancelled, or its client gone (``caller_gone``, set by the HTTP layer): a job still queued
+    is dropped, and the caller gets CancelledError or CallerGone."""
     started, release = threading.Event(), threading.Event()
     ran: list[str] = []
 
@@ -69,12 +72,22 @@ async def test_a_job_whose_caller_has_gone_is_not_run(one_thread: CpuThreads) ->
 
     first = asyncio.ensure_future(one_thread.run(blocking))
     await asyncio.to_thread(started.wait)
-    second = asyncio.ensure_future(one_thread.run(ran.append, "second"))
+    gone = asyncio.Event()
+    watching = cpu_threads.caller_gone.set(gone.wait if leaving == "disconnected" else None)
+    try:
+        second = asyncio.ensure_future(one_thread.run(ran.append, "second"))
+    finally:
+        cpu_threads.caller_gone.reset(watching)
     await asyncio.sleep(0)
-    second.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await second  # its job is still queued behind the first
-    release.set()
+    if leaving == "disconnected":
+        gone.set()
+    else:
+        second.cancel()
+    try:
+        with pytest.raises(cpu_threads.CallerGone if leaving == "disconnected" else asyncio.CancelledError):
+            await asyncio.wait_for(second, timeout=10)  # its job is still queued behind the first
+    finally:
+        release.set()
     await first
     assert await one_thread.run(ran.append, "third") is None
     assert ran == ["third"]
@@ -87,34 +100,6 @@ async def test_shutdown_runs_what_was_queued_and_ends_the_threads() -> None:
     await asyncio.to_thread(threads.shutdown)
     assert await asyncio.gather(*results) == [1, 3, 9, 27, 81]
     assert not [t for t in threading.enumerate() if t.name.startswith("test_")]
-
-
-async def test_a_job_queued_when_its_caller_leaves_is_dropped(one_thread: CpuThreads) -> None:
-    started, release = threading.Event(), threading.Event()
-    ran: list[str] = []
-
-    def blocking() -> None:
-        started.set()
-        release.wait()
-
-    first = asyncio.ensure_future(one_thread.run(blocking))
-    await asyncio.to_thread(started.wait)
-    left = asyncio.Event()
-    watching = cpu_threads.caller_gone.set(left.wait)
-    try:
-        second = asyncio.ensure_future(one_thread.run(ran.append, "second"))
-    finally:
-        cpu_threads.caller_gone.reset(watching)
-    await asyncio.sleep(0)
-    left.set()
-    try:
-        with pytest.raises(cpu_threads.CallerGone):
-            await asyncio.wait_for(second, timeout=10)  # its job is still queued behind the first
-    finally:
-        release.set()
-    await first
-    assert await one_thread.run(ran.append, "third") is None
-    assert ran == ["third"]
 
 
 async def test_a_caller_that_stays_gets_its_result_and_the_watch_ends(one_thread: CpuThreads) -> None:
