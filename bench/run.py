@@ -1,8 +1,8 @@
 """`make bench`: Consentry measured against the peers in ../shared/peers, in one run, on one core.
 
-The server runs pinned to CPU 0 (taskset), wrk pinned to CPU 1 with 32 connections: a warm-up, then a
-measurement. Every response is checked by the wrk script (status and body); a run with a wrong response does
-not count. Results go to stdout as a table and to bench/results/latest.json.
+The server runs pinned to CPU 0 (taskset), wrk pinned to CPU 1 with 32 connections: a warm-up, then, once the
+server is idle again, a measurement. Every response is checked by the wrk script (status and body); a run
+with a wrong response does not count. Results go to stdout as a table and to bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -683,7 +683,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(),
         "machine": platform.platform(),
-        "method": "server taskset CPU 0; wrk -t1 -c32 on CPU 1; warm-up then measure",
+        "method": "server taskset CPU 0; wrk -t1 -c32 on CPU 1; warm-up, server idle, then measure",
         "consentry": {},
         "peers": {},
     }
