@@ -66,15 +66,14 @@ class CpuThreads:
         gone = caller_gone.get()
         if gone is None:
             return await future
-        watch = asyncio.ensure_future(gone())
+        watch = asyncio.ensure_future(_has_left(gone))
         try:
-            done, _ = await asyncio.wait((future, watch), return_when=asyncio.FIRST_COMPLETED)
-            if future not in done and watch.exception() is None:
+            await asyncio.wait((future, watch), return_when=asyncio.FIRST_COMPLETED)
+            if not future.done() and watch.result():
                 raise CallerGone
-            return await future  # done, or the watch failed and cannot tell: then the job is waited for
+            return await future  # done, or the watch cannot tell: then the job is waited for
         finally:
-            if not watch.cancel() and not watch.cancelled():
-                watch.exception()  # retrieved: a watch that failed could only not tell
+            watch.cancel()
             if not future.done():  # the caller left, or this task was cancelled: a queued job is skipped
                 future.cancel()
 
@@ -107,6 +106,15 @@ class CpuThreads:
             if len(finished) >= self._group:
                 _hand_back(finished)
                 finished = []
+
+
+async def _has_left(gone: Callable[[], Awaitable[object]]) -> bool:
+    """True once the caller has gone; False at once if the watch fails, which then cannot tell."""
+    try:
+        await gone()
+    except Exception:
+        return False
+    return True
 
 
 def _hand_back(finished: list[_Finished]) -> None:

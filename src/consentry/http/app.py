@@ -47,6 +47,7 @@ HOT_ROUTES = (
     ("GET", "/oauth2/authorize"),
     ("POST", "/api/v1/auth/login-password"),
 )
+HASHING_HOT_ROUTES = (("POST", "/api/v1/auth/login-password"),)  # of those, the ones that hash a password
 
 
 class ConsentryApp(FastAPI):
@@ -125,7 +126,7 @@ def create_app(
     hsts = urlsplit(settings.issuer).scheme == "https"
     limit = settings.max_body_bytes
     app.add_middleware(EdgeMiddleware, metrics=metrics, max_body_bytes=limit, hsts=hsts)
-    app.hot_path = HotPath(hot_routes(routers, HOT_ROUTES))
+    app.hot_path = HotPath(hot_routes(routers, HOT_ROUTES), hashing=HASHING_HOT_ROUTES)
     app.hot_edge = EdgeMiddleware(app.hot_path, metrics=metrics, max_body_bytes=limit, hsts=hsts)
     return app
 

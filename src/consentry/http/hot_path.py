@@ -35,19 +35,22 @@ Routes = dict[tuple[str, str], tuple[Endpoint, APIRoute]]  # (method, path) → 
 class HotPath:
     """An ASGI app for the hot routes only: ask ``serves`` first."""
 
-    def __init__(self, routes: Routes) -> None:
+    def __init__(self, routes: Routes, *, hashing: Iterable[tuple[str, str]]) -> None:
         self.routes = routes
+        # Routes whose requests wait for a password hash: a client leaving while its hash is queued drops
+        # the request (cpu_threads.caller_gone). The others need no watch.
+        self.hashing = frozenset(hashing)
 
     def serves(self, scope: Scope) -> bool:
         return scope["type"] == "http" and (scope["method"], scope["path"]) in self.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint, route = self.routes[(scope["method"], scope["path"])]
+        key = (scope["method"], scope["path"])
+        endpoint, route = self.routes[key]
         scope["route"] = route  # the metrics label, as FastAPI's router would set it
         request = Request(scope, receive, send)
-        # A sign-in whose client leaves while its hash is queued is dropped (cpu_threads.py). Hashes are
-        # queued once the password, so the whole body, has been read: the watch then sees only the end.
-        watching = caller_gone.set(functools.partial(_disconnected, receive))
+        # Hashes are queued once the password, so the whole body, has been read: the watch sees only the end.
+        watching = caller_gone.set(functools.partial(_disconnected, receive)) if key in self.hashing else None
         try:
             response = await endpoint(request)
         except (BodyTooLarge, CallerGone):
@@ -57,7 +60,8 @@ class HotPath:
         except Exception as exc:
             response = unexpected_error_response(request, exc)
         finally:
-            caller_gone.reset(watching)
+            if watching is not None:
+                caller_gone.reset(watching)
         await response(scope, receive, send)
 
 
