@@ -52,18 +52,19 @@ Issue = Callable[[Seeder, str, uuid.UUID, uuid.UUID, int], Awaitable[list[str]]]
 
 
 def wrk(
-    url: str,
+    server: Consentry,
+    path: str,
     script: Path,
     env: dict[str, str],
     *,
     duration: str,
     warmup: str,
     warmup_env: dict[str, str] | None = None,
-    settle: Callable[[], None],
 ) -> dict[str, Any]:
-    """A warm-up, then the measured run. Between them ``settle`` waits for the server to finish what the
+    """A warm-up, then the measured run of ``path`` on ``server``. Between them the server finishes what the
     warm-up left in flight: its 32 requests would otherwise take the first moments of the measured run
     (for sign-ins, ~0.5 s of argon2id whose answers nobody reads, 5 % of a 10 s measurement)."""
+    url = f"{server.url}{path}"
     base = ["taskset", "-c", WRK_CPU, "wrk", "-t1", "-c32", "--timeout", "30s", "-s", str(script)]
     subprocess.run(
         [*base, "-d", warmup, url],
@@ -71,7 +72,7 @@ def wrk(
         capture_output=True,
         check=False,
     )
-    settle()
+    wait_until_idle(server)
     out = subprocess.run(
         [*base, "-d", duration, url], env={**os.environ, **env}, capture_output=True, text=True, check=False
     ).stdout
@@ -243,28 +244,28 @@ def consentry_scenarios(
     basic = base64.b64encode(f"{seed['machine_id']}:{seed['machine_secret']}".encode()).decode()
     results = {
         "token": wrk(
-            f"{server.url}/oauth2/token",
+            server,
+            "/oauth2/token",
             POST_LUA,
             {"BASIC": basic, "BODY": "grant_type=client_credentials", "EXPECT": '"access_token"'},
             duration=duration,
             warmup=warmup,
-            settle=lambda: wait_until_idle(server),
         ),
         "introspect": wrk(
-            f"{server.url}/oauth2/introspect",
+            server,
+            "/oauth2/introspect",
             POST_LUA,
             {"BASIC": basic, "BODY": f"token={seed['token']}", "EXPECT": '"active":true'},
             duration=duration,
             warmup=warmup,
-            settle=lambda: wait_until_idle(server),
         ),
         "authorize": wrk(
-            f"{server.url}/oauth2/authorize?{seed['authorize_query']}",
+            server,
+            f"/oauth2/authorize?{seed['authorize_query']}",
             GET_LUA,
             {"BEARER": seed["session"]},
             duration=duration,
             warmup=warmup,
-            settle=lambda: wait_until_idle(server),
         ),
     }
     return results
@@ -300,13 +301,13 @@ def one_use_scenario(
     measured = lines_file(server.workdir, f"{name}.txt", lines_for(int(seconds(duration) * ceiling)))
     env = {"EXPECT": expect, "CONTENT_TYPE": content_type}
     return wrk(
-        f"{server.url}{path}",
+        server,
+        path,
         CONSUME_LUA,
         {**env, "LINES": measured},
         duration=duration,
         warmup=warmup,
         warmup_env={"LINES": warm},
-        settle=lambda: wait_until_idle(server),
     )
 
 
