@@ -341,3 +341,13 @@ async def test_a_failure_to_store_consent_does_not_block_the_redirect(
     assert "code" in query_of(location)
     assert "failed to store consent" in caplog.text
     assert await stored_consent(runtime, person, app) is None  # rolled back to the savepoint
+
+
+@pytest.mark.parametrize("path", ["/oauth2/consent", "/consent"])
+async def test_a_max_age_of_non_ascii_digits_is_a_clear_refusal(
+    http: httpx.AsyncClient, app: App, person: Person, path: str
+) -> None:
+    params = authorize_params(app) | {"max_age": "\u00b2"}
+    response = await http.get(path, params=params, headers=person.headers | {"accept": "application/json"})
+    assert response.status_code == 400
+    assert "max_age" in response.text

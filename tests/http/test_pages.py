@@ -158,3 +158,17 @@ async def test_revoke_form_fallback_with_csrf(http: httpx.AsyncClient, runtime: 
     assert response.status_code == 302
     after = await http.get(response.headers["location"], headers=person.headers)
     assert "Access revoked." in after.text and "Fallback App" not in after.text
+
+
+SITE_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+
+
+@pytest.mark.parametrize("page", ["/login", "/consent", "/account/apps"])
+async def test_every_page_keeps_the_whole_site_policy(
+    http: httpx.AsyncClient, runtime: Runtime, page: str
+) -> None:
+    app, person = await make_app(runtime), await make_person(runtime)
+    response = await http.get(page, params=authorize_params(app, scope="openid"), headers=person.headers)
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"] == SITE_CSP
+    assert response.headers["x-frame-options"] == "DENY"

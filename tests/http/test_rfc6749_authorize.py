@@ -104,7 +104,11 @@ async def test_repeated_client_id_is_not_redirected(
         ({"code_challenge": "short", "code_challenge_method": "S256"}, "invalid_request"),
         ({"prompt": "none login"}, "invalid_request"),
         ({"max_age": "-5"}, "invalid_request"),
+        ({"max_age": "\u00b2"}, "invalid_request"),
+        ({"max_age": "\u0663"}, "invalid_request"),
         ({"state": "s" * 3000}, "invalid_request"),
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+        ({"request_uri": "https://app.example/request.jwt"}, "request_uri_not_supported"),
     ],
     ids=[
         "response-type-token",
@@ -116,7 +120,11 @@ async def test_repeated_client_id_is_not_redirected(
         "short-challenge",
         "prompt-none-combined",
         "negative-max-age",
+        "superscript-max-age",
+        "arabic-indic-max-age",
         "huge-state",
+        "request-object",
+        "request-uri",
     ],
 )
 async def test_bad_parameters_redirect_with_error_state_and_iss(

@@ -100,6 +100,11 @@ def parse_request(
         raise RedirectableError("invalid_request", "response_type is required")
     if response_type != "code":
         raise RedirectableError("unsupported_response_type", "only response_type=code is supported")
+    # OIDC Core §6: request objects are not supported, and must not be silently ignored.
+    if params.get("request") is not None:
+        raise RedirectableError("request_not_supported", "request objects are not supported")
+    if params.get("request_uri") is not None:
+        raise RedirectableError("request_uri_not_supported", "request_uri is not supported")
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
         raise RedirectableError("unauthorized_client", "this client may not use the authorization code grant")
     try:
@@ -158,7 +163,8 @@ def _bounded(params: Mapping[str, str], name: str, limit: int) -> str | None:
 def _parse_max_age(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 10:
+    # str.isdigit() is true of "²" and other digits int() refuses: ASCII digits only.
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
         raise RedirectableError("invalid_request", "max_age must be a non-negative number of seconds")
     return int(value)
 

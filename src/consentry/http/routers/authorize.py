@@ -32,7 +32,6 @@ from consentry.services.consent_screen import ConsentSubmission, consent_screen,
 
 router = APIRouter(tags=["authorization"])
 
-FRAME_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 
 
 def _refusal(request: Request, error: str, description: str, status_code: int = 400) -> Response:
@@ -86,7 +85,6 @@ async def _show_consent(
         "ttl_days": client.consent_ttl_days or runtime.settings.consent_ttl_days,
     }
     response = render(request, "consent.html", context)
-    response.headers.update(FRAME_HEADERS)
     return response
 
 

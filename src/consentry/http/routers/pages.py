@@ -29,7 +29,6 @@ from consentry.storage.users import UserRepository
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "consentry_login_csrf"
-FRAME_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 
 
 def _redirect(location: str) -> RedirectResponse:
@@ -54,7 +53,6 @@ async def _login_page(
     client = await runtime.clients.get(context.get("client_id")) if context else None
     values = {"step": step, "csrf_token": csrf, "context": context, "client": client, **extra}
     response = render(request, "login.html", values, status_code=status_code)
-    response.headers.update(FRAME_HEADERS)
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         csrf,
@@ -226,7 +224,6 @@ async def apps_page(
         "descriptions": {name: scope.description for name, scope in catalogue.items()},
     }
     response = render(request, "apps.html", context)
-    response.headers.update(FRAME_HEADERS)
     return response
 
 
