@@ -216,9 +216,10 @@ async def test_existing_account_signs_in_with_password(
     assert "login_succeeded" in events
 
 
-async def test_unverified_account_verifies_then_uses_its_password(
+async def test_unverified_account_verifies_then_sets_a_new_password(
     http: httpx.AsyncClient, runtime: Runtime, mailbox: Mailbox
 ) -> None:
+    """SPEC §3: a password set before anyone proved the identifier is not kept (account pre-hijacking)."""
     person = await make_person(runtime)
     async with runtime.database.unit_of_work() as session:
         user = await session.get(User, person.user_id)
@@ -233,11 +234,14 @@ async def test_unverified_account_verifies_then_uses_its_password(
             headers=bearer(started["flow_token"]),
         )
     ).json()
-    assert verified["next"] == "password"
+    assert verified["next"] == "set_password"
     done = await http.post(
-        f"{API}/login-password", json={"password": PASSWORD}, headers=bearer(verified["flow_token"])
+        f"{API}/set-password",
+        json={"password": PASSWORD, "consent": True},
+        headers=bearer(verified["flow_token"]),
     )
     assert done.status_code == 200
+    assert done.json()["user_id"] == str(person.user_id)
 
 
 async def test_wrong_codes_then_the_flow_dies(http: httpx.AsyncClient, mailbox: Mailbox) -> None:

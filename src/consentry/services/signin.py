@@ -37,8 +37,14 @@ from consentry.services.sessions import NewSession, SignedIn, create_session, ne
 from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
 from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
-from consentry.storage.sessions import PASSWORD_STEP_DONE, flow_waiting_at, password_step
-from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
+from consentry.storage.sessions import (
+    PASSWORD_STEP_DONE,
+    SessionRepository,
+    flow_waiting_at,
+    password_step,
+)
+from consentry.storage.tables import SigninFlow, User, UserCredential, UserStatus
+from consentry.storage.tokens import TokenRepository
 from consentry.storage.users import UserRepository, active_account
 
 FLOW_TTL = timedelta(minutes=30)
@@ -255,6 +261,8 @@ async def _after_verification(session: AsyncSession, flow: SigninFlow, *, now: d
     user = await _find_user(session, identifier)
     flow.code_hash = None
     next_step: Step = "set_password"
+    if user is not None and not _verified(user, identifier):
+        user = await _first_proof(session, user, identifier, flow, now=now)
     if user is not None:
         if identifier.kind == "email":
             user.email_verified = True
@@ -268,6 +276,38 @@ async def _after_verification(session: AsyncSession, flow: SigninFlow, *, now: d
         raise InvalidFlowError()  # the account went away during the flow
     flow.step = next_step
     return next_step
+
+
+async def _first_proof(
+    session: AsyncSession, user: User, identifier: Identifier, flow: SigninFlow, *, now: datetime
+) -> User | None:
+    """Someone has just proved control of an identifier that nobody had proved on this account (SPEC §3,
+    account pre-hijacking). Whoever registered it may not be that person, so nothing they set survives:
+    on an account with no proven identifier, the registration's password is discarded (never kept as history)
+    and every session, token and code ends, and the prover sets a password; on an account that another,
+    proven identifier holds, the unproven one is taken off it and the prover signs up with it afresh.
+    Returns the account the prover continues with (None: a new one)."""
+    audit = AuditRepository(session)
+    if user.email_verified or user.phone_verified:
+        if identifier.kind == "email":
+            user.email = None
+        else:
+            user.phone = None
+        user.updated_at = now
+        await audit.record(
+            "identifier_detached", now=now, user_id=user.id, details={"identifier_type": identifier.kind}
+        )
+        await session.flush()  # the identifier is free before the prover's account takes it
+        flow.purpose = "signup"
+        return None
+    await UserRepository(session).discard_passwords(user.id)
+    await SessionRepository(session).end_all_of(user.id, now=now)
+    await TokenRepository(session).revoke_everything_of(user.id, now=now)
+    await audit.record(
+        "account_claimed", now=now, user_id=user.id, details={"identifier_type": identifier.kind}
+    )
+    flow.purpose = "claim"
+    return user
 
 
 async def set_password(
@@ -288,9 +328,10 @@ async def set_password(
         identifier = Identifier(flow.identifier_type, flow.identifier)  # type: ignore[arg-type]
         user = await _find_user(session, identifier)
         audit = AuditRepository(session)
+        claiming = flow.purpose == "claim"  # an account registered by someone who never proved the identifier
+        if (user is None or claiming) and not accepted_terms:
+            raise InvalidRequestError("accept the terms (consent: true) to create an account")
         if user is None:
-            if not accepted_terms:
-                raise InvalidRequestError("accept the terms (consent: true) to create an account")
             user = await create_user(
                 session,
                 passwords=runtime.passwords,
@@ -310,8 +351,10 @@ async def set_password(
             )
         else:
             await change_password(runtime, session, user, password, now=now)
+            if claiming:
+                session.add(terms_accepted(user.id, origin=origin, now=now))
             await audit.record(
-                "password_changed", now=now, origin=origin, user_id=user.id, details={"via": "reset"}
+                "password_changed", now=now, origin=origin, user_id=user.id, details={"via": flow.purpose}
             )
         flow.completed_at = now
         flow.step = "done"
@@ -335,7 +378,7 @@ async def change_password(
     keep_session: uuid.UUID | None = None,
 ) -> None:
     """New credential; none of the last five may be reused; every session of the account ends (except
-    ``keep_session``, the one the change was made from)."""
+    ``keep_session``, the one the change was made from), and every code and token of the person (SPEC §9)."""
     history = list(
         await session.scalars(
             select(UserCredential)
@@ -354,10 +397,8 @@ async def change_password(
     )
     new_hash = await runtime.passwords.hash_off_loop(password)
     session.add(UserCredential(user_id=user.id, password_hash=new_hash, created_at=now))
-    ending = update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
-    if keep_session is not None:
-        ending = ending.where(UserSession.id != keep_session)
-    await session.execute(ending.values(revoked_at=now))
+    await SessionRepository(session).end_all_of(user.id, now=now, keep=keep_session)
+    await TokenRepository(session).revoke_everything_of(user.id, now=now)
     user.updated_at = now
 
 

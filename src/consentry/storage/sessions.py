@@ -79,6 +79,13 @@ class SessionRepository:
             update(UserSession).where(UserSession.id == session_id).values(revoked_at=now)
         )
 
+    async def end_all_of(self, user_id: uuid.UUID, *, now: datetime, keep: uuid.UUID | None = None) -> None:
+        """Every live session of one person but ``keep`` (the one a change was made from, if any)."""
+        ending = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        if keep is not None:
+            ending = ending.where(UserSession.id != keep)
+        await self._session.execute(ending.values(revoked_at=now))
+
 
 async def live_sessions(session: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> list[UserSession]:
     return list(

@@ -231,6 +231,22 @@ class TokenRepository:
             RefreshToken, (RefreshToken.user_id == user_id) & (RefreshToken.client_id == client_id), now=now
         )
 
+    async def revoke_everything_of(self, user_id: uuid.UUID, *, now: datetime) -> int:
+        """Every live access and refresh token of one person, whatever the client, and their unused codes."""
+        await self._session.execute(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.user_id == user_id,
+                AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.expires_at > now,
+            )
+            .values(expires_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return await self._revoke(AccessToken, AccessToken.user_id == user_id, now=now) + await self._revoke(
+            RefreshToken, RefreshToken.user_id == user_id, now=now
+        )
+
     async def _revoke(
         self, table: type[AccessToken] | type[RefreshToken], condition: ColumnElement[bool], *, now: datetime
     ) -> int:

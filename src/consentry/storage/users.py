@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy import ColumnElement, and_, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.storage.tables import User, UserCredential, UserStatus
@@ -53,3 +53,7 @@ class UserRepository:
         return await self._session.scalar(
             select(UserCredential.password_hash).where(current_credential(user_id))
         )
+
+    async def discard_passwords(self, user_id: uuid.UUID) -> None:
+        """Forget every password of the account, history included (a password nobody proved to own)."""
+        await self._session.execute(delete(UserCredential).where(UserCredential.user_id == user_id))

@@ -33,7 +33,6 @@ from consentry.services.consent_screen import ConsentSubmission, consent_screen,
 router = APIRouter(tags=["authorization"])
 
 
-
 def _refusal(request: Request, error: str, description: str, status_code: int = 400) -> Response:
     if wants_html(request):
         return error_page(request, error, description, status_code=status_code)

@@ -1,0 +1,42 @@
+"""Fixtures for HTTP tests: the app served over real sockets, for tests that need real concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from consentry.http.protocol import ResponseCoalescingProtocol
+from tests.pg import free_port
+
+
+@pytest.fixture
+async def served(asgi_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The test's app behind uvicorn on a free loopback port, as `consentry serve` runs it, and a client of
+    it whose requests travel over TCP (so ``asyncio.gather`` of them is real concurrency)."""
+    port = free_port()
+    config = uvicorn.Config(
+        asgi_app,
+        host="127.0.0.1",
+        port=port,
+        http=ResponseCoalescingProtocol,
+        lifespan="on",
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # uvicorn offers no event for this
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60) as client:
+        try:
+            yield client
+        finally:
+            server.should_exit = True
+            await task
