@@ -72,6 +72,8 @@ async def make_app(
     **options: Any,
 ) -> App:
     redirect_uris = redirect_uris or [REDIRECT_URI]
+    # As `consentry client create`: a method given is the only one it may use; without one, Basic or the form.
+    options.setdefault("auth_method_fixed", "token_endpoint_auth_method" in options)
     async with runtime.database.unit_of_work() as session:
         metadata = build_client_metadata(
             name=options.pop("name", "Test App"),

@@ -42,12 +42,41 @@ class PostgresCluster:
     port: int
     pid: int
     bindir: Path
+    options: str = ""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def pg_ctl(self, *args: str) -> None:
+        prefix, _, _ = _as_postgres_user()
+        command = [*prefix, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=90)
+
+    def stop_fast(self) -> None:
+        """``pg_ctl stop -m fast``: the server ends every connection and goes away; the files stay."""
+        self.pg_ctl("stop", "-m", "fast", "-w")
+
+    def start_again(self) -> None:
+        self.pg_ctl("-o", self.options, "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
+        self.pid = int((self.root / "data" / "postmaster.pid").read_text().splitlines()[0])
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (its backends and helpers)."""
+        children = [
+            int(entry.name)
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _parent_of(entry) == self.pid
+        ]
+        return [self.pid, *children]
+
+    def signal_all(self, signum: int) -> None:
+        """SIGSTOP freezes the whole server (connections stay open, nothing answers); SIGCONT thaws it."""
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT to the postmaster), then remove the cluster's files."""
@@ -130,4 +159,12 @@ def start_cluster(*, shared_buffers: str = "128MB") -> PostgresCluster:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{log}")
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
-    return PostgresCluster(root=root, port=port, pid=pid, bindir=bindir)
+    return PostgresCluster(root=root, port=port, pid=pid, bindir=bindir, options=options)
+
+
+def _parent_of(proc_entry: Path) -> int | None:
+    try:
+        fields = (proc_entry / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -85,16 +86,27 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Proxies whose X-Forwarded-For is trusted (addresses or networks, comma-separated, or *); "
+            "default CONSENTRY_FORWARDED_ALLOW_IPS, else none."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole provider: HTTP API, pages and background work. Applies migrations first."""
     import uvicorn
 
+    from consentry.http.app import proxy_options
     from consentry.http.protocol import ResponseCoalescingProtocol
     from consentry.logs import configure_logging
     from consentry.process_memory import cap_malloc_arenas
 
     cap_malloc_arenas()  # before any thread starts; MALLOC_ARENA_MAX, if set, wins
 
+    if forwarded_allow_ips is not None:  # the app's processes read their settings from the environment
+        os.environ["CONSENTRY_FORWARDED_ALLOW_IPS"] = forwarded_allow_ips
+        get_settings.cache_clear()
     settings = get_settings()
     configure_logging(json_logs=not settings.is_development, level=settings.log_level)
 
@@ -114,6 +126,7 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        **proxy_options(settings),
     )
 
 
@@ -212,6 +225,13 @@ def client_create(
     id_token_alg: Annotated[
         str, typer.Option(help="How its ID tokens are signed: RS256, or ES256 (smaller, cheaper to sign).")
     ] = "RS256",
+    token_endpoint_auth_method: Annotated[
+        str | None,
+        typer.Option(
+            help="client_secret_basic or client_secret_post: the only way it may then authenticate "
+            "(without it, either). --public clients use none."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Register a client; prints client_id and, for confidential clients, client_secret (shown once)."""
@@ -225,7 +245,10 @@ def client_create(
                 scopes=Scopes.parse(scope),
                 known_scopes=await ClientRepository(session).known_scope_names(),
                 grant_types=grant_type,
-                token_endpoint_auth_method="none" if public else "client_secret_basic",
+                token_endpoint_auth_method="none"
+                if public
+                else token_endpoint_auth_method or "client_secret_basic",
+                auth_method_fixed=public or token_endpoint_auth_method is not None,
                 subject_type=subject_type,
                 webhook_url=webhook_url,
                 trusted=trusted,

@@ -153,8 +153,17 @@ class PayloadTooLargeError(ConsentryError):
 
 
 class ServiceUnavailableError(ConsentryError):
+    """A dependency is down or the server is saturated; ``Retry-After`` says when to try again."""
+
     error = "temporarily_unavailable"
     status_code = 503
+
+    def __init__(self, description: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(description)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class RateLimitedError(ConsentryError):

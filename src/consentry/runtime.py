@@ -21,7 +21,7 @@ from consentry.pipeline.db_transport import DatabaseTransport
 from consentry.services.consent_usage import ConsentUsage
 from consentry.services.delivery import Senders
 from consentry.services.directory import ClientDirectory
-from consentry.services.ratelimits import RateLimiter, storage_for
+from consentry.services.ratelimits import Policy, RateLimiter, RedisUnderWay, storage_for
 from consentry.services.subjects import SubjectService
 from consentry.settings import Settings
 from consentry.storage.consents import ActiveConsentLookup
@@ -103,7 +103,10 @@ class Runtime:
         settings.check_secure()
         secret = settings.resolved_secret_key()
         database = Database(
-            settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            timeout=settings.database_timeout,
         )
         lifetimes = TokenLifetimes(
             authorization_code=timedelta(seconds=settings.auth_code_ttl),
@@ -132,7 +135,11 @@ class Runtime:
             csrf_key=derive_key(secret, "consentry csrf v1"),
             consent_usage=ConsentUsage(),
             flow_tokens=FlowTokens(derive_key(secret, "consentry flow tokens v1")),
-            rate_limiter=RateLimiter(storage_for(settings.redis_url)),
+            rate_limiter=RateLimiter(
+                storage_for(settings.redis_url),
+                Policy.from_settings(settings),
+                under_way=RedisUnderWay(settings.redis_url) if settings.redis_url else None,
+            ),
             senders=Senders.from_settings(settings),
             # Checked when an account does not exist: that costs the same time as a wrong password.
             dummy_password_hash=passwords.hash(secrets.token_urlsafe(16)),
@@ -156,5 +163,6 @@ class Runtime:
         close_transport = getattr(self.registrations, "aclose", None)
         if close_transport is not None:
             await close_transport()
+        await self.rate_limiter.aclose()
         await self.database.dispose()
         await asyncio.to_thread(self.passwords.close)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consentry.domain.net import is_loopback_host
@@ -79,7 +79,25 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
 
+    # Rate limits (SPEC §1), each "N/period" as the limits package reads it ("10/15 minutes", "30/minute").
+    rate_limit_login_failures_per_identifier: str = "10/15 minutes"
+    rate_limit_login_failures_per_ip: str = "50/15 minutes"
+    rate_limit_code_failures_per_ip: str = "30/15 minutes"
+    rate_limit_code_sends_per_identifier_and_ip: str = "5/hour"
+    rate_limit_code_sends_per_ip: str = "30/hour"
+    rate_limit_code_resend_interval: str = "1/30 seconds"
+    rate_limit_client_auth_failures_per_client_and_ip: str = "20/5 minutes"
+    rate_limit_client_auth_failures_per_ip: str = "100/5 minutes"
+    rate_limit_registrations_per_ip: str = "30/minute"
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="proxies (comma-separated addresses or networks, or *) whose X-Forwarded-For is trusted",
+    )
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    database_timeout: float = Field(
+        default=5.0, gt=0, description="seconds to connect, to run a statement, or to wait for a connection"
+    )
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     log_level: str = "INFO"
@@ -93,6 +111,18 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or fragment (OIDC Discovery §3)")
         return value.rstrip("/")
+
+    @field_validator("*")
+    @classmethod
+    def _rate_limit_parses(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name and info.field_name.startswith("rate_limit_"):
+            from limits import parse
+
+            try:
+                parse(str(value))
+            except ValueError:
+                raise ValueError('must read like "10/15 minutes" or "30/minute"') from None
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -74,7 +74,7 @@ async def test_sign_in_consent_return_and_revoke(
     assert "See your email address" in text and "See your name, username, picture" in text
     await page.screenshot(path=shots / "4-consent.png", full_page=True)
     await page.get_by_role("button", name="Allow").click()
-    await page.wait_for_function("document.querySelector('h1')?.textContent === 'Acme Notes callback'")
+    await page.locator("h1", has_text="Acme Notes callback").wait_for()
     query = parse_qs(urlsplit(landed[-1]).query)
     assert query["state"] == ["st-1"] and query["iss"] == [server.url]
     await page.screenshot(path=shots / "5-callback.png", full_page=True)
@@ -97,7 +97,7 @@ async def test_sign_in_consent_return_and_revoke(
 
         # A second visit skips the consent screen.
         await page.goto(authorize_url.replace("st-1", "st-2"))
-        await page.wait_for_function("document.querySelector('h1')?.textContent === 'Acme Notes callback'")
+        await page.locator("h1", has_text="Acme Notes callback").wait_for()
         assert parse_qs(urlsplit(landed[-1]).query)["state"] == ["st-2"]
 
         # Connected apps: one click revokes the app.

@@ -38,6 +38,12 @@ REDIRECT_CASES = [
     UriCase("credentials", "https://user:pw@app.example.com/cb", False),
     UriCase("empty", "", False),
     UriCase("too long", "https://app.example.com/" + "a" * 2100, False),
+    UriCase("CR LF", "https://app.example.com/cb\r\nSet-Cookie: x=1", False),
+    UriCase("tab", "https://app.example.com/c\tb", False),
+    UriCase("space", "https://app.example.com/c b", False),
+    UriCase("C1 control", "https://app.example.com/c\x85b", False),
+    UriCase("decimal ipv4", "http://2130706433/cb", False),
+    UriCase("hex ipv4", "https://0x7f.1/cb", False),
 ]
 
 
@@ -59,6 +65,11 @@ WEBHOOK_CASES = [
     UriCase("localhost name", "https://localhost/x", False),
     UriCase("internal suffix", "https://db.internal/x", False),
     UriCase("plain http", "http://hooks.example.com/x", False),
+    UriCase("decimal ipv4", "https://2130706433/", False),
+    UriCase("hex ipv4", "https://0x7f.1/", False),
+    UriCase("octal ipv4", "https://0177.0.0.1/", False),
+    UriCase("short ipv4", "https://8.8.8/", False),
+    UriCase("CR LF", "https://hooks.example.com/x\r\n", False),
 ]
 
 
@@ -73,6 +84,12 @@ def test_webhook_urls_refuse_private_targets(case: UriCase) -> None:
 
 def test_webhook_private_targets_allowed_in_development() -> None:
     assert validate_webhook_url("http://127.0.0.1:9999/hook", allow_private=True)
+
+
+@pytest.mark.parametrize("url", ["https://2130706433/", "https://0x7f.1/", "https://0177.0.0.1/"])
+def test_numeric_hosts_in_odd_forms_are_refused_even_where_private_targets_are_allowed(url: str) -> None:
+    with pytest.raises(InvalidClientMetadata):
+        validate_webhook_url(url, allow_private=True)
 
 
 def test_sector_is_the_single_redirect_host_or_the_sector_identifier_host() -> None:

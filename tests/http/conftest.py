@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -10,22 +11,25 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from consentry.http.app import proxy_options
 from consentry.http.protocol import ResponseCoalescingProtocol
+from consentry.settings import Settings
 from tests.pg import free_port
 
 
-@pytest.fixture
-async def served(asgi_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The test's app behind uvicorn on a free loopback port, as `consentry serve` runs it, and a client of
-    it whose requests travel over TCP (so ``asyncio.gather`` of them is real concurrency)."""
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` behind uvicorn on a free loopback port, as `consentry serve` runs it, and a client of it whose
+    requests travel over TCP (so ``asyncio.gather`` of them is real concurrency)."""
     port = free_port()
     config = uvicorn.Config(
-        asgi_app,
+        app,
         host="127.0.0.1",
         port=port,
         http=ResponseCoalescingProtocol,
         lifespan="on",
         log_config=None,
+        **proxy_options(settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -40,3 +44,10 @@ async def served(asgi_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         finally:
             server.should_exit = True
             await task
+
+
+@pytest.fixture
+async def served(asgi_app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The test's app, served (see :func:`serve`)."""
+    async with serve(asgi_app, settings) as client:
+        yield client

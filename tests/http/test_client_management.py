@@ -10,7 +10,7 @@ import pytest
 from consentry.http.app import create_app
 from consentry.runtime import Runtime
 from tests.conftest import make_settings
-from tests.oauth import App, Person, make_person, tokens_for
+from tests.oauth import App, Person, make_app, make_person, tokens_for
 
 API = "/api/v1/oauth2/clients"
 NEW = {
@@ -59,6 +59,11 @@ async def test_create_shows_the_secret_once(http: httpx.AsyncClient, owner: Pers
         ({"client_name": ""}, "invalid_client_metadata"),
         ({"id_token_signed_response_alg": "none"}, "invalid_client_metadata"),
         ({"id_token_signed_response_alg": "HS256"}, "invalid_client_metadata"),
+        (
+            {"redirect_uris": ["https://app.example.com/cb\r\nLocation: https://evil.example"]},
+            "invalid_redirect_uri",
+        ),
+        ({"webhook_url": "https://2130706433/"}, "invalid_client_metadata"),
     ],
     ids=[
         "plain-http",
@@ -70,6 +75,8 @@ async def test_create_shows_the_secret_once(http: httpx.AsyncClient, owner: Pers
         "empty-name",
         "unsigned-id-tokens",
         "symmetric-id-tokens",
+        "crlf-redirect",
+        "decimal-ip-webhook",
     ],
 )
 async def test_create_refusals(
@@ -193,9 +200,74 @@ async def test_private_webhook_targets_are_refused_in_production(database_url: s
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="https://id.example.com"
         ) as c:
-            for target in ("https://10.0.0.1/hook", "https://127.0.0.1/hook", "https://169.254.169.254/x"):
+            for target in (
+                "https://10.0.0.1/hook",
+                "https://127.0.0.1/hook",
+                "https://169.254.169.254/x",
+                "https://2130706433/",
+                "https://0x7f.1/",
+                "https://0177.0.0.1/",
+            ):
                 response = await c.post(API, json=NEW | {"webhook_url": target}, headers=owner.headers)
                 assert response.status_code == 400, target
                 assert response.json()["error"] == "invalid_client_metadata"
     finally:
         await runtime.close()
+
+
+async def _client_credentials(http: httpx.AsyncClient, client_id: str, secret: str, method: str) -> int:
+    form = {"grant_type": "client_credentials"}
+    if method == "client_secret_basic":
+        response = await http.post("/oauth2/token", data=form, auth=(client_id, secret))
+    else:
+        response = await http.post(
+            "/oauth2/token", data=form | {"client_id": client_id, "client_secret": secret}
+        )
+    return response.status_code
+
+
+@pytest.mark.parametrize("registered", ["client_secret_basic", "client_secret_post", None])
+async def test_a_client_authenticates_only_as_it_registered(
+    http: httpx.AsyncClient, owner: Person, registered: str | None
+) -> None:
+    """SPEC §2: the method registered through the API (RFC 7591's default: basic) is the only one."""
+    extra = {"token_endpoint_auth_method": registered} if registered else {}
+    body = await create(http, owner, grant_types=["client_credentials"], redirect_uris=[], **extra)
+    expected = registered or "client_secret_basic"
+    for method in ("client_secret_basic", "client_secret_post"):
+        status = await _client_credentials(http, body["client_id"], body["client_secret"], method)
+        assert status == (200 if method == expected else 401), method
+
+
+async def test_a_client_created_without_a_method_may_use_basic_or_the_form(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    app = await make_app(runtime, grant_types=["client_credentials"], scope="openid")
+    assert app.client_secret is not None
+    for method in ("client_secret_basic", "client_secret_post"):
+        assert await _client_credentials(http, app.client_id, app.client_secret, method) == 200
+
+
+async def test_changing_the_auth_method_applies_and_cannot_make_a_client_public(
+    http: httpx.AsyncClient, owner: Person
+) -> None:
+    body = await create(http, owner, grant_types=["client_credentials"], redirect_uris=[])
+    changed = await http.patch(
+        f"{API}/{body['client_id']}",
+        json={"token_endpoint_auth_method": "client_secret_post"},
+        headers=owner.headers,
+    )
+    assert changed.status_code == 200 and changed.json()["token_endpoint_auth_method"] == "client_secret_post"
+    read = (await http.get(f"{API}/{body['client_id']}", headers=owner.headers)).json()
+    assert read["token_endpoint_auth_method"] == "client_secret_post"
+    assert (
+        await _client_credentials(http, body["client_id"], body["client_secret"], "client_secret_post") == 200
+    )
+    assert (
+        await _client_credentials(http, body["client_id"], body["client_secret"], "client_secret_basic")
+        == 401
+    )
+    public = await http.patch(
+        f"{API}/{body['client_id']}", json={"token_endpoint_auth_method": "none"}, headers=owner.headers
+    )
+    assert public.status_code == 400 and public.json()["error"] == "invalid_client_metadata"

@@ -161,14 +161,29 @@ async def test_revoke_form_fallback_with_csrf(http: httpx.AsyncClient, runtime: 
 
 
 SITE_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+ENDING_AT_THE_APP = SITE_CSP.replace("form-action 'self'", "form-action 'self' https://app.example.com")
 
 
-@pytest.mark.parametrize("page", ["/login", "/consent", "/account/apps"])
+@pytest.mark.parametrize(
+    ("page", "policy"),
+    [("/login", ENDING_AT_THE_APP), ("/consent", ENDING_AT_THE_APP), ("/account/apps", SITE_CSP)],
+)
 async def test_every_page_keeps_the_whole_site_policy(
-    http: httpx.AsyncClient, runtime: Runtime, page: str
+    http: httpx.AsyncClient, runtime: Runtime, page: str, policy: str
 ) -> None:
+    """A sign-in or consent form ends at the client's redirect URI: its origin, and only it, joins 'self'
+    among the form's targets (browsers apply form-action to the redirect that answers a form)."""
     app, person = await make_app(runtime), await make_person(runtime)
     response = await http.get(page, params=authorize_params(app, scope="openid"), headers=person.headers)
     assert response.status_code == 200
-    assert response.headers["content-security-policy"] == SITE_CSP
+    assert response.headers["content-security-policy"] == policy
     assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_redirect_uri_the_client_did_not_register_joins_no_policy(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    app = await make_app(runtime)
+    params = authorize_params(app, scope="openid") | {"redirect_uri": "https://evil.example/cb"}
+    response = await http.get("/login", params=params)
+    assert response.headers["content-security-policy"] == SITE_CSP

@@ -6,6 +6,7 @@ passwords are chosen by people and get the slow, memory-hard argon2id (OWASP par
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -126,6 +127,10 @@ def _verify_legacy(stored: str, password: str) -> bool:
     return False
 
 
+class HashingBusy(Exception):
+    """Registration has every hashing place it may hold (:meth:`PasswordHasher.hash_for_registration`)."""
+
+
 class PasswordHasher:
     """argon2id with configurable cost; tells when a stored hash should be upgraded.
 
@@ -144,9 +149,19 @@ class PasswordHasher:
         self._hasher = _Argon2Hasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
-        self._threads = CpuThreads(
-            len(os.sched_getaffinity(0)), group=self.HANDED_BACK_TOGETHER, name="argon2"
-        )
+        threads = len(os.sched_getaffinity(0))
+        self._threads = CpuThreads(threads, group=self.HANDED_BACK_TOGETHER, name="argon2")
+        self._registrations = asyncio.Semaphore(max(1, threads // 2))
+
+    async def hash_for_registration(self, password: str, *, wait: bool = False) -> str:
+        """A new account's password hash. Registration is open to anyone, so its hashes may hold at most half
+        of the hashing threads at once: sign-ins always find a thread soon, however many registrations come.
+        Past that, :class:`HashingBusy` at once (the caller answers 503), or with ``wait`` (an admin's bulk
+        registration) the hash waits for its turn."""
+        if not wait and self._registrations.locked():
+            raise HashingBusy
+        async with self._registrations:
+            return await self.hash_off_loop(password)
 
     async def hash_off_loop(self, password: str) -> str:
         return await self._threads.run(self.hash, password)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from consentry.domain.net import is_loopback_host, is_private_host
+from consentry.domain.net import has_control_or_space, is_loopback_host, is_odd_ipv4, is_private_host
 from consentry.domain.scopes import Scopes
 from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS
 
@@ -32,6 +32,10 @@ def validate_redirect_uri(uri: str) -> str:
         raise InvalidClientMetadata("redirect_uris", "a redirect URI must be 1 to 2048 characters")
     if "*" in uri:
         raise InvalidClientMetadata("redirect_uris", f"wildcards are not allowed: {uri}")
+    if has_control_or_space(uri):
+        raise InvalidClientMetadata(
+            "redirect_uris", f"a redirect URI must not contain spaces or control characters: {uri!r}"
+        )
     parts = urlsplit(uri)
     if parts.fragment or uri.endswith("#"):
         raise InvalidClientMetadata("redirect_uris", f"a redirect URI must not have a fragment: {uri}")
@@ -41,6 +45,8 @@ def validate_redirect_uri(uri: str) -> str:
         raise InvalidClientMetadata("redirect_uris", f"plain http is allowed only on loopback hosts: {uri}")
     if parts.username or parts.password:
         raise InvalidClientMetadata("redirect_uris", f"a redirect URI must not carry credentials: {uri}")
+    if is_odd_ipv4(parts.hostname):
+        raise InvalidClientMetadata("redirect_uris", f"write an IPv4 host in dotted decimal: {uri}")
     return uri
 
 
@@ -51,6 +57,10 @@ def validate_https_url(field: str, url: str | None, *, allow_loopback_http: bool
     parts = urlsplit(url)
     if len(url) > 2048 or parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidClientMetadata(field, f"{field} must be an absolute http(s) URL")
+    if has_control_or_space(url):
+        raise InvalidClientMetadata(field, f"{field} must not contain spaces or control characters")
+    if is_odd_ipv4(parts.hostname):
+        raise InvalidClientMetadata(field, f"{field}: write an IPv4 host in dotted decimal")
     if parts.scheme == "http" and not (allow_loopback_http and is_loopback_host(parts.hostname)):
         raise InvalidClientMetadata(field, f"{field} must use https")
     return url
@@ -113,6 +123,7 @@ class ClientMetadata:
     trusted: bool = False
     consent_ttl_days: int | None = None
     id_token_signed_response_alg: str = DEFAULT_SIGNING_ALGORITHM
+    auth_method_fixed: bool = True  # see RegisteredClient.accepts_auth_method
 
     @property
     def is_public(self) -> bool:
@@ -139,6 +150,7 @@ def build_client_metadata(
     consent_ttl_days: int | None = None,
     id_token_signed_response_alg: str = DEFAULT_SIGNING_ALGORITHM,
     allow_private_webhooks: bool = False,
+    auth_method_fixed: bool = True,
 ) -> ClientMetadata:
     """Apply every registration rule; raise :class:`InvalidClientMetadata` on the first broken one."""
     name = name.strip()
@@ -192,6 +204,7 @@ def build_client_metadata(
         trusted=trusted,
         consent_ttl_days=consent_ttl_days,
         id_token_signed_response_alg=id_token_signed_response_alg,
+        auth_method_fixed=auth_method_fixed,
     )
 
 
@@ -217,10 +230,18 @@ class RegisteredClient:
     tos_uri: str | None = None
     webhook_url: str | None = None
     id_token_signed_response_alg: str = DEFAULT_SIGNING_ALGORITHM
+    auth_method_fixed: bool = True
 
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
+
+    def accepts_auth_method(self, method: str) -> bool:
+        """SPEC §2: a client registered with a ``token_endpoint_auth_method`` authenticates with that one; a
+        confidential client created without one (``consentry client create``) with Basic or the form."""
+        if self.is_public or method == "none":
+            return method == self.token_endpoint_auth_method
+        return not self.auth_method_fixed or method == self.token_endpoint_auth_method
 
     def allows_grant(self, grant_type: str) -> bool:
         return grant_type in self.grant_types

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -26,6 +27,25 @@ def is_private_host(host: str) -> bool:
     except ValueError:
         return host.lower().endswith((".localhost", ".local", ".internal"))
     return not address.is_global
+
+
+def is_odd_ipv4(host: str) -> bool:
+    """A host the C resolver reads as an IPv4 address although it is not dotted decimal: ``2130706433``,
+    ``0x7f.1``, ``0177.0.0.1``. Such forms hide where a URL really points; nothing legitimate uses them."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return True
+    return False
+
+
+def has_control_or_space(text: str) -> bool:
+    """CR, LF and every other control character or white space: never part of a URL we store or send."""
+    return any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text)
 
 
 def is_private_address(address: str) -> bool:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -14,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consentry import __version__
-from consentry.http.edge import EdgeMiddleware, RequestMetrics
+from consentry.http.edge import DatabaseOutages, EdgeMiddleware, RequestMetrics
 from consentry.http.errors import install_error_handlers
 from consentry.http.hot_path import HotPath, hot_routes
 from consentry.http.responses import JSONResponse
@@ -123,12 +124,24 @@ def create_app(
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(files("consentry") / "http" / "static")), name="static")
     metrics = RequestMetrics(registry)
-    hsts = urlsplit(settings.issuer).scheme == "https"
-    limit = settings.max_body_bytes
-    app.add_middleware(EdgeMiddleware, metrics=metrics, max_body_bytes=limit, hsts=hsts)
+    app.state.outages = outages = DatabaseOutages()
+    edge: dict[str, Any] = {
+        "metrics": metrics,
+        "outages": outages,
+        "max_body_bytes": settings.max_body_bytes,
+        "hsts": urlsplit(settings.issuer).scheme == "https",
+    }
+    app.add_middleware(EdgeMiddleware, **edge)
     app.hot_path = HotPath(hot_routes(routers, HOT_ROUTES), hashing=HASHING_HOT_ROUTES)
-    app.hot_edge = EdgeMiddleware(app.hot_path, metrics=metrics, max_body_bytes=limit, hsts=hsts)
+    app.hot_edge = EdgeMiddleware(app.hot_path, **edge)
     return app
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for ``X-Forwarded-For``: trusted only from the configured proxies, from none unless
+    ``CONSENTRY_FORWARDED_ALLOW_IPS`` names some (a client must not choose the address its limits count)."""
+    trusted = settings.forwarded_allow_ips
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or ""}
 
 
 def app_from_environment() -> FastAPI:

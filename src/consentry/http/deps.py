@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.errors import InvalidRequestError, UnauthenticatedError
+from consentry.errors import ForbiddenError, InvalidRequestError, UnauthenticatedError
 from consentry.runtime import Runtime, utcnow
 from consentry.services.sessions import SESSION_COOKIE, SignedIn, authenticate_session
 from consentry.storage.audit import RequestOrigin
@@ -96,6 +96,15 @@ async def require_signed_in(signed_in: SignedInOptional) -> SignedIn:
 
 
 SignedInDep = Annotated[SignedIn, Depends(require_signed_in)]
+
+
+async def require_admin(signed_in: SignedInDep) -> SignedIn:
+    if not signed_in.is_admin:
+        raise ForbiddenError("this needs an administrator")
+    return signed_in
+
+
+AdminDep = Annotated[SignedIn, Depends(require_admin)]
 
 
 def refuse_nul(name: str, value: str) -> str:

@@ -11,20 +11,21 @@ from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentry.cpu_threads import CallerGone
+from consentry.http.protocol import READ_TIMED_OUT
+from consentry.storage.database import is_unavailable
 
 log = logging.getLogger("consentry.access")
 
+SITE_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    ),
+    (b"content-security-policy", SITE_CSP.encode()),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
@@ -58,9 +59,43 @@ class RequestMetrics:
         children[1].observe(seconds)
 
 
-class BodyTooLarge(Exception):
-    """Raised from ``receive`` when a body without a (truthful) length grows past the limit; the edge answers
-    413. Whatever sits between the edge and the endpoint must let it through."""
+class BodyRefused(HTTPException):
+    """Raised from ``receive`` while a request's body is read. An HTTPException, because FastAPI turns any
+    other exception met while reading a body into a 400; the error handlers answer it with its status, and
+    the edge does for the hot path, which lets it through."""
+
+
+class BodyTooLarge(BodyRefused):
+    """A body without a (truthful) length grew past the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the body exceeds {limit} bytes")
+
+
+class ClientLeft(BodyRefused):
+    """The client went away before its body had arrived (or its body stopped coming: protocol.py's deadline).
+    Nothing is sent; the metrics and the access log count 499, or 408 for the deadline."""
+
+    def __init__(self) -> None:
+        super().__init__(CLIENT_CLOSED_REQUEST, "the client closed the request")
+
+
+class DatabaseOutages:
+    """Whether the database was last seen down: logged once when it goes, once when it is back (not once per
+    request), and known to ``/readyz``."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def seen_down(self, error: BaseException) -> None:
+        if not self.down:
+            self.down = True
+            log.warning("the database is unavailable; answering 503 until it is back: %r", error)
+
+    def seen_up(self) -> None:
+        if self.down:
+            self.down = False
+            log.warning("the database is reachable again")
 
 
 class EdgeMiddleware:
@@ -69,12 +104,14 @@ class EdgeMiddleware:
         app: ASGIApp,
         *,
         metrics: RequestMetrics,
+        outages: DatabaseOutages,
         max_body_bytes: int,
         hsts: bool,
         access_log: bool = True,
     ) -> None:
         self.app = app
         self.metrics = metrics
+        self.outages = outages
         self.max_body_bytes = max_body_bytes
         self.extra_headers = (*SECURITY_HEADERS, HSTS) if hsts else SECURITY_HEADERS
         self.access_log = access_log
@@ -96,14 +133,18 @@ class EdgeMiddleware:
                 break
 
         received = 0
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
+                body_done = not message.get("more_body", False)
+            elif not body_done:  # http.disconnect before the whole body
+                raise ClientLeft
             return message
 
         response_started = False
@@ -125,9 +166,18 @@ class EdgeMiddleware:
             if not response_started:
                 await _too_large(send, limit)
             status = 413
-        except CallerGone:
+        except (CallerGone, ClientLeft):
             status = CLIENT_CLOSED_REQUEST  # nothing to send: the connection has gone
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            self.outages.seen_down(error)
+            if not response_started:
+                await _unavailable(send)
+            status = 503
         finally:
+            if scope.get(READ_TIMED_OUT):
+                status = 408
             self._observe(scope, status, started)
 
     def _observe(self, scope: Scope, status: int, started: float) -> None:
@@ -147,16 +197,26 @@ class EdgeMiddleware:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = orjson.dumps(
-        {"error": "request_too_large", "error_description": f"the body exceeds {limit} bytes"}
-    )
+    await _error(send, 413, "request_too_large", f"the body exceeds {limit} bytes")
+
+
+async def _unavailable(send: Send) -> None:
+    description = "the database is not answering; try again in a moment"
+    await _error(send, 503, "temporarily_unavailable", description, (b"retry-after", b"1"))
+
+
+async def _error(
+    send: Send, status: int, error: str, description: str, *headers: tuple[bytes, bytes]
+) -> None:
+    body = orjson.dumps({"error": error, "error_description": description})
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
                 *SECURITY_HEADERS,
             ],
         }

@@ -25,8 +25,9 @@ from starlette.types import Receive, Scope, Send
 
 from consentry.cpu_threads import CallerGone, caller_gone
 from consentry.errors import ConsentryError
-from consentry.http.edge import BodyTooLarge
+from consentry.http.edge import BodyRefused
 from consentry.http.errors import refusal_response, unexpected_error_response
+from consentry.storage.database import is_unavailable
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Routes = dict[tuple[str, str], tuple[Endpoint, APIRoute]]  # (method, path) → endpoint and its declared route
@@ -53,11 +54,13 @@ class HotPath:
         watching = caller_gone.set(functools.partial(_disconnected, receive)) if key in self.hashing else None
         try:
             response = await endpoint(request)
-        except (BodyTooLarge, CallerGone):
+        except (BodyRefused, CallerGone):
             raise  # the edge answers 413, or counts a request nobody waits for
         except ConsentryError as exc:
             response = refusal_response(exc)
         except Exception as exc:
+            if is_unavailable(exc):
+                raise  # the edge answers 503
             response = unexpected_error_response(request, exc)
         finally:
             if watching is not None:

@@ -11,7 +11,7 @@ At most one write is held, so the transport's flow control sees a streamed body 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -85,10 +85,59 @@ class CoalescingTransport(asyncio.Transport):
         return self._transport.get_extra_info(name, default)
 
 
+READ_TIMED_OUT = "consentry.read_timed_out"  # set in a request's scope when its body stopped coming
+_TIMEOUT_BODY = (
+    b'{"error":"request_timeout","error_description":"the request did not arrive in time; send it again"}'
+)
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
+
+
 class ResponseCoalescingProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a :class:`CoalescingTransport`."""
+    """uvicorn's httptools protocol over a :class:`CoalescingTransport`, with a deadline for reading each
+    request: uvicorn waits for a head or a body that never finishes for as long as the client keeps the
+    connection, so a few idle sockets per client would hold connections (and requests) open forever."""
+
+    read_timeout = 30.0  # seconds for a request's head and body, from its first byte (or the connection's)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         # Flow control keeps the real transport (it pauses reading on it); responses are written through this.
         self.transport = CoalescingTransport(transport, self.loop)
+        self._read_deadline: asyncio.TimerHandle | None = self.loop.call_later(
+            self.read_timeout, self._read_timed_out
+        )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._stop_read_deadline()
+        self._read_deadline = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def on_message_complete(self) -> None:
+        self._stop_read_deadline()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_read_deadline()
+        super().connection_lost(exc)
+
+    def _stop_read_deadline(self) -> None:
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+            self._read_deadline = None
+
+    def _read_timed_out(self) -> None:
+        """408 and close; an application waiting for the body then sees the client leave."""
+        self._read_deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cast(dict[str, Any], cycle.scope)[READ_TIMED_OUT] = True
+            if cycle.response_started:  # a response under way cannot become a 408: end the connection
+                self.transport.close()
+                return
+        self.transport.write(_TIMEOUT_RESPONSE)
+        self.transport.close()

@@ -93,14 +93,21 @@ async def update_me(
         for kind in ("email", "phone"):
             if changes.get(kind):
                 result["verification"] = await _start_change(
-                    runtime, session, user, kind, changes[kind], now=now
+                    runtime, session, user, kind, changes[kind], origin=origin, now=now
                 )
         result["user"] = describe(user)
     return result
 
 
 async def _start_change(
-    runtime: Runtime, session: AsyncSession, user: User, kind: str, raw: str, *, now: datetime
+    runtime: Runtime,
+    session: AsyncSession,
+    user: User,
+    kind: str,
+    raw: str,
+    *,
+    origin: RequestOrigin,
+    now: datetime,
 ) -> dict[str, Any]:
     try:
         value = normalise_email(raw) if kind == "email" else normalise_phone(raw)
@@ -110,8 +117,7 @@ async def _start_change(
     if await session.scalar(select(exists().where(column == value, User.id != user.id))):
         raise ConflictError(f"this {kind} belongs to another account")
     identifier = Identifier(kind, value)  # type: ignore[arg-type]
-    limiter = runtime.rate_limiter
-    await limiter.take(limiter.policy.code_sends_per_identifier, "code-send", value)
+    await runtime.rate_limiter.take_code_send(value, origin.ip)
     code = f"{secrets.randbelow(1_000_000):06d}"
     flow = SigninFlow(
         id=uuid.uuid4(),

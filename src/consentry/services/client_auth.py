@@ -46,14 +46,16 @@ def presented_credentials(authorization: str | None, form: Mapping[str, str]) ->
 async def authenticate_client(
     runtime: Runtime, presented: PresentedCredentials, *, ip: str | None = None
 ) -> RegisteredClient:
-    """The client, if its credentials hold; failures are counted per client and per IP (SPEC §1)."""
+    """The client, if its credentials hold. Failures are counted per (client, IP) and per IP (SPEC §1): per
+    client alone, anyone who knows a public ``client_id`` could lock its owner out."""
     limiter, policy = runtime.rate_limiter, runtime.rate_limiter.policy
-    await limiter.ensure_allowed(policy.client_auth_failures_per_client, "client-auth", presented.client_id)
+    per_client = ("client-auth", presented.client_id, ip or "-")
+    await limiter.ensure_allowed(policy.client_auth_failures_per_client_and_ip, *per_client)
     await limiter.ensure_allowed(policy.client_auth_failures_per_ip, "client-auth-ip", ip or "-")
     try:
         return await _check(runtime, presented)
     except InvalidClientError:
-        await limiter.count(policy.client_auth_failures_per_client, "client-auth", presented.client_id)
+        await limiter.count(policy.client_auth_failures_per_client_and_ip, *per_client)
         await limiter.count(policy.client_auth_failures_per_ip, "client-auth-ip", ip or "-")
         raise
 
@@ -63,9 +65,9 @@ async def _check(runtime: Runtime, presented: PresentedCredentials) -> Registere
     client = await runtime.clients.get(presented.client_id)
     if client is None:
         raise InvalidClientError(debug=f"unknown client {presented.client_id!r}")
+    if not client.accepts_auth_method(presented.method):
+        raise InvalidClientError(debug=f"the client may not authenticate with {presented.method}")
     if client.is_public:
-        if presented.method != "none":
-            raise InvalidClientError(debug="a public client presented a secret")
         return client
     if presented.client_secret is None or client.secret_hash is None:
         raise InvalidClientError(debug="a confidential client presented no secret")

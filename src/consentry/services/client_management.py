@@ -186,6 +186,13 @@ async def update_client(
         client = await _owned(session, client_id, by, for_update=True)
         merged = {**describe(client), **changes}
         metadata = _build(runtime, merged, known, trusted=bool(merged.get("trusted")))
+        if metadata.is_public != (client.token_endpoint_auth_method == TokenEndpointAuthMethod.NONE):
+            raise InvalidClientMetadataError(
+                "a client cannot change between public and confidential; register a new one"
+            )
+        if "token_endpoint_auth_method" in changes:
+            client.token_endpoint_auth_method = TokenEndpointAuthMethod(metadata.token_endpoint_auth_method)
+            client.token_endpoint_auth_method_fixed = True
         client.name = metadata.name
         client.redirect_uris = list(metadata.redirect_uris)
         client.scopes = metadata.scopes

@@ -59,6 +59,7 @@ async def register_client(
         grant_types=list(metadata.grant_types),
         scopes=metadata.scopes,
         token_endpoint_auth_method=TokenEndpointAuthMethod(metadata.token_endpoint_auth_method),
+        token_endpoint_auth_method_fixed=metadata.auth_method_fixed,
         secret_hash=secret_hasher.hash(client_secret) if client_secret else None,
         secret_rotated_at=now if client_secret else None,
         subject_type=SubjectType(metadata.subject_type),

@@ -26,6 +26,7 @@ def snapshot(client: Client) -> RegisteredClient:
         grant_types=tuple(client.grant_types),
         scopes=client.scopes,
         token_endpoint_auth_method=client.token_endpoint_auth_method.value,
+        auth_method_fixed=client.token_endpoint_auth_method_fixed,
         secret_hash=client.secret_hash,
         subject_type=client.subject_type.value,
         sector=client.sector,

@@ -44,9 +44,10 @@ async def find_live_token(
 async def introspect(
     runtime: Runtime, caller: RegisteredClient, token: str, hint: str | None, *, now: datetime
 ) -> dict[str, Any]:
-    """``active=false`` for anything not live (§2.2); ``sub`` as the calling client sees the person."""
+    """``active=false`` for anything not live (§2.2), and for another client's token (SPEC §7: a client sees
+    only its own, or it could read what other apps may do); ``sub`` as the calling client sees the person."""
     live = await find_live_token(runtime, token, hint, now=now)
-    if live is None:
+    if live is None or live.record.client_id != caller.id:
         return INACTIVE
     record = live.record
     response: dict[str, Any] = {

@@ -2,12 +2,19 @@
 
 Successful attempts do not count. Counters live in memory by default, in Redis when ``CONSENTRY_REDIS_URL``
 is set, so that several nodes share them.
+
+A limit guards slow work (a password's argon2id hash) from the moment an attempt arrives: attempts under way
+count beside the failures of the window (:meth:`RateLimiter.attempt`), so concurrent guesses cannot all pass
+the check before the first of them has failed and been counted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import NoReturn
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
@@ -15,21 +22,99 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from consentry.errors import RateLimitedError
+from consentry.settings import Settings
 
 SWEEP_ABOVE = 10_000  # in-process keys held before those past their window are swept
 
 
+@dataclass(frozen=True, slots=True)
 class Policy:
-    """Every limit in one place."""
+    """Every limit in one place, from the settings (``CONSENTRY_RATE_LIMIT_*``)."""
 
-    login_failures_per_identifier: RateLimitItem = parse("10/15 minutes")
-    login_failures_per_ip: RateLimitItem = parse("50/15 minutes")
-    code_failures_per_ip: RateLimitItem = parse("30/15 minutes")
-    code_sends_per_identifier: RateLimitItem = parse("5/hour")
-    code_resend_interval: RateLimitItem = parse("1/30 seconds")
-    identifier_submissions_per_ip: RateLimitItem = parse("60/minute")
-    client_auth_failures_per_client: RateLimitItem = parse("20/5 minutes")
-    client_auth_failures_per_ip: RateLimitItem = parse("100/5 minutes")
+    login_failures_per_identifier: RateLimitItem
+    login_failures_per_ip: RateLimitItem
+    code_failures_per_ip: RateLimitItem
+    code_sends_per_identifier_and_ip: RateLimitItem
+    code_sends_per_ip: RateLimitItem
+    code_resend_interval: RateLimitItem
+    client_auth_failures_per_client_and_ip: RateLimitItem
+    client_auth_failures_per_ip: RateLimitItem
+    registrations_per_ip: RateLimitItem
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(**{name: parse(getattr(settings, f"rate_limit_{name}")) for name in cls.__slots__})
+
+    @classmethod
+    def default(cls) -> Policy:
+        return cls.from_settings(Settings.model_construct())  # the defaults, whatever the environment says
+
+
+class UnderWay(Protocol):
+    """How many attempts under one key are being worked on now, across every process that shares it."""
+
+    async def begin(self, key: str) -> int:
+        """One more under way; returns how many are, this one included."""
+        ...
+
+    async def end(self, key: str) -> None: ...
+
+
+class LocalUnderWay:
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    async def begin(self, key: str) -> int:
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
+        return count
+
+    async def end(self, key: str) -> None:
+        count = self._counts.pop(key, 1) - 1
+        if count > 0:
+            self._counts[key] = count
+
+
+class RedisUnderWay:
+    """INCR and DECR in Redis; the key expires a while after its last change, so that a process that died
+    mid-attempt leaves no count behind for long."""
+
+    EXPIRES_SECONDS = 120
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.from_url(url)
+
+    async def begin(self, key: str) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(f"consentry:under-way:{key}")
+            pipe.expire(f"consentry:under-way:{key}", self.EXPIRES_SECONDS)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def end(self, key: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.decr(f"consentry:under-way:{key}")
+            pipe.expire(f"consentry:under-way:{key}", self.EXPIRES_SECONDS)
+            await pipe.execute()
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+class Attempt:
+    """One attempt admitted by :meth:`RateLimiter.attempt`; :meth:`failed` counts it as a failure."""
+
+    def __init__(
+        self, limiter: RateLimiter, limits: tuple[tuple[RateLimitItem, tuple[str, ...]], ...]
+    ) -> None:
+        self._limiter = limiter
+        self._limits = limits
+
+    async def failed(self) -> None:
+        for item, keys in self._limits:
+            await self._limiter.count(item, *keys)
 
 
 def storage_for(redis_url: str | None) -> Storage:
@@ -42,8 +127,11 @@ def storage_for(redis_url: str | None) -> Storage:
 
 
 class RateLimiter:
-    def __init__(self, storage: Storage, policy: Policy | None = None) -> None:
-        self.policy = policy or Policy()
+    def __init__(
+        self, storage: Storage, policy: Policy | None = None, under_way: UnderWay | None = None
+    ) -> None:
+        self.policy = policy or Policy.default()
+        self._under_way = under_way or LocalUnderWay()
         self._limiter = MovingWindowRateLimiter(storage)
         # With counters in this process, a key nothing was counted for within its window cannot be limited,
         # and most checks are of such keys (every client authentication checks two): they skip the window.
@@ -55,12 +143,56 @@ class RateLimiter:
 
     async def ensure_allowed(self, item: RateLimitItem, *keys: str) -> None:
         """Raise :class:`RateLimitedError` when the count for ``keys`` has reached the limit."""
-        if self._counted_until is not None:
-            until = self._counted_until.get((item, keys))
-            if until is None or until <= time.monotonic():
-                return
+        if self._never_counted(item, keys):
+            return
         if not await self._limiter.test(item, *keys):
             await self._refuse(item, keys)
+
+    async def aclose(self) -> None:
+        close = getattr(self._under_way, "aclose", None)
+        if close is not None:
+            await close()
+
+    @contextlib.asynccontextmanager
+    async def attempt(self, *limits: tuple[RateLimitItem, tuple[str, ...]]) -> AsyncIterator[Attempt]:
+        """Admit one attempt under each of ``limits`` (an item and its keys), or raise
+        :class:`RateLimitedError` before any work is done: the failures counted in the window plus the
+        attempts under way, this one included, may not pass the limit. Inside, ``failed()`` counts the
+        attempt as a failure (before it stops being under way, so it is never out of sight)."""
+        begun: list[str] = []
+        try:
+            for item, keys in limits:
+                key = _under_way_key(item, keys)
+                begun.append(key)
+                under_way = await self._under_way.begin(key)
+                if under_way > item.amount:
+                    raise RateLimitedError(1, "too many attempts at once; try again in a moment")
+                if under_way > 1 or not self._never_counted(item, keys):
+                    used = item.amount - (await self._limiter.get_window_stats(item, *keys)).remaining
+                    if used + under_way > item.amount:
+                        await self._refuse(item, keys)
+            yield Attempt(self, limits)
+        finally:
+            for key in begun:
+                await self._under_way.end(key)
+
+    @contextlib.asynccontextmanager
+    async def one_at_a_time(self, *keys: str) -> AsyncIterator[None]:
+        """Refuse (429) an attempt while another under the same keys is under way."""
+        key = "/".join(("one-at-a-time", *keys))
+        try:
+            if await self._under_way.begin(key) > 1:
+                raise RateLimitedError(1, "another attempt is under way; wait for its answer")
+            yield
+        finally:
+            await self._under_way.end(key)
+
+    def _never_counted(self, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
+        """With counters in this process: nothing was counted for these keys within their window."""
+        if self._counted_until is None:
+            return False
+        until = self._counted_until.get((item, keys))
+        return until is None or until <= time.monotonic()
 
     async def count(self, item: RateLimitItem, *keys: str) -> None:
         """Record one (failed) attempt."""
@@ -70,6 +202,14 @@ class RateLimiter:
         """Count an attempt that is itself limited (e.g. sending a code), refusing it past the limit."""
         if not await self._hit(item, keys):
             await self._refuse(item, keys)
+
+    async def take_code_send(self, identifier: str, ip: str | None) -> None:
+        """A one-time code about to be sent: counted against the IP that asks, and against the identifier
+        only from that IP, so that a stranger's sends never use up its owner's (SPEC §1)."""
+        ip = ip or "-"
+        await self.take(self.policy.code_resend_interval, "code-resend", identifier, ip)
+        await self.take(self.policy.code_sends_per_identifier_and_ip, "code-send", identifier, ip)
+        await self.take(self.policy.code_sends_per_ip, "code-send-ip", ip)
 
     async def _hit(self, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
         """Count one attempt; False when the limit was already reached (the attempt is then not counted)."""
@@ -96,3 +236,7 @@ class RateLimiter:
             for key in [key for key, until in counted.items() if until <= now]:
                 del counted[key]
             self._sweep_above = max(SWEEP_ABOVE, 2 * len(counted))
+
+
+def _under_way_key(item: RateLimitItem, keys: tuple[str, ...]) -> str:
+    return "/".join((item.key_for(), *keys))

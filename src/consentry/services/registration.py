@@ -1,7 +1,9 @@
-"""Registration (SPEC §3): synchronous, asynchronous through the pipeline, and in bulk.
+"""Registration (SPEC §3): synchronous, asynchronous through the pipeline, and in bulk (admins only).
 
 Passwords are hashed here, before anything is queued: a plain password never reaches the queue, the database
 or a log. Bulk requests are validated up front; invalid entries are listed and the valid ones still go.
+Registration is open to anyone, so it is limited per IP and its hashes never take the threads sign-in needs
+(:meth:`PasswordHasher.hash_for_registration`): a flood of them is answered 503, never queued.
 """
 
 from __future__ import annotations
@@ -12,16 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from consentry.crypto.hashing import HashingBusy
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
-from consentry.errors import ConsentryError, InvalidRequestError, NotFoundError
+from consentry.errors import ConsentryError, InvalidRequestError, NotFoundError, ServiceUnavailableError
 from consentry.ids import new_clustered_id
 from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime
 from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.tables import RegistrationRequest
-
-HASH_CHUNK = 64  # passwords hashed per worker-thread call (argon2 releases the GIL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ async def register_sync(
     runtime: Runtime, entry: dict[str, Any], *, origin: RequestOrigin, now: datetime
 ) -> dict[str, Any]:
     applicant = validate(entry)
+    await _take_registration(runtime, origin)
+    password_hash = await _hash(runtime, applicant.password, wait=False)
     async with runtime.database.unit_of_work() as session:
         user = await create_user(
             session,
@@ -61,7 +64,7 @@ async def register_sync(
             now=now,
             email=applicant.email,
             phone=applicant.phone,
-            password=applicant.password,
+            password_hash=password_hash,
         )
         session.add(terms_accepted(user.id, origin=origin, now=now))
         await AuditRepository(session).record(
@@ -70,18 +73,28 @@ async def register_sync(
         return {"user_id": str(user.id), "email": user.email, "phone": user.phone}
 
 
-async def _hash_all(runtime: Runtime, passwords: list[str]) -> list[str]:
-    chunks = [passwords[i : i + HASH_CHUNK] for i in range(0, len(passwords), HASH_CHUNK)]
-    hashed = await asyncio.gather(
-        *(asyncio.to_thread(lambda c: [runtime.passwords.hash(p) for p in c], chunk) for chunk in chunks)
-    )
-    return [value for chunk in hashed for value in chunk]
+async def _take_registration(runtime: Runtime, origin: RequestOrigin) -> None:
+    limiter = runtime.rate_limiter
+    await limiter.take(limiter.policy.registrations_per_ip, "register", origin.ip or "-")
+
+
+async def _hash(runtime: Runtime, password: str, *, wait: bool) -> str:
+    try:
+        return await runtime.passwords.hash_for_registration(password, wait=wait)
+    except HashingBusy:
+        raise ServiceUnavailableError("too many registrations at once; try again in a moment") from None
 
 
 async def register_async(
-    runtime: Runtime, entries: list[dict[str, Any]], *, now: datetime
+    runtime: Runtime,
+    entries: list[dict[str, Any]],
+    *,
+    origin: RequestOrigin,
+    bulk: bool = False,
+    now: datetime,
 ) -> tuple[list[uuid.UUID], list[dict[str, Any]]]:
-    """Queue the valid entries; returns their request ids, and each invalid one with its index and reason."""
+    """Queue the valid entries; returns their request ids, and each invalid one with its index and reason.
+    ``bulk`` is an administrator's: not limited per IP, and its hashes wait for their turn instead of 503."""
     valid: list[Applicant] = []
     errors: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
@@ -89,7 +102,9 @@ async def register_async(
             valid.append(validate(entry if isinstance(entry, dict) else {}))
         except ConsentryError as exc:
             errors.append({"index": index, "error": exc.error, "error_description": exc.description})
-    hashes = await _hash_all(runtime, [applicant.password for applicant in valid])
+    if valid and not bulk:
+        await _take_registration(runtime, origin)
+    hashes = await asyncio.gather(*(_hash(runtime, applicant.password, wait=bulk) for applicant in valid))
     messages = [
         RegistrationMessage(new_clustered_id(), applicant.email, applicant.phone, password_hash)
         for applicant, password_hash in zip(valid, hashes, strict=True)

@@ -125,10 +125,10 @@ def _code_hash(runtime: Runtime, flow_id: uuid.UUID, code: str) -> bytes:
     return runtime.secret_hasher.hash(f"one-time-code:{flow_id}:{code}")
 
 
-async def _send_code(runtime: Runtime, flow: SigninFlow, identifier: Identifier, *, now: datetime) -> None:
-    limiter, policy = runtime.rate_limiter, runtime.rate_limiter.policy
-    await limiter.take(policy.code_resend_interval, "code-resend", identifier.value)
-    await limiter.take(policy.code_sends_per_identifier, "code-send", identifier.value)
+async def _send_code(
+    runtime: Runtime, flow: SigninFlow, identifier: Identifier, *, origin: RequestOrigin, now: datetime
+) -> None:
+    await runtime.rate_limiter.take_code_send(identifier.value, origin.ip)
     code = f"{secrets.randbelow(1_000_000):06d}"
     flow.code_hash = _code_hash(runtime, flow.id, code)
     flow.code_expires_at = now + CODE_TTL
@@ -145,8 +145,6 @@ async def submit_identifier(
     origin: RequestOrigin,
     now: datetime,
 ) -> StepResult:
-    limiter = runtime.rate_limiter
-    await limiter.take(limiter.policy.identifier_submissions_per_ip, "submit", origin.ip or "-")
     try:
         identifier = parse_identifier(raw_identifier)
     except InvalidIdentifier as exc:
@@ -178,7 +176,7 @@ async def submit_identifier(
             expires_at=now + FLOW_TTL,
         )
         if step == "verify":
-            await _send_code(runtime, flow, identifier, now=now)
+            await _send_code(runtime, flow, identifier, origin=origin, now=now)
         session.add(flow)
     token = runtime.flow_tokens.issue(flow.id, step, expires_at=flow.expires_at)
     return StepResult(token, step, identifier.kind)  # type: ignore[arg-type]
@@ -192,12 +190,14 @@ async def _load_flow(session: AsyncSession, flow_id: uuid.UUID, step: str, *, no
     return flow
 
 
-async def resend_code(runtime: Runtime, flow_token: str | None, *, now: datetime) -> StepResult:
+async def resend_code(
+    runtime: Runtime, flow_token: str | None, *, origin: RequestOrigin, now: datetime
+) -> StepResult:
     flow_id = runtime.flow_tokens.read(flow_token, step="verify", now=now)
     async with runtime.database.unit_of_work() as session:
         flow = await _load_flow(session, flow_id, "verify", now=now)
         identifier = Identifier(flow.identifier_type, flow.identifier)  # type: ignore[arg-type]
-        await _send_code(runtime, flow, identifier, now=now)
+        await _send_code(runtime, flow, identifier, origin=origin, now=now)
     return StepResult(
         runtime.flow_tokens.issue(flow.id, "verify", expires_at=flow.expires_at),
         "verify",
@@ -209,29 +209,31 @@ async def verify_identifier(
     runtime: Runtime, flow_token: str | None, code: str, *, origin: RequestOrigin, now: datetime
 ) -> StepResult:
     limiter = runtime.rate_limiter
-    await limiter.ensure_allowed(limiter.policy.code_failures_per_ip, "code-fail", origin.ip or "-")
     flow_id = runtime.flow_tokens.read(flow_token, step="verify", now=now)
     failure: ConsentryError | None = None
-    async with runtime.database.unit_of_work() as session:
-        flow = await _load_flow(session, flow_id, "verify", now=now)
-        if flow.code_hash is None or flow.code_expires_at is None or now >= flow.code_expires_at:
-            raise ExpiredCodeError()
-        presented = code.strip() if isinstance(code, str) else ""
-        if not (presented.isdigit() and len(presented) == 6) or not hmac.compare_digest(
-            _code_hash(runtime, flow.id, presented), flow.code_hash
-        ):
-            flow.failed_attempts += 1
-            left = MAX_CODE_FAILURES - flow.failed_attempts
-            if left <= 0:
-                flow.step = "dead"
-                failure = InvalidCodeError("too many wrong codes; start again")
+    async with limiter.attempt(
+        (limiter.policy.code_failures_per_ip, ("code-fail", origin.ip or "-"))
+    ) as attempt:
+        async with runtime.database.unit_of_work() as session:
+            flow = await _load_flow(session, flow_id, "verify", now=now)
+            if flow.code_hash is None or flow.code_expires_at is None or now >= flow.code_expires_at:
+                raise ExpiredCodeError()
+            presented = code.strip() if isinstance(code, str) else ""
+            if not (presented.isdigit() and len(presented) == 6) or not hmac.compare_digest(
+                _code_hash(runtime, flow.id, presented), flow.code_hash
+            ):
+                flow.failed_attempts += 1
+                left = MAX_CODE_FAILURES - flow.failed_attempts
+                if left <= 0:
+                    flow.step = "dead"
+                    failure = InvalidCodeError("too many wrong codes; start again")
+                else:
+                    failure = InvalidCodeError(f"the code is not correct; {left} tries left")
             else:
-                failure = InvalidCodeError(f"the code is not correct; {left} tries left")
-        else:
-            next_step = await _after_verification(session, flow, now=now)
-    if failure is not None:  # raised after commit, so the failed attempt is counted
-        await limiter.count(limiter.policy.code_failures_per_ip, "code-fail", origin.ip or "-")
-        raise failure
+                next_step = await _after_verification(session, flow, now=now)
+        if failure is not None:  # raised after commit, so the failed attempt is counted
+            await attempt.failed()
+            raise failure
     return StepResult(
         runtime.flow_tokens.issue(flow.id, next_step, expires_at=flow.expires_at),
         next_step,
@@ -336,7 +338,7 @@ async def set_password(
                 session,
                 passwords=runtime.passwords,
                 now=now,
-                password=password,
+                password_hash=await runtime.passwords.hash_off_loop(password),
                 verified=True,
                 email=identifier.value if identifier.kind == "email" else None,
                 phone=identifier.value if identifier.kind == "phone" else None,
@@ -417,25 +419,29 @@ async def login_password(
     if step is None:
         raise InvalidFlowError()
     identifier = step.identifier
-    await limiter.ensure_allowed(policy.login_failures_per_identifier, "login-fail", identifier)
-    await limiter.ensure_allowed(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
     params = same_context(step.oauth2_context, context)
     user_id, stored = step.user_id, step.password_hash
-    # The hash runs off the event loop and outside any transaction. An unknown account costs the same argon2
-    # work and gets the same answer as a wrong password.
-    ok = await runtime.passwords.verify_off_loop(stored or runtime.dummy_password_hash, password)
-    if not ok or user_id is None or stored is None:
-        failed = audit_row(
-            "login_failed",
-            now=now,
-            origin=origin,
-            user_id=user_id,
-            details={"reason": "wrong_password" if user_id else "unknown_account"},
-        )
-        await runtime.writes.write(WriteUnit(rows=(failed,)))
-        await limiter.count(policy.login_failures_per_identifier, "login-fail", identifier)
-        await limiter.count(policy.login_failures_per_ip, "login-fail-ip", origin.ip or "-")
-        raise InvalidCredentialsError()
+    async with (
+        limiter.one_at_a_time("password", str(flow_id)),
+        limiter.attempt(
+            (policy.login_failures_per_identifier, ("login-fail", identifier)),
+            (policy.login_failures_per_ip, ("login-fail-ip", origin.ip or "-")),
+        ) as attempt,
+    ):
+        # The hash runs off the event loop and outside any transaction. An unknown account costs the same
+        # argon2 work and gets the same answer as a wrong password.
+        ok = await runtime.passwords.verify_off_loop(stored or runtime.dummy_password_hash, password)
+        if not ok or user_id is None or stored is None:
+            failed = audit_row(
+                "login_failed",
+                now=now,
+                origin=origin,
+                user_id=user_id,
+                details={"reason": "wrong_password" if user_id else "unknown_account"},
+            )
+            await attempt.failed()
+            await runtime.writes.write(WriteUnit(rows=(failed,)))
+            raise InvalidCredentialsError()
     statements = []
     if runtime.passwords.needs_rehash(stored):
         statements.append(_rehash(user_id, stored, await runtime.passwords.hash_off_loop(password)))

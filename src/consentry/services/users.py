@@ -34,10 +34,12 @@ async def create_user(
     email: str | None = None,
     phone: str | None = None,
     password: str | None = None,
+    password_hash: str | None = None,
     verified: bool = False,
     admin: bool = False,
 ) -> User:
-    """A new active account; raises :class:`ConflictError` when the identifier is taken."""
+    """A new active account; raises :class:`ConflictError` when the identifier is taken. Requests pass the
+    ``password_hash`` made off the event loop; the CLI and tests may pass the ``password``."""
     if email is None and phone is None:
         raise InvalidRequestError("an email address or a phone number is required")
     email = normalise_email(email) if email is not None else None
@@ -57,9 +59,9 @@ async def create_user(
         created_at=now,
         updated_at=now,
     )
-    return await users.add_user(
-        user, password_hash=passwords.hash(password) if password is not None else None, now=now
-    )
+    if password is not None:
+        password_hash = passwords.hash(password)
+    return await users.add_user(user, password_hash=password_hash, now=now)
 
 
 def terms_accepted(user_id: uuid.UUID, *, origin: RequestOrigin, now: datetime) -> ConsentHistory:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
 import functools
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +17,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlalchemyTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -64,9 +67,11 @@ def _sqlite_file(url: str) -> str | None:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False, timeout: float = 5.0
 ) -> AsyncEngine:
-    """An engine tuned for the backend the URL names."""
+    """An engine tuned for the backend the URL names; on PostgreSQL, connecting, every statement and a wait
+    for a pooled connection each give up after ``timeout`` seconds (SPEC §11: a database that does not
+    answer is a 503, never a hang)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         # Every aiosqlite connection is a thread, a file open and its own page cache (2 MiB).
@@ -83,10 +88,59 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=RECYCLE_SECONDS,
+        pool_timeout=timeout,
+        connect_args=_postgresql_timeouts(timeout),
         **_shared_options(echo),
     )
     _ping_after_idle(engine)
     return engine
+
+
+def _postgresql_timeouts(timeout: float) -> dict[str, Any]:
+    """asyncpg's own: ``timeout`` for connecting, ``command_timeout`` for each statement."""
+    return {"timeout": timeout, "command_timeout": timeout}
+
+
+# SQLSTATE classes of a database that cannot serve now: connection exceptions, insufficient resources,
+# operator intervention (a shutdown, a restart under way).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+_NETWORK_ERRNOS = frozenset(
+    (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.ETIMEDOUT, errno.EPIPE)
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) says the database is down, unreachable, or not answering in
+    time, rather than that the statement was wrong: such a request is answered 503 and may be retried."""
+    import asyncpg
+
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+            continue
+        if isinstance(current, (TimeoutError, ConnectionError, SqlalchemyTimeout, asyncpg.InterfaceError)):
+            return True
+        if isinstance(current, socket.gaierror) or (
+            isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS
+        ):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
+            return True
+        if isinstance(current, asyncpg.PostgresConnectionError):
+            return True
+        if isinstance(current, OperationalError) and "locked" in str(current):  # SQLite's busy timeout
+            return True
+        pending.extend((getattr(current, "orig", None), current.__cause__, current.__context__))
+    return False
 
 
 PING_AFTER_IDLE_SECONDS = 10.0
@@ -220,6 +274,12 @@ class HeldConnection:
             await connection.close()
 
 
+def _forget(task: asyncio.Future[None]) -> None:
+    """Retrieve an abandoned task's outcome, so that nothing logs it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def _alive(connection: AsyncConnection) -> bool:
     def ping(sync_connection: Connection) -> bool:
         dbapi_connection = sync_connection.connection.dbapi_connection
@@ -234,10 +294,21 @@ async def _alive(connection: AsyncConnection) -> bool:
 class Database:
     """Owns the engine; hands out units of work (one transaction each)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        echo: bool = False,
+        timeout: float = 5.0,
+    ) -> None:
         self.url = url
         self._echo = echo
-        self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, echo=echo)
+        self._timeout = timeout
+        self.engine = create_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, echo=echo, timeout=timeout
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         # SQLite has a single writer. Queueing this process's write transactions on a lock replaces SQLite's
         # busy handler, which sleeps in growing steps and gave a one-second tail under load.
@@ -326,7 +397,11 @@ class Database:
             return self.autocommit_engine
         if self._held_engine is None:
             self._held_engine = create_async_engine(
-                self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT", **_shared_options(self._echo)
+                self.url,
+                poolclass=NullPool,
+                isolation_level="AUTOCOMMIT",
+                connect_args=_postgresql_timeouts(self._timeout),
+                **_shared_options(self._echo),
             )
         return self._held_engine
 
@@ -356,10 +431,22 @@ class Database:
         async with self.sessionmaker() as session:
             yield session
 
-    async def ping(self) -> None:
-        """Raise if the database cannot answer a trivial query."""
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+    async def ping(self, *, within: float | None = None) -> None:
+        """Raise if the database cannot answer a trivial query; past ``within`` seconds, if given, raise
+        ``TimeoutError`` at once and leave the query to end by itself (a cancelled connect to a frozen server
+        can take longer to unwind than the caller may wait)."""
+
+        async def select_one() -> None:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        pinging = asyncio.ensure_future(select_one())
+        done, _ = await asyncio.wait((pinging,), timeout=within)
+        if not done:
+            pinging.add_done_callback(_forget)
+            pinging.cancel()
+            raise TimeoutError(f"the database did not answer within {within} s")
+        pinging.result()
 
     async def check_reachable(self) -> None:
         """Like :meth:`ping`, but failures become one clear :class:`ConfigurationError` line."""

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -214,6 +215,8 @@ class Client(Base):
     token_endpoint_auth_method: Mapped[TokenEndpointAuthMethod] = mapped_column(
         _enum(TokenEndpointAuthMethod, "token_endpoint_auth_method")
     )
+    # False for a client created without a method (the CLI's default): it may use Basic or the form.
+    token_endpoint_auth_method_fixed: Mapped[bool] = mapped_column(Boolean, server_default=false())
     secret_hash: Mapped[bytes | None] = mapped_column(Hash)  # NULL for public clients
     secret_rotated_at: Mapped[datetime | None]
     subject_type: Mapped[SubjectType] = mapped_column(_enum(SubjectType, "subject_type"))

@@ -5,29 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import Field
 from sqlalchemy import func, select
 
-from consentry.errors import ForbiddenError
-from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
+from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody
 from consentry.services.admin import BulkAction, bulk_users, statistics
 from consentry.services.export import audit_entry
-from consentry.services.sessions import SignedIn
 from consentry.storage.tables import AuditEvent, OutboxStatus, WebhookOutbox
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-
-
-async def require_admin(signed_in: SignedInDep) -> SignedIn:
-    if not signed_in.is_admin:
-        raise ForbiddenError("this needs an administrator")
-    return signed_in
-
-
-AdminDep = Annotated[SignedIn, Depends(require_admin)]
 
 
 @router.get("/audit")

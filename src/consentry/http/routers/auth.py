@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from consentry.errors import InvalidRequestError, UnauthenticatedError
 from consentry.http.deps import (
+    AdminDep,
     NowDep,
     OriginDep,
     RuntimeDep,
@@ -119,8 +120,8 @@ async def verify_identifier(
 
 
 @router.post("/resend-code")
-async def resend_code(request: Request, runtime: RuntimeDep, now: NowDep) -> JSONResponse:
-    return step_response(await signin.resend_code(runtime, bearer_token(request), now=now))
+async def resend_code(request: Request, runtime: RuntimeDep, origin: OriginDep, now: NowDep) -> JSONResponse:
+    return step_response(await signin.resend_code(runtime, bearer_token(request), origin=origin, now=now))
 
 
 @router.post("/set-password")
@@ -192,9 +193,11 @@ async def register_sync(
 
 
 @router.post("/register-async", status_code=202)
-async def register_async(body: Registration, runtime: RuntimeDep, now: NowDep) -> JSONResponse:
+async def register_async(
+    body: Registration, runtime: RuntimeDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
     """Queue the account; follow it at register-status/{request_id}."""
-    ids, errors = await registration.register_async(runtime, [body.model_dump()], now=now)
+    ids, errors = await registration.register_async(runtime, [body.model_dump()], origin=origin, now=now)
     if errors:
         raise InvalidRequestError(errors[0]["error_description"])
     return JSONResponse(
@@ -203,9 +206,11 @@ async def register_async(body: Registration, runtime: RuntimeDep, now: NowDep) -
 
 
 @router.post("/register-async-bulk", status_code=202)
-async def register_async_bulk(body: BulkRegistration, runtime: RuntimeDep, now: NowDep) -> JSONResponse:
-    """Up to 10,000 at once; invalid entries are listed (by index) and the valid ones queued."""
-    ids, errors = await registration.register_async(runtime, body.users, now=now)
+async def register_async_bulk(
+    body: BulkRegistration, runtime: RuntimeDep, _admin: AdminDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    """Admins only: up to 10,000 at once; invalid entries are listed (by index), the valid ones queued."""
+    ids, errors = await registration.register_async(runtime, body.users, origin=origin, bulk=True, now=now)
     return JSONResponse(
         {
             "message": f"{len(ids)} registrations queued",

@@ -24,7 +24,7 @@ from consentry.http.deps import (
     single_query_values,
     wants_html,
 )
-from consentry.http.pages import csrf_token, csrf_valid, error_page, render
+from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, error_page, render
 from consentry.http.responses import JSONResponse, error_response
 from consentry.http.schemas import RequestBody
 from consentry.services.authorize import authorize
@@ -84,6 +84,7 @@ async def _show_consent(
         "ttl_days": client.consent_ttl_days or runtime.settings.consent_ttl_days,
     }
     response = render(request, "consent.html", context)
+    allow_form_redirect_to(response, screen.pending.request.redirect_uri)
     return response
 
 

@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from consentry.errors import ConsentryError, ForbiddenError, InvalidRequestError
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values
-from consentry.http.pages import csrf_token, csrf_valid, render
+from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, render
 from consentry.http.routers.auth import set_session_cookie
 from consentry.runtime import Runtime
 from consentry.services import signin
@@ -53,6 +53,9 @@ async def _login_page(
     client = await runtime.clients.get(context.get("client_id")) if context else None
     values = {"step": step, "csrf_token": csrf, "context": context, "client": client, **extra}
     response = render(request, "login.html", values, status_code=status_code)
+    redirect_uri = context.get("redirect_uri")
+    if client is not None and redirect_uri in client.redirect_uris:  # the sign-in may end at the client
+        allow_form_redirect_to(response, redirect_uri)
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         csrf,
@@ -96,7 +99,7 @@ async def login_step(request: Request, runtime: RuntimeDep, origin: OriginDep, n
                 runtime, shown, context or None, reset=action == "forgot", origin=origin, now=now
             )
         elif step == "verify" and action == "resend":
-            result = await signin.resend_code(runtime, flow_token, now=now)
+            result = await signin.resend_code(runtime, flow_token, origin=origin, now=now)
             page["notice"] = "We sent a new code."
         elif step == "verify":
             result = await signin.verify_identifier(
