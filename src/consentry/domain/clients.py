@@ -82,17 +82,23 @@ def validate_webhook_url(url: str | None, *, allow_private: bool) -> str | None:
     return url
 
 
-def sector_of(redirect_uris: Sequence[str], sector_identifier_uri: str | None) -> str:
+def sector_of(
+    redirect_uris: Sequence[str], sector_identifier_uri: str | None, *, allow_loopback_http: bool = False
+) -> str:
     """The host pairwise subjects are computed for (OIDC Core §8.1).
 
     Without a ``sector_identifier_uri`` every redirect URI must share one host, else the client's
-    pseudonyms would be ambiguous.
+    pseudonyms would be ambiguous. The document at that URI is fetched and checked by the service that
+    registers the client (it must list every redirect URI).
     """
     if sector_identifier_uri:
-        host = urlsplit(sector_identifier_uri).hostname
-        if not host or urlsplit(sector_identifier_uri).scheme != "https":
+        parts = urlsplit(sector_identifier_uri)
+        loopback_http = allow_loopback_http and parts.scheme == "http" and is_loopback_host(parts.hostname)
+        if not parts.hostname or not (parts.scheme == "https" or loopback_http):
             raise InvalidClientMetadata("sector_identifier_uri", "sector_identifier_uri must be an https URL")
-        return host.lower()
+        if has_control_or_space(sector_identifier_uri) or is_odd_ipv4(parts.hostname):
+            raise InvalidClientMetadata("sector_identifier_uri", "sector_identifier_uri is not a plain URL")
+        return parts.hostname.lower()
     hosts = {(urlsplit(uri).hostname or "").lower() for uri in redirect_uris}
     if len(hosts) != 1:
         raise InvalidClientMetadata(
@@ -151,6 +157,7 @@ def build_client_metadata(
     id_token_signed_response_alg: str = DEFAULT_SIGNING_ALGORITHM,
     allow_private_webhooks: bool = False,
     auth_method_fixed: bool = True,
+    issuer_on_loopback: bool = False,
 ) -> ClientMetadata:
     """Apply every registration rule; raise :class:`InvalidClientMetadata` on the first broken one."""
     name = name.strip()
@@ -183,7 +190,7 @@ def build_client_metadata(
     if policy_version is not None and not 1 <= len(policy_version) <= 64:
         raise InvalidClientMetadata("policy_version", "policy_version must be 1 to 64 characters")
     if subject_type == "pairwise" or sector_identifier_uri:
-        sector = sector_of(uris, sector_identifier_uri)
+        sector = sector_of(uris, sector_identifier_uri, allow_loopback_http=issuer_on_loopback)
     else:
         sector = (urlsplit(uris[0]).hostname or "") if uris else ""
     return ClientMetadata(

@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.crypto.hashing import new_secret
-from consentry.domain.clients import InvalidClientMetadata, build_client_metadata
+from consentry.domain.clients import ClientMetadata, InvalidClientMetadata, build_client_metadata
 from consentry.domain.scopes import InvalidScopeToken, Scopes
 from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM
 from consentry.errors import ConsentryError, ForbiddenError, NotFoundError
+from consentry.outbound import FetchRefused, fetch_document
 from consentry.runtime import Runtime
 from consentry.services.clients import IssuedClient, new_webhook_secret, register_client
 from consentry.services.sessions import SignedIn
@@ -105,9 +107,44 @@ def _build(runtime: Runtime, values: dict[str, Any], known: frozenset[str], *, t
             trusted=trusted,
             allow_private_webhooks=runtime.settings.webhook_allow_private
             or runtime.settings.issuer_is_loopback,
+            issuer_on_loopback=runtime.settings.issuer_is_loopback,
         )
     except (InvalidClientMetadata, InvalidScopeToken) as exc:
         raise metadata_error(exc) from None
+
+
+def _sector_changed(metadata: ClientMetadata, before: dict[str, Any]) -> bool:
+    return bool(metadata.sector_identifier_uri) and (
+        metadata.sector_identifier_uri != before.get("sector_identifier_uri")
+        or list(metadata.redirect_uris) != before.get("redirect_uris")
+    )
+
+
+async def check_sector_identifier(runtime: Runtime, metadata: ClientMetadata) -> None:
+    """OIDC Core §8.1: the ``sector_identifier_uri`` names a JSON array that lists every redirect URI of the
+    client, fetched when the client is registered or changed; otherwise any client could claim another's
+    sector and be given the same pairwise ``sub`` for the same person."""
+    uri = metadata.sector_identifier_uri
+    if not uri:
+        return
+    settings = runtime.settings
+    try:
+        fetched = await fetch_document(
+            uri, allow_private=settings.webhook_allow_private or settings.issuer_is_loopback
+        )
+    except FetchRefused as exc:
+        raise InvalidClientMetadataError(f"sector_identifier_uri: {exc}") from None
+    if fetched.status != 200:
+        raise InvalidClientMetadataError(f"sector_identifier_uri answered HTTP {fetched.status}")
+    try:
+        listed = orjson.loads(fetched.body)
+    except orjson.JSONDecodeError:
+        raise InvalidClientMetadataError("sector_identifier_uri does not name a JSON document") from None
+    if not isinstance(listed, list) or not all(isinstance(item, str) for item in listed):
+        raise InvalidClientMetadataError("sector_identifier_uri must name a JSON array of redirect URIs")
+    missing = [redirect_uri for redirect_uri in metadata.redirect_uris if redirect_uri not in listed]
+    if missing:
+        raise InvalidClientMetadataError(f"the sector_identifier_uri document does not list {missing[0]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +161,7 @@ async def create_client(
     metadata = _build(
         runtime, values, await runtime.clients.known_scopes(), trusted=bool(values.get("trusted"))
     )
+    await check_sector_identifier(runtime, metadata)
     async with runtime.database.unit_of_work() as session:
         issued = await register_client(
             session,
@@ -182,6 +220,13 @@ async def update_client(
     if "trusted" in changes and not by.is_admin:
         raise ForbiddenError("only administrators can change whether a client is trusted")
     known = await runtime.clients.known_scopes()
+    async with runtime.database.read_only() as session:  # the sector's document is fetched outside the lock
+        current = describe(await _owned(session, client_id, by))
+    checked = _build(
+        runtime, {**current, **changes}, known, trusted=bool({**current, **changes}.get("trusted"))
+    )
+    if _sector_changed(checked, current):
+        await check_sector_identifier(runtime, checked)
     async with runtime.database.unit_of_work() as session:
         client = await _owned(session, client_id, by, for_update=True)
         merged = {**describe(client), **changes}
@@ -190,6 +235,8 @@ async def update_client(
             raise InvalidClientMetadataError(
                 "a client cannot change between public and confidential; register a new one"
             )
+        if _sector_changed(metadata, current) or _sector_changed(metadata, describe(client)):
+            await check_sector_identifier(runtime, metadata)  # changed meanwhile: checked again
         if "token_endpoint_auth_method" in changes:
             client.token_endpoint_auth_method = TokenEndpointAuthMethod(metadata.token_endpoint_auth_method)
             client.token_endpoint_auth_method_fixed = True
