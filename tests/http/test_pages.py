@@ -187,3 +187,17 @@ async def test_a_redirect_uri_the_client_did_not_register_joins_no_policy(
     params = authorize_params(app, scope="openid") | {"redirect_uri": "https://evil.example/cb"}
     response = await http.get("/login", params=params)
     assert response.headers["content-security-policy"] == SITE_CSP
+
+
+async def test_a_csrf_token_of_any_text_is_refused_not_a_500(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    app, person = await make_app(runtime), await make_person(runtime)
+    form = authorize_params(app, scope="openid") | {"csrf_token": "Ö\u00f3\U0001f600", "decision": "allow"}
+    consent = await http.post("/oauth2/consent", data=form, headers=person.headers)
+    assert consent.status_code == 403
+    http.cookies.set("consentry_login_csrf", "a-cookie", path="/login")
+    login = await http.post(
+        "/login", data={"csrf_token": "Ö\u00f3", "step": "identifier", "identifier": "x@y.z"}
+    )
+    assert login.status_code == 403

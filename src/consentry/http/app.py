@@ -18,6 +18,7 @@ from consentry import __version__
 from consentry.http.edge import DatabaseOutages, EdgeMiddleware, RequestMetrics
 from consentry.http.errors import install_error_handlers
 from consentry.http.hot_path import HotPath, hot_routes
+from consentry.http.openapi import install as install_openapi
 from consentry.http.responses import JSONResponse
 from consentry.http.routers import (
     accounts,
@@ -110,6 +111,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json" if settings.is_development else None,
     )
+    install_openapi(app)
     app.state.runtime = runtime
     app.state.settings = settings
     registry = runtime.metrics_registry

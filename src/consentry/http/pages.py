@@ -63,4 +63,9 @@ def csrf_token(key: bytes, session_id: uuid.UUID) -> str:
 
 
 def csrf_valid(key: bytes, session_id: uuid.UUID, presented: str | None) -> bool:
-    return presented is not None and hmac.compare_digest(csrf_token(key, session_id), presented)
+    return presented is not None and same_secret(csrf_token(key, session_id), presented)
+
+
+def same_secret(expected: str, presented: str) -> bool:
+    """Constant-time comparison of what a client sent (any text: ``compare_digest`` refuses non-ASCII str)."""
+    return hmac.compare_digest(expected.encode(), presented.encode("utf-8", "surrogateescape"))

@@ -11,12 +11,12 @@ from starlette.responses import Response
 
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
-from consentry.http.schemas import RequestBody
+from consentry.http.schemas import RequestBody, answers
 from consentry.services import accounts
 from consentry.services.cascades import delete_account
 from consentry.services.sessions import SESSION_COOKIE
 
-router = APIRouter(prefix="/api/v1/users/me", tags=["account"])
+router = APIRouter(prefix="/api/v1/users/me", tags=["account"], responses=answers(401))
 
 
 class ProfileChanges(RequestBody):
@@ -43,7 +43,7 @@ async def me(runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse:
     return JSONResponse(await accounts.read_me(runtime, signed_in), headers={"Cache-Control": "no-store"})
 
 
-@router.patch("")
+@router.patch("", responses=answers(400, 409, 429))
 async def update_me(
     body: ProfileChanges, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -55,7 +55,7 @@ async def update_me(
     return JSONResponse(result, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/verify-identifier")
+@router.post("/verify-identifier", responses=answers(400, 409))
 async def confirm_identifier(
     body: ConfirmIdentifier, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -65,7 +65,7 @@ async def confirm_identifier(
     return JSONResponse({"user": user}, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("")
+@router.delete("", responses=answers(403))
 async def delete_me(runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep) -> Response:
     """Soft delete: every app loses access now; signing in before ``purge_after`` restores the account."""
     grace = timedelta(days=runtime.settings.account_deletion_grace_days)

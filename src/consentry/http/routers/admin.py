@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 
 from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
-from consentry.http.schemas import RequestBody
+from consentry.http.schemas import RequestBody, answers
 from consentry.services.admin import BulkAction, bulk_users, statistics
 from consentry.services.export import audit_entry
 from consentry.storage.tables import AuditEvent, OutboxStatus, WebhookOutbox
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=answers(401, 403))
 
 
 @router.get("/audit")

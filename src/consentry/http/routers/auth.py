@@ -22,7 +22,7 @@ from consentry.http.deps import (
     request_context,
 )
 from consentry.http.responses import JSONResponse
-from consentry.http.schemas import RequestBody
+from consentry.http.schemas import RequestBody, answers
 from consentry.runtime import Runtime
 from consentry.services import registration, signin
 from consentry.services.sessions import SESSION_COOKIE, end_session
@@ -101,7 +101,7 @@ def step_response(result: signin.StepResult) -> JSONResponse:
     )
 
 
-@router.post("/submit-identifier")
+@router.post("/submit-identifier", responses=answers(400, 429))
 async def submit_identifier(
     body: SubmitIdentifierBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -111,7 +111,7 @@ async def submit_identifier(
     return step_response(result)
 
 
-@router.post("/verify-identifier")
+@router.post("/verify-identifier", responses=answers(400, 401, 429))
 async def verify_identifier(
     request: Request, body: VerifyIdentifierBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -119,12 +119,12 @@ async def verify_identifier(
     return step_response(result)
 
 
-@router.post("/resend-code")
+@router.post("/resend-code", responses=answers(401, 429))
 async def resend_code(request: Request, runtime: RuntimeDep, origin: OriginDep, now: NowDep) -> JSONResponse:
     return step_response(await signin.resend_code(runtime, bearer_token(request), origin=origin, now=now))
 
 
-@router.post("/set-password")
+@router.post("/set-password", responses=answers(400, 401, 409))
 async def set_password(
     request: Request, body: SetPasswordBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -140,7 +140,9 @@ async def set_password(
     return completion_response(runtime, completion)
 
 
-@router.post("/login-password", openapi_extra=documented_body(LoginPasswordBody))
+@router.post(
+    "/login-password", openapi_extra=documented_body(LoginPasswordBody), responses=answers(400, 401, 429)
+)
 async def login_password(request: Request) -> JSONResponse:
     # On the hot path (http/hot_path.py): a sign-in's event-loop work shares its core with argon2id, and
     # FastAPI's layers were ~40 % of it (py-spy); the password's verification is the cost that should remain.
@@ -157,7 +159,7 @@ async def login_password(request: Request) -> JSONResponse:
     return completion_response(runtime, completion)
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=answers(401))
 async def logout(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep) -> Response:
     """Ends the session. With cookie authentication only a JSON request is accepted (no cross-site forms)."""
     if signed_in is None:
@@ -183,7 +185,7 @@ class BulkRegistration(RequestBody):
     users: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
 
 
-@router.post("/register-sync", status_code=201)
+@router.post("/register-sync", status_code=201, responses=answers(400, 409, 429))
 async def register_sync(
     body: Registration, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -192,7 +194,7 @@ async def register_sync(
     return JSONResponse({k: v for k, v in created.items() if v is not None}, status_code=201)
 
 
-@router.post("/register-async", status_code=202)
+@router.post("/register-async", status_code=202, responses=answers(400, 429))
 async def register_async(
     body: Registration, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -205,7 +207,7 @@ async def register_async(
     )
 
 
-@router.post("/register-async-bulk", status_code=202)
+@router.post("/register-async-bulk", status_code=202, responses=answers(400, 401, 403))
 async def register_async_bulk(
     body: BulkRegistration, runtime: RuntimeDep, _admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -223,6 +225,6 @@ async def register_async_bulk(
     )
 
 
-@router.get("/register-status/{request_id}")
+@router.get("/register-status/{request_id}", responses=answers(404))
 async def register_status(request_id: str, runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(await registration.registration_status(runtime, request_id))

@@ -17,6 +17,7 @@ from consentry.http.deps import (
     OriginDep,
     RuntimeDep,
     SignedInOptional,
+    documented_body,
     json_body,
     media_type,
     request_context,
@@ -24,13 +25,20 @@ from consentry.http.deps import (
     single_query_values,
     wants_html,
 )
+from consentry.http.openapi import ANY_OBJECT, ERROR_REF, HTML, form_body, json_content, query_parameters
 from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, error_page, render
 from consentry.http.responses import JSONResponse, error_response
-from consentry.http.schemas import RequestBody
+from consentry.http.schemas import RequestBody, answers
 from consentry.services.authorize import authorize
 from consentry.services.consent_screen import ConsentSubmission, consent_screen, submit_consent
 
 router = APIRouter(tags=["authorization"])
+AUTHORIZATION_REQUEST = query_parameters(*az.REQUEST_PARAMETERS, "request", "request_uri")
+SESSION: list[dict[str, list[str]]] = [{"session": []}, {"sessionCookie": []}, {}]
+PAGE_OR_JSON = {
+    "description": "Refused (a page for browsers)",
+    "content": {**json_content(ERROR_REF), **HTML},
+}
 
 
 def _refusal(request: Request, error: str, description: str, status_code: int = 400) -> Response:
@@ -43,7 +51,18 @@ def _redirect(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=302, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/oauth2/authorize")
+@router.get(
+    "/oauth2/authorize",
+    responses={
+        200: {"description": "Not answered: see 302", "content": {}},
+        **answers(302),
+        400: {
+            "description": "Unknown client or redirect URI",
+            "content": {**json_content(ERROR_REF), **HTML},
+        },
+    },
+    openapi_extra={"parameters": AUTHORIZATION_REQUEST, "security": SESSION},
+)
 async def authorize_endpoint(request: Request) -> Response:
     runtime, origin, now = request_context(request)
     signed_in = await signed_in_from(request, runtime, now=now)
@@ -88,7 +107,15 @@ async def _show_consent(
     return response
 
 
-@router.get("/oauth2/consent")
+@router.get(
+    "/oauth2/consent",
+    responses={
+        200: {"content": {**json_content(ANY_OBJECT), **HTML}},
+        **answers(302, 401),
+        400: PAGE_OR_JSON,
+    },
+    openapi_extra={"parameters": AUTHORIZATION_REQUEST, "security": SESSION},
+)
 async def consent_info(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
 ) -> Response:
@@ -97,7 +124,11 @@ async def consent_info(
     return await _show_consent(request, runtime, signed_in, now, as_json=as_json)
 
 
-@router.get("/consent")
+@router.get(
+    "/consent",
+    responses={200: {"content": HTML}, **answers(302), 400: PAGE_OR_JSON},
+    openapi_extra={"parameters": AUTHORIZATION_REQUEST, "security": SESSION},
+)
 async def consent_page(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
 ) -> Response:
@@ -122,7 +153,29 @@ class ConsentDecisionBody(RequestBody):
         return ConsentSubmission(**self.model_dump())
 
 
-@router.post("/oauth2/consent")
+@router.post(
+    "/oauth2/consent",
+    responses={
+        200: {
+            "content": json_content({"type": "object", "properties": {"redirect_url": {"type": "string"}}})
+        },
+        **answers(302, 403),
+        400: PAGE_OR_JSON,
+        401: PAGE_OR_JSON,
+    },
+    openapi_extra={
+        "security": SESSION,
+        "requestBody": {
+            "required": True,
+            "content": {
+                **documented_body(ConsentDecisionBody)["requestBody"]["content"],
+                **form_body("client_id", "redirect_uri", "scope", "state", "decision", "csrf_token")[
+                    "content"
+                ],
+            },
+        },
+    },
+)
 async def consent_decision(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
 ) -> Response:

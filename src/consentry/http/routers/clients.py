@@ -10,11 +10,11 @@ from starlette.responses import Response
 
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
-from consentry.http.schemas import RequestBody
+from consentry.http.schemas import RequestBody, answers
 from consentry.services import client_management as manage
 from consentry.services.cascades import delete_client
 
-router = APIRouter(prefix="/api/v1/oauth2/clients", tags=["clients"])
+router = APIRouter(prefix="/api/v1/oauth2/clients", tags=["clients"], responses=answers(401))
 
 Url = Annotated[str, Field(max_length=2048)]
 
@@ -47,7 +47,7 @@ def _set(body: RequestBody) -> dict[str, Any]:
     return body.model_dump(exclude_unset=True)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=answers(400, 403))
 async def create(
     body: NewClient, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -65,12 +65,12 @@ async def list_mine(runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse
     return JSONResponse({"clients": await manage.list_clients(runtime, signed_in)})
 
 
-@router.get("/{client_id}")
+@router.get("/{client_id}", responses=answers(404))
 async def read(client_id: str, runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse:
     return JSONResponse(await manage.read_client(runtime, client_id, signed_in))
 
 
-@router.patch("/{client_id}")
+@router.patch("/{client_id}", responses=answers(400, 403, 404))
 async def update(
     client_id: str,
     body: ClientFields,
@@ -87,7 +87,7 @@ async def update(
     return JSONResponse(client, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/{client_id}", status_code=204)
+@router.delete("/{client_id}", status_code=204, responses=answers(404))
 async def delete(
     client_id: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> Response:
@@ -96,7 +96,7 @@ async def delete(
     return Response(status_code=204)
 
 
-@router.post("/{client_id}/secret")
+@router.post("/{client_id}/secret", responses=answers(400, 404))
 async def regenerate_secret(
     client_id: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:

@@ -10,11 +10,11 @@ from consentry.domain.scopes import InvalidScopeToken, Scopes
 from consentry.errors import InvalidScopeError
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
-from consentry.http.schemas import RequestBody
+from consentry.http.schemas import RequestBody, answers
 from consentry.services.consents import active_consents, narrow_consent, revoke_consent
 from consentry.services.export import export_consents
 
-router = APIRouter(prefix="/api/v1/oauth2/consents", tags=["consents"])
+router = APIRouter(prefix="/api/v1/oauth2/consents", tags=["consents"], responses=answers(401))
 
 
 @router.get("")
@@ -54,7 +54,7 @@ class NarrowBody(RequestBody):
     revoke_scopes: list[str] = Field(min_length=1, max_length=64)
 
 
-@router.patch("/{client_id}")
+@router.patch("/{client_id}", responses=answers(400, 404))
 async def narrow(
     client_id: str,
     body: NarrowBody,
@@ -72,7 +72,7 @@ async def narrow(
     return JSONResponse({"client_id": client_id, "scopes": left.as_list(), "revoked": not left})
 
 
-@router.delete("/{client_id}", status_code=204)
+@router.delete("/{client_id}", status_code=204, responses=answers(404))
 async def delete_consent(
     client_id: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> Response:

@@ -39,6 +39,9 @@ async def readyz(request: Request, runtime: RuntimeDep) -> Response:
     return JSONResponse({"status": "ready", "database": runtime.database.dialect})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

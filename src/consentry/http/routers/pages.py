@@ -6,7 +6,6 @@ by a token bound to the session.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import uuid
 from typing import Any
@@ -17,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from consentry.errors import ConsentryError, ForbiddenError, InvalidRequestError
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values
-from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, render
+from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, render, same_secret
 from consentry.http.routers.auth import set_session_cookie
 from consentry.runtime import Runtime
 from consentry.services import signin
@@ -86,7 +85,7 @@ async def login_step(request: Request, runtime: RuntimeDep, origin: OriginDep, n
     form = await form_values(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     csrf = form.get("csrf_token", "")
-    if not cookie or not hmac.compare_digest(cookie, csrf):
+    if not cookie or not same_secret(cookie, csrf):
         raise ForbiddenError("the form has expired or did not come from this site; reload the page")
     context = _context_from(form, "ctx_")
     step, action = form.get("step", ""), form.get("action", "")
