@@ -42,6 +42,7 @@ GET_LUA = ROOT / "bench" / "get.lua"
 CONSUME_LUA = ROOT / "bench" / "consume.lua"  # one line per request: codes, refresh tokens, sign-in flows
 SERVER_CPU, WRK_CPU = "0", "1"
 SECRET = "bench-secret-key-bench-secret-key-000000"
+SIGNERS = 64  # people the sign-in scenario signs in, in turn: more than wrk's 32 connections
 # PostgreSQL as one would run it in production on a machine this size (a quarter of memory or so would be
 # usual; 2 GB holds scenario 8's five million tokens and their indexes). fsync stays off, as in the tests.
 PG_SHARED_BUFFERS = "2GB"
@@ -364,7 +365,11 @@ def exchange_scenarios(
         return granted(client, "grant_type=refresh_token&refresh_token={}", Seeder.refresh_tokens)
 
     def flows(count: int) -> list[str]:
-        tokens = with_seeder(server, lambda seeder: seeder.password_flows(SECRET, "bench@example.com", count))
+        async def seeded(seeder: Seeder) -> list[str]:
+            signers = await seeder.signers("bench@example.com", SIGNERS)
+            return await seeder.password_flows(SECRET, signers, count)
+
+        tokens = with_seeder(server, seeded)
         return [f'Bearer {v}\t{{"password": "bench password 1"}}' for v in tokens]
 
     common = {"duration": duration, "warmup": warmup}

@@ -20,7 +20,7 @@ from consentry.crypto.flow_tokens import FlowTokens
 from consentry.crypto.hashing import derive_key, new_token, token_hash
 from consentry.domain.scopes import Scopes
 from consentry.storage.database import create_engine
-from consentry.storage.tables import Consent, ConsentStatus, SigninFlow, User
+from consentry.storage.tables import Consent, ConsentStatus, SigninFlow, User, UserCredential, UserStatus
 from consentry.storage.tokens import ACCESS_TOKENS, AUTHORIZATION_CODES, REFRESH_TOKENS
 
 CHUNK = 5_000
@@ -147,8 +147,34 @@ class Seeder:
                 ).scalar_one()
         return live
 
-    async def password_flows(self, secret: str, email: str, count: int) -> list[str]:
-        """Sign-in flows waiting at the password step (what submit-identifier leaves), as flow tokens."""
+    async def signers(self, like: str, count: int) -> list[str]:
+        """The addresses of ``count`` people who sign in with the password of ``like`` (its hash copied).
+
+        Sign-ins are limited per person, attempts under way included (SPEC §1: a guess is counted as it
+        arrives), so a sign-in load is many people signing in, as it is in service."""
+        async with self.engine.connect() as connection:
+            password_hash = (
+                await connection.execute(
+                    select(UserCredential.password_hash)
+                    .join(User, User.id == UserCredential.user_id)
+                    .where(User.email == like, UserCredential.superseded_at.is_(None))
+                )
+            ).scalar_one()
+        stamp, ids = now(), [uuid.uuid4() for _ in range(count)]
+        emails = [f"signer-{id_.hex[:12]}@bench.example.com" for id_ in ids]
+        people = [
+            {"id": id_, "email": email, "email_verified": True, "phone_verified": False, "is_admin": False,
+             "status": UserStatus.ACTIVE, "created_at": stamp, "updated_at": stamp}
+            for id_, email in zip(ids, emails, strict=True)
+        ]  # fmt: skip
+        await self.insert(User.__table__, people)  # type: ignore[arg-type]
+        credentials = [{"user_id": id_, "password_hash": password_hash, "created_at": stamp} for id_ in ids]
+        await self.insert(UserCredential.__table__, credentials)  # type: ignore[arg-type]
+        return emails
+
+    async def password_flows(self, secret: str, emails: list[str], count: int) -> list[str]:
+        """Sign-in flows waiting at the password step (what submit-identifier leaves), as flow tokens, for
+        ``emails`` in turn."""
         flows = FlowTokens(derive_key(secret.encode(), "consentry flow tokens v1"))
         started = now()
         expires_at = started + timedelta(minutes=30)
@@ -156,14 +182,14 @@ class Seeder:
         rows = [
             {
                 "id": id_,
-                "identifier": email,
+                "identifier": emails[number % len(emails)],
                 "identifier_type": "email",
                 "purpose": "signin",
                 "step": "password",
                 "created_at": started,
                 "expires_at": expires_at,
             }
-            for id_ in ids
+            for number, id_ in enumerate(ids)
         ]
         await self.insert(SigninFlow.__table__, rows)  # type: ignore[arg-type]
         return [flows.issue(id_, "password", expires_at=expires_at) for id_ in ids]
