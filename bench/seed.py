@@ -38,7 +38,9 @@ def chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 class Seeder:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_engine(url)
+        self.engine: AsyncEngine = create_engine(
+            url, timeout=None
+        )  # the population's statements take minutes
 
     async def close(self) -> None:
         await self.engine.dispose()

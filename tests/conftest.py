@@ -19,7 +19,7 @@ from consentry.runtime import Runtime
 from consentry.settings import Settings
 from consentry.storage.database import Database
 from consentry.storage.migrate import upgrade_to_head
-from tests.mail import Mailbox
+from tests.mail import Mailbox, SmsGateway
 from tests.pg import PostgresCluster, start_cluster
 from tests.redis_server import RedisServer, start_redis
 
@@ -34,6 +34,15 @@ def mailbox() -> Iterator[Mailbox]:
     box.start()
     yield box
     box.stop()
+
+
+@pytest.fixture
+def sms() -> Iterator[SmsGateway]:
+    """A real HTTP SMS gateway on loopback that collects one-time codes."""
+    gateway = SmsGateway()
+    gateway.start()
+    yield gateway
+    gateway.stop()
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,14 @@ from consentry.crypto.hashing import token_hash
 from consentry.domain.scopes import Scopes
 from consentry.jobs.cleanup import run_cleanup
 from consentry.runtime import Runtime, utcnow
+from consentry.services.accounts import purge_deleted_accounts
+from consentry.services.sessions import create_session
 from consentry.settings import Settings
 from consentry.storage.consents import ConsentRepository
-from consentry.storage.tables import AccessToken, Consent, ConsentHistory, RefreshToken
+from consentry.storage.tables import AccessToken, Consent, ConsentHistory, RefreshToken, RegistrationRequest
 from tests.conftest import make_settings
-from tests.oauth import make_app, make_person, tokens_for
+from tests.oauth import PASSWORD, make_app, make_person, tokens_for
+from tests.pipeline_helpers import run_pipeline
 
 
 @pytest.fixture
@@ -143,3 +146,36 @@ async def test_two_purgers_at_once_share_the_work(runtime: Runtime) -> None:
     )
     assert first.counts["access_tokens"] + second.counts["access_tokens"] == 60
     assert await count(runtime, AccessToken) == 0
+
+
+async def test_a_purged_account_leaves_no_identifier_in_registration_requests(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """SPEC §9 (GDPR erasure): its queued registration, and a failed duplicate of it, keep no address."""
+    body = {"email": "erased@example.com", "password": PASSWORD, "consent": True}
+    for email in ("erased@example.com", "erased@example.com", "kept@example.com"):  # the second, a duplicate
+        assert (
+            await http.post("/api/v1/auth/register-async", json=body | {"email": email})
+        ).status_code == 202
+        await run_pipeline(runtime)
+    async with runtime.database.read_only() as session:
+        user_id = await session.scalar(
+            select(RegistrationRequest.user_id).where(
+                RegistrationRequest.email == "erased@example.com", RegistrationRequest.user_id.is_not(None)
+            )
+        )
+    assert user_id is not None
+    async with runtime.database.unit_of_work() as session:
+        signed_in = await create_session(session, user_id, now=utcnow(), ttl=timedelta(hours=1))
+    deleted = await http.delete("/api/v1/users/me", headers={"Authorization": f"Bearer {signed_in.token}"})
+    assert deleted.status_code == 200
+    # The purge alone: run_cleanup a month on would also drop the finished requests (kept a week).
+    await purge_deleted_accounts(runtime, now=utcnow() + timedelta(days=31), batch=10)
+    async with runtime.database.read_only() as session:
+        left = sorted(
+            (email or "", user is not None)
+            for email, user in await session.execute(
+                select(RegistrationRequest.email, RegistrationRequest.user_id)
+            )
+        )
+    assert left == [("", False), ("", False), ("kept@example.com", True)]

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from consentry.http.app import proxy_options
+from consentry.http.app import create_app, proxy_options
 from consentry.http.protocol import ResponseCoalescingProtocol
+from consentry.runtime import Runtime
 from consentry.settings import Settings
+from tests.conftest import make_settings
 from tests.pg import free_port
 
 
@@ -44,6 +47,20 @@ async def serve(app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncCl
         finally:
             server.should_exit = True
             await task
+
+
+@contextlib.asynccontextmanager
+async def production(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    """An app in production mode (an https issuer), in process, and its runtime."""
+    settings = make_settings(database_url, tmp_path, env="production", issuer="https://id.example.com")
+    app = create_app(settings)
+    runtime: Runtime = app.state.runtime
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://id.example.com") as client:
+            yield client, runtime
+    finally:
+        await runtime.close()
 
 
 @pytest.fixture

@@ -25,14 +25,6 @@ VICTIMS_PASSWORD = "the victim's new password"
 
 
 @pytest.fixture
-def sms() -> Any:
-    gateway = SmsGateway()
-    gateway.start()
-    yield gateway
-    gateway.stop()
-
-
-@pytest.fixture
 def settings(database_url: str, tmp_path: Path, mailbox: Mailbox, sms: SmsGateway) -> Settings:
     return make_settings(database_url, tmp_path, smtp_url=mailbox.url, sms_gateway_url=sms.url)
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from consentry.http.app import create_app
 from consentry.runtime import Runtime
-from tests.conftest import make_settings
+from tests.http.conftest import production
 from tests.oauth import App, Person, make_app, make_person, tokens_for
 
 API = "/api/v1/oauth2/clients"
@@ -192,27 +191,19 @@ async def test_a_deleted_clients_tokens_stop_working(
 
 
 async def test_private_webhook_targets_are_refused_in_production(database_url: str, tmp_path: Path) -> None:
-    settings = make_settings(database_url, tmp_path, env="production", issuer="https://id.example.com")
-    app = create_app(settings)
-    runtime = app.state.runtime
-    try:
+    async with production(database_url, tmp_path) as (c, runtime):
         owner = await make_person(runtime)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="https://id.example.com"
-        ) as c:
-            for target in (
-                "https://10.0.0.1/hook",
-                "https://127.0.0.1/hook",
-                "https://169.254.169.254/x",
-                "https://2130706433/",
-                "https://0x7f.1/",
-                "https://0177.0.0.1/",
-            ):
-                response = await c.post(API, json=NEW | {"webhook_url": target}, headers=owner.headers)
-                assert response.status_code == 400, target
-                assert response.json()["error"] == "invalid_client_metadata"
-    finally:
-        await runtime.close()
+        for target in (
+            "https://10.0.0.1/hook",
+            "https://127.0.0.1/hook",
+            "https://169.254.169.254/x",
+            "https://2130706433/",
+            "https://0x7f.1/",
+            "https://0177.0.0.1/",
+        ):
+            response = await c.post(API, json=NEW | {"webhook_url": target}, headers=owner.headers)
+            assert response.status_code == 400, target
+            assert response.json()["error"] == "invalid_client_metadata"
 
 
 async def _client_credentials(http: httpx.AsyncClient, client_id: str, secret: str, method: str) -> int:

@@ -7,10 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from schemathesis.checks import (
 )
 
 from tests.pg import free_port
+from tests.served import serving
 
 EXAMPLES_PER_OPERATION = 25
 CLIENT_AUTHENTICATED = {"/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"}
@@ -74,22 +73,7 @@ def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     )
     client = _cli(env, home, "client", "create", "--name", "Fuzz", "--redirect-uri", "https://app.example.com/cb",
                   "--grant-type", "authorization_code", "--grant-type", "client_credentials")  # fmt: skip
-    log = (home / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "consentry", "serve", "--port", str(port)],
-        env=env,
-        cwd=home,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serving(env, home, port):
         flow = httpx.post(
             f"{url}/api/v1/auth/submit-identifier", json={"identifier": "admin@example.com"}
         ).json()
@@ -103,15 +87,7 @@ def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
             "session": signed_in["session_token"],
             "client_id": client["client_id"],
             "client_secret": client["client_secret"],
-            "log": str(home / "server.log"),
         }
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def _document() -> dict[str, Any]:

@@ -8,11 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
 
 from consentry.runtime import Runtime
+from tests.http.conftest import production
 from tests.oauth import Person, make_person
 from tests.pg import free_port
 
@@ -148,25 +150,11 @@ async def test_changing_the_redirect_uris_checks_the_document_again(
 
 
 async def test_in_production_a_sector_on_a_private_address_is_refused(
-    database_url: str, tmp_path: object, documents: Documents
+    database_url: str, tmp_path: Path
 ) -> None:
-    from pathlib import Path
-
-    from consentry.http.app import create_app
-    from tests.conftest import make_settings
-
-    assert isinstance(tmp_path, Path)
-    settings = make_settings(database_url, tmp_path, env="production", issuer="https://id.example.com")
-    app = create_app(settings)
-    runtime = app.state.runtime
-    try:
+    async with production(database_url, tmp_path) as (c, runtime):
         owner = await make_person(runtime)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="https://id.example.com"
-        ) as c:
-            sector = "https://127.0.0.1:1/sector.json"
-            refused = await c.post(API, json=pairwise([ONE, TWO], sector), headers=owner.headers)
-            assert refused.status_code == 400
-            assert "private or loopback" in refused.json()["error_description"]
-    finally:
-        await runtime.close()
+        sector = "https://127.0.0.1:1/sector.json"
+        refused = await c.post(API, json=pairwise([ONE, TWO], sector), headers=owner.headers)
+        assert refused.status_code == 400
+        assert "private or loopback" in refused.json()["error_description"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,6 @@ from tests.mail import Mailbox, SmsGateway
 from tests.oauth import PASSWORD, approve, authorize_params, make_app, make_person, query_of
 
 API = "/api/v1/auth"
-
-
-@pytest.fixture
-def sms() -> Iterator[SmsGateway]:
-    gateway = SmsGateway()
-    gateway.start()
-    yield gateway
-    gateway.stop()
 
 
 @pytest.fixture

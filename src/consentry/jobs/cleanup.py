@@ -13,19 +13,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, delete, func, select
 
 from consentry.runtime import Runtime
 from consentry.services.accounts import purge_deleted_accounts
+from consentry.services.consents import end_consents
 from consentry.storage.tables import (
     AccessToken,
     AuditEvent,
     AuthorizationCode,
     Consent,
-    ConsentHistory,
     ConsentStatus,
     OutboxStatus,
     RefreshToken,
+    RegistrationRequest,
+    RegistrationStatus,
     SigninFlow,
     UserSession,
     WebhookOutbox,
@@ -34,6 +36,8 @@ from consentry.storage.tables import (
 DELIVERED_WEBHOOK_RETENTION = timedelta(days=7)
 DEAD_WEBHOOK_RETENTION = timedelta(days=30)
 ENDED_SESSION_RETENTION = timedelta(days=1)
+# How long register-status answers for a finished registration (then the request, and its address, go).
+FINISHED_REGISTRATION_RETENTION = timedelta(days=7)
 
 Progress = Callable[[str, int], None]
 
@@ -59,6 +63,11 @@ def _ended_sessions(now: datetime) -> ColumnElement[bool]:
     return (UserSession.expires_at < now) | (UserSession.revoked_at < now - ENDED_SESSION_RETENTION)
 
 
+def _finished_registrations(now: datetime) -> ColumnElement[bool]:
+    finished = RegistrationRequest.status.in_((RegistrationStatus.COMPLETED, RegistrationStatus.FAILED))
+    return finished & (RegistrationRequest.updated_at < now - FINISHED_REGISTRATION_RETENTION)
+
+
 def purges(runtime: Runtime) -> list[Purge]:
     audit_retention = timedelta(days=runtime.settings.audit_retention_days)
     return [
@@ -70,6 +79,7 @@ def purges(runtime: Runtime) -> list[Purge]:
         Purge("sessions", UserSession.id, _ended_sessions),
         Purge("signin_flows", SigninFlow.id, lambda now: SigninFlow.expires_at < now),
         Purge("webhooks", WebhookOutbox.id, _old_webhooks),
+        Purge("registration_requests", RegistrationRequest.id, _finished_registrations),
         Purge("audit_events", AuditEvent.id, lambda now: AuditEvent.occurred_at < now - audit_retention),
     ]
 
@@ -134,7 +144,7 @@ async def _purge(
 async def _expire_consents(
     runtime: Runtime, *, now: datetime, batch: int, dry_run: bool, progress: Progress | None
 ) -> int:
-    """Mark consents past their expiry as expired, with a history row each (actor: system)."""
+    """Consents past their expiry end as expired: history, audit event and ``consent.expired`` each."""
     due = (Consent.status == ConsentStatus.ACTIVE) & (Consent.expires_at < now)
     if dry_run:
         async with runtime.database.read_only() as session:
@@ -142,44 +152,12 @@ async def _expire_consents(
     total = 0
     while True:
         async with runtime.database.unit_of_work() as session:
-            ids = list(
-                await session.scalars(
-                    select(Consent.id).where(due).limit(batch).with_for_update(skip_locked=True)
-                )
-            )
-            if ids:
-                await session.execute(
-                    insert(ConsentHistory).from_select(
-                        [
-                            "consent_id",
-                            "user_id",
-                            "client_id",
-                            "action",
-                            "actor",
-                            "scopes_before",
-                            "scopes_after",
-                            "occurred_at",
-                        ],
-                        select(
-                            Consent.id,
-                            Consent.user_id,
-                            Consent.client_id,
-                            literal("expired"),
-                            literal("system"),
-                            Consent.scopes,
-                            Consent.scopes,
-                            literal(now, type_=ConsentHistory.occurred_at.type),
-                        ).where(Consent.id.in_(ids)),
-                    )
-                )
-                await session.execute(
-                    update(Consent)
-                    .where(Consent.id.in_(ids))
-                    .values(status=ConsentStatus.EXPIRED, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-        total += len(ids)
-        if progress and ids:
-            progress("consents_expired", len(ids))
-        if len(ids) < batch:
+            ended = await end_consents(
+                runtime, session, due, action="expired", actor="system", origin=None, now=now, limit=batch,
+                skip_locked=True,
+            )  # fmt: skip
+        total += len(ended)
+        if progress and ended:
+            progress("consents_expired", len(ended))
+        if len(ended) < batch:
             return total

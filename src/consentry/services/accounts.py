@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.identifiers import Identifier, InvalidIdentifier, normalise_email, normalise_phone
@@ -25,7 +25,14 @@ from consentry.services.sessions import SignedIn
 from consentry.services.signin import CODE_TTL, FLOW_TTL, MAX_CODE_FAILURES, change_password
 from consentry.services.users import check_password_policy
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import AuditEvent, ConsentHistory, SigninFlow, User, UserStatus
+from consentry.storage.tables import (
+    AuditEvent,
+    ConsentHistory,
+    RegistrationRequest,
+    SigninFlow,
+    User,
+    UserStatus,
+)
 from consentry.storage.users import UserRepository
 
 PROFILE_FIELDS = ("name", "given_name", "family_name", "preferred_username", "picture", "locale", "zoneinfo")
@@ -186,14 +193,30 @@ async def purge_deleted_accounts(runtime: Runtime, *, now: datetime, batch: int)
     total = 0
     while True:
         async with runtime.database.unit_of_work() as session:
-            ids = list(
-                await session.scalars(
-                    select(User.id)
+            rows = (
+                await session.execute(
+                    select(User.id, User.email, User.phone)
                     .where(User.status == UserStatus.DELETED, User.purge_after < now)
                     .limit(batch)
                 )
-            )
+            ).all()
+            ids = [row.id for row in rows]
             if ids:
+                # SPEC §9: the account's identifiers go everywhere, its registration requests included.
+                emails = [row.email for row in rows if row.email]
+                phones = [row.phone for row in rows if row.phone]
+                await session.execute(
+                    update(RegistrationRequest)
+                    .where(
+                        or_(
+                            RegistrationRequest.user_id.in_(ids),
+                            RegistrationRequest.email.in_(emails),
+                            RegistrationRequest.phone.in_(phones),
+                        )
+                    )
+                    .values(email=None, phone=None, user_id=None, password_hash=None, attributes=None)
+                    .execution_options(synchronize_session=False)
+                )
                 await session.execute(
                     update(ConsentHistory)
                     .where(ConsentHistory.user_id.in_(ids))

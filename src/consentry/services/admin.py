@@ -9,6 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Date, Integer, cast, func, literal_column, or_, select, update
 
 from consentry.runtime import Runtime
+from consentry.services.consents import CONSENTS_PER_STATEMENT, end_consents
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.tables import (
     AccessToken,
@@ -150,12 +151,11 @@ async def bulk_users(
                 .values(revoked_at=now)
                 .execution_options(synchronize_session=False)
             )
-            await session.execute(
-                update(Consent)
-                .where(Consent.user_id.in_(user_ids), Consent.status == ConsentStatus.ACTIVE)
-                .values(status=ConsentStatus.REVOKED, revoked_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            ending = Consent.user_id.in_(user_ids)
+            while True:
+                ended = await end_consents(runtime, session, ending, actor="admin", origin=origin, now=now)
+                if len(ended) < CONSENTS_PER_STATEMENT:
+                    break
         await AuditRepository(session).record(
             "admin_bulk_users",
             now=now,

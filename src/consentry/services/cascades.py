@@ -6,18 +6,17 @@ import contextlib
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, literal, select, update
+from sqlalchemy import select, update
 
 from consentry.errors import ForbiddenError, NotFoundError
 from consentry.runtime import Runtime
-from consentry.services.consents import revoke_consent
+from consentry.services.consents import CONSENTS_PER_STATEMENT, end_consents, revoke_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.tables import (
     AccessToken,
     Client,
     Consent,
-    ConsentHistory,
     ConsentStatus,
     RefreshToken,
     User,
@@ -33,6 +32,7 @@ async def delete_client(
 
     ``by`` is the person asking (its owner or an admin); None means the operator's CLI.
     """
+    registered = await runtime.clients.get(client_id)  # as it was: its consents' webhooks go to it
     async with runtime.database.unit_of_work() as session:
         client = await session.get(Client, client_id, with_for_update=True)
         if client is None or client.deleted_at is not None:
@@ -49,27 +49,13 @@ async def delete_client(
                 .execution_options(synchronize_session=False)
             )
         actor = "admin" if by is not None and by.is_admin and client.owner_id != by.user_id else "user"
-        # History first (it reads the still-active consents), then the bulk revocation.
-        await session.execute(
-            insert(ConsentHistory).from_select(
-                ["consent_id", "user_id", "client_id", "action", "actor", "scopes_before", "occurred_at"],
-                select(
-                    Consent.id,
-                    Consent.user_id,
-                    Consent.client_id,
-                    literal("revoked"),
-                    literal("system"),
-                    Consent.scopes,
-                    literal(now, type_=ConsentHistory.occurred_at.type),
-                ).where(Consent.client_id == client_id, Consent.status == ConsentStatus.ACTIVE),
+        ending = Consent.client_id == client_id
+        while True:
+            ended = await end_consents(
+                runtime, session, ending, actor="system", origin=origin, now=now, client=registered
             )
-        )
-        await session.execute(
-            update(Consent)
-            .where(Consent.client_id == client_id, Consent.status == ConsentStatus.ACTIVE)
-            .values(status=ConsentStatus.REVOKED, revoked_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+            if len(ended) < CONSENTS_PER_STATEMENT:
+                break
         await AuditRepository(session).record(
             "client_deleted",
             now=now,

@@ -5,16 +5,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain import consent as rules
+from consentry.domain.clients import RegisteredClient
 from consentry.domain.scopes import Scopes
 from consentry.errors import InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
-from consentry.services.webhooks import enqueue
+from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.consents import ConsentRepository
+from consentry.storage.consents import ConsentRepository, EndedConsent
 from consentry.storage.database import retrying_deadlocks
 from consentry.storage.tables import AccessToken, Client, Consent, ConsentStatus
 from consentry.storage.tokens import TokenRepository, live_tokens_of
@@ -61,6 +64,56 @@ async def active_consents(runtime: Runtime, user_id: uuid.UUID, *, now: datetime
         ]
 
 
+CONSENTS_PER_STATEMENT = 1000  # ended at once; more are ended by calling again
+
+# SPEC §9: every path that ends a consent writes its history (storage), the audit event and tells the client.
+_ENDING: dict[str, tuple[str, EventType]] = {
+    "revoked": ("consent_revoked", "consent.revoked"),
+    "expired": ("consent_expired", "consent.expired"),
+}
+
+
+async def end_consents(
+    runtime: Runtime,
+    session: AsyncSession,
+    where: ColumnElement[bool],
+    *,
+    action: Literal["revoked", "expired"] = "revoked",
+    actor: str,
+    origin: RequestOrigin | None,
+    now: datetime,
+    client: RegisteredClient | None = None,
+    limit: int = CONSENTS_PER_STATEMENT,
+    skip_locked: bool = False,
+) -> list[EndedConsent]:
+    """End up to ``limit`` active consents matching ``where``: the one way every path does it (the person,
+    an admin, a client's deletion, an account's deletion, expiry). Each gets its history row, its audit
+    event and its webhook; ``client`` is the app's record when the caller is deleting that app (it is then no
+    longer found). Tokens are the caller's business: each path ends them differently (or, for expiry, leaves
+    them to run out while refresh is refused)."""
+    ended = await ConsentRepository(session).end_active(
+        where, action=action, actor=actor, origin=origin, now=now, limit=limit, skip_locked=skip_locked
+    )
+    audit_event, webhook = _ENDING[action]
+    audit = AuditRepository(session)
+    for consent in ended:
+        await audit.record(
+            audit_event,
+            now=now,
+            origin=origin,
+            user_id=consent.user_id,
+            client_id=consent.client_id,
+            scopes=consent.scopes,
+            actor=actor,
+        )
+        told = client if client is not None else await runtime.clients.get(consent.client_id)
+        if told is not None:
+            await enqueue(
+                runtime, session, told, webhook, user_id=consent.user_id, scopes=consent.scopes, now=now
+            )
+    return ended
+
+
 @retrying_deadlocks
 async def revoke_consent(
     runtime: Runtime,
@@ -71,43 +124,27 @@ async def revoke_consent(
     origin: RequestOrigin,
     now: datetime,
 ) -> int:
-    """In one transaction: the consent is marked revoked (kept as history) and every access and refresh token
-    of this person for this client is revoked. Returns how many tokens died.
+    """In one transaction: the consent is ended (kept as history) and every access and refresh token of this
+    person for this client is revoked. Returns how many tokens died.
 
     The revocation holds the consent while it revokes the tokens, and a group-commit claim on one of them may
     hold that token while it waits for the consent (a token issued before any consent, refreshed as the person
     revokes): PostgreSQL then aborts one of the two, and an aborted revocation runs again."""
     async with runtime.database.unit_of_work() as session:
-        consents = ConsentRepository(session)
-        consent = await consents.get_active_for_update(user_id, client_id)
-        if consent is None:
+        ended = await end_consents(
+            runtime,
+            session,
+            (Consent.user_id == user_id) & (Consent.client_id == client_id),
+            actor=actor,
+            origin=origin,
+            now=now,
+        )
+        if not ended:
             raise NotFoundError("no active consent for this application")
-        before = consent.scopes
-        consent.status = ConsentStatus.REVOKED
-        consent.revoked_at = now
-        consent.updated_at = now
+        before = ended[0].scopes
         revoked = await TokenRepository(session).revoke_for_user_and_client(user_id, client_id, now=now)
-        await consents.record_change(
-            consent,
-            "revoked",
-            actor=actor,
-            scopes_before=before,
-            scopes_after=Scopes(),
-            origin=origin,
-            now=now,
-        )
-        audit = AuditRepository(session)
-        await audit.record(
-            "consent_revoked",
-            now=now,
-            origin=origin,
-            user_id=user_id,
-            client_id=client_id,
-            scopes=before,
-            actor=actor,
-        )
         if revoked:
-            await audit.record(
+            await AuditRepository(session).record(
                 "token_revoked",
                 now=now,
                 origin=origin,
@@ -117,12 +154,8 @@ async def revoke_consent(
                 actor=actor,
                 details={"reason": "consent_revoked", "revoked": revoked},
             )
-        client = await runtime.clients.get(client_id)
-        if client is not None:
-            await enqueue(
-                runtime, session, client, "consent.revoked", user_id=user_id, scopes=before, now=now
-            )
-            if revoked:
+            client = await runtime.clients.get(client_id)
+            if client is not None:
                 await enqueue(
                     runtime, session, client, "tokens.revoked", user_id=user_id, scopes=before, now=now
                 )

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
+import redis.asyncio as redis
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -82,8 +83,6 @@ class RedisUnderWay:
     EXPIRES_SECONDS = 120
 
     def __init__(self, url: str) -> None:
-        import redis.asyncio as redis
-
         self._redis = redis.from_url(url)
 
     async def begin(self, key: str) -> int:

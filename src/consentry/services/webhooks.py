@@ -15,7 +15,9 @@ from consentry.storage.tables import OutboxStatus, WebhookOutbox
 if TYPE_CHECKING:
     from consentry.runtime import Runtime
 
-EventType = Literal["consent.granted", "consent.updated", "consent.revoked", "tokens.revoked"]
+EventType = Literal[
+    "consent.granted", "consent.updated", "consent.revoked", "consent.expired", "tokens.revoked"
+]
 
 
 def message_id(outbox_id: uuid.UUID) -> str:

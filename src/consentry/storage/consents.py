@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import Connection, Update, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Update, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.consent import StoredConsent
@@ -108,9 +108,71 @@ LIVE_CONSENT = claim_kind(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class EndedConsent:
+    """A consent that :meth:`ConsentRepository.end_active` has just ended: who, which app, what it held."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: str
+    scopes: Scopes
+
+
 class ConsentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def end_active(
+        self,
+        where: ColumnElement[bool],
+        *,
+        action: Literal["revoked", "expired"],
+        actor: str,
+        origin: RequestOrigin | None,
+        now: datetime,
+        limit: int = 1000,
+        skip_locked: bool = False,
+    ) -> list[EndedConsent]:
+        """Up to ``limit`` active consents matching ``where`` end (revoked, or expired), each with a history
+        row; returns them. Callers with more to end call again until fewer than ``limit`` come back;
+        ``skip_locked`` leaves consents another transaction holds to it (a background sweep)."""
+        chosen = await self._session.execute(
+            select(Consent.id, Consent.user_id, Consent.client_id, Consent.scopes, Consent.policy_version)
+            .where(where, Consent.status == ConsentStatus.ACTIVE)
+            .limit(limit)
+            .with_for_update(skip_locked=skip_locked)
+        )
+        rows = chosen.all()
+        if not rows:
+            return []
+        ended = {"status": ConsentStatus(action), "updated_at": now}
+        if action == "revoked":
+            ended["revoked_at"] = now
+        await self._session.execute(
+            update(Consent)
+            .where(Consent.id.in_([row.id for row in rows]))
+            .values(ended)
+            .execution_options(synchronize_session=False)
+        )
+        origin = origin or RequestOrigin()
+        history = [
+            {
+                "consent_id": row.id,
+                "user_id": row.user_id,
+                "client_id": row.client_id,
+                "action": action,
+                "actor": actor,
+                "scopes_before": row.scopes,
+                "scopes_after": Scopes() if action == "revoked" else row.scopes,
+                "policy_version": row.policy_version,
+                "ip": origin.ip,
+                "user_agent": origin.user_agent,
+                "occurred_at": now,
+            }
+            for row in rows
+        ]
+        await self._session.execute(insert(ConsentHistory), history)
+        return [EndedConsent(row.id, row.user_id, row.client_id, row.scopes) for row in rows]
 
     async def get_active(self, user_id: uuid.UUID, client_id: str) -> Consent | None:
         """The one record with status active (it may still be past ``expires_at``: the domain decides)."""

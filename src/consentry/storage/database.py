@@ -67,11 +67,17 @@ def _sqlite_file(url: str) -> str | None:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False, timeout: float = 5.0
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    echo: bool = False,
+    timeout: float | None = 5.0,
 ) -> AsyncEngine:
     """An engine tuned for the backend the URL names; on PostgreSQL, connecting, every statement and a wait
     for a pooled connection each give up after ``timeout`` seconds (SPEC §11: a database that does not
-    answer is a 503, never a hang)."""
+    answer is a 503, never a hang). ``None``: statements may run as long as they take (migrations, bulk
+    loads), and connecting still gives up after ``CONNECT_TIMEOUT_SECONDS``."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         # Every aiosqlite connection is a thread, a file open and its own page cache (2 MiB).
@@ -88,7 +94,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=RECYCLE_SECONDS,
-        pool_timeout=timeout,
+        pool_timeout=timeout if timeout is not None else 30,
         connect_args=_postgresql_timeouts(timeout),
         **_shared_options(echo),
     )
@@ -96,8 +102,13 @@ def create_engine(
     return engine
 
 
-def _postgresql_timeouts(timeout: float) -> dict[str, Any]:
+CONNECT_TIMEOUT_SECONDS = 30.0
+
+
+def _postgresql_timeouts(timeout: float | None) -> dict[str, Any]:
     """asyncpg's own: ``timeout`` for connecting, ``command_timeout`` for each statement."""
+    if timeout is None:
+        return {"timeout": CONNECT_TIMEOUT_SECONDS}
     return {"timeout": timeout, "command_timeout": timeout}
 
 
@@ -334,6 +345,27 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def unbounded_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction whose statements may take as long as they need (migrations, whose
+        index builds on a large table take minutes): on PostgreSQL from an engine of its own without the
+        statement timeout; elsewhere the pool's."""
+        if self.dialect != "postgresql":
+            async with self.engine.begin() as connection:
+                yield connection
+            return
+        engine = create_async_engine(
+            self.url,
+            poolclass=NullPool,
+            connect_args=_postgresql_timeouts(None),
+            **_shared_options(self._echo),
+        )
+        try:
+            async with engine.begin() as connection:
+                yield connection
+        finally:
+            await engine.dispose()
 
     @property
     def sync_engines(self) -> list[Engine]:

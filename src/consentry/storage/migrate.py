@@ -31,7 +31,7 @@ async def upgrade_to_head(database: Database) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    async with database.engine.begin() as connection:
+    async with database.unbounded_connection() as connection:
         await connection.run_sync(_upgrade)
 
 

@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import Field
 from sqlalchemy import func, select
+from starlette.responses import Response
 
 from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
 from consentry.services.admin import BulkAction, bulk_users, statistics
+from consentry.services.consents import revoke_consent
 from consentry.services.export import audit_entry
 from consentry.storage.tables import AuditEvent, OutboxStatus, WebhookOutbox
 
@@ -90,6 +92,15 @@ async def webhooks(
 async def stats(runtime: RuntimeDep, _admin: AdminDep, now: NowDep) -> JSONResponse:
     """Most used clients, activity by day and event type (30 days), refresh rate by client (7 days)."""
     return JSONResponse(await statistics(runtime, now=now), headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/users/{user_id}/consents/{client_id}", status_code=204, responses=answers(404))
+async def revoke_users_consent(
+    user_id: uuid.UUID, client_id: str, runtime: RuntimeDep, _admin: AdminDep, origin: OriginDep, now: NowDep
+) -> Response:
+    """SPEC §9: an administrator ends a person's consent as the person would (actor ``admin``)."""
+    await revoke_consent(runtime, user_id, client_id, actor="admin", origin=origin, now=now)
+    return Response(status_code=204)
 
 
 class BulkUsers(RequestBody):
