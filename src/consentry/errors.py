@@ -25,12 +25,6 @@ class ConsentryError(Exception):
         self.debug = debug
         super().__init__(self.description)
 
-    def body(self) -> dict[str, str]:
-        body = {"error": self.error}
-        if self.description:
-            body["error_description"] = self.description
-        return body
-
     def headers(self) -> dict[str, str]:
         return {}
 
@@ -70,23 +64,10 @@ class UnsupportedGrantTypeError(ConsentryError):
     error = "unsupported_grant_type"
 
 
-class UnsupportedResponseTypeError(ConsentryError):
-    """RFC 6749 §4.1.2.1: the server does not support this response type."""
-
-    error = "unsupported_response_type"
-
-
 class InvalidScopeError(ConsentryError):
     """RFC 6749 §5.2: the requested scope is invalid, unknown, or exceeds what was granted."""
 
     error = "invalid_scope"
-
-
-class AccessDeniedError(ConsentryError):
-    """RFC 6749 §4.1.2.1: the resource owner or server denied the request."""
-
-    error = "access_denied"
-    status_code = 403
 
 
 class InvalidTokenError(ConsentryError):
@@ -107,18 +88,6 @@ class InsufficientScopeError(ConsentryError):
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": f'Bearer error="{self.error}"'}
-
-
-class LoginRequiredError(ConsentryError):
-    """OIDC Core §3.1.2.6: ``prompt=none`` but the person is not signed in."""
-
-    error = "login_required"
-
-
-class ConsentRequiredError(ConsentryError):
-    """OIDC Core §3.1.2.6: ``prompt=none`` but consent is needed."""
-
-    error = "consent_required"
 
 
 class UnauthenticatedError(ConsentryError):
@@ -145,11 +114,6 @@ class NotFoundError(ConsentryError):
 class ConflictError(ConsentryError):
     error = "conflict"
     status_code = 409
-
-
-class PayloadTooLargeError(ConsentryError):
-    error = "request_too_large"
-    status_code = 413
 
 
 class ServiceUnavailableError(ConsentryError):

@@ -139,10 +139,6 @@ class Settings(BaseSettings):
     def issuer_is_loopback(self) -> bool:
         return is_loopback_host(urlsplit(self.issuer).hostname)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     def check_secure(self) -> None:
         """Refuse setups that would expose users (raises :class:`ConfigurationError`)."""
         if urlsplit(self.issuer).scheme != "https" and not self.issuer_is_loopback:

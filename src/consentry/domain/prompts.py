@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-Prompt = Literal["none", "login", "consent", "select_account"]
 KNOWN_PROMPTS: frozenset[str] = frozenset({"none", "login", "consent", "select_account"})
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.errors import ForbiddenError, InvalidRequestError, UnauthenticatedError
 from consentry.runtime import Runtime, utcnow
@@ -32,15 +30,6 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-async def get_unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request that asks for it; committed after the endpoint returns."""
-    async with runtime.database.unit_of_work() as session:
-        yield session
-
-
-UnitOfWorkDep = Annotated[AsyncSession, Depends(get_unit_of_work)]
 
 
 async def get_now() -> datetime:

@@ -22,24 +22,6 @@ from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.tables import Client, SubjectType, TokenEndpointAuthMethod
 
-UPDATABLE = (
-    "client_name",
-    "client_uri",
-    "logo_uri",
-    "redirect_uris",
-    "scope",
-    "grant_types",
-    "webhook_url",
-    "policy_uri",
-    "tos_uri",
-    "policy_version",
-    "consent_ttl_days",
-    "subject_type",
-    "sector_identifier_uri",
-    "id_token_signed_response_alg",
-    "trusted",
-)
-
 
 class InvalidClientMetadataError(ConsentryError):
     """RFC 7591 §3.2.2."""
