@@ -34,12 +34,12 @@ from consentry.storage.tokens import TokenLookup
 def tune_collector_for_long_run() -> None:
     """For a long-running process, once started: what start-up built lives as long as the process, and moved
     out of the collector's sight the full collections no longer walk it. Under HTTP load they took ~100 ms and
-    set the p99; in the registration worker they were a sixth of its time (100,000 pre-hashed registrations
-    on SQLite, one core: 17,000 → 20,100 users/s). Not for a test process that builds many runtimes.
+    set the p99; in the registration worker they were a sixth of its time. Not for a test process that builds
+    many runtimes.
 
     The youngest generation is collected less often too. Each collection of it walks the live objects of the
     requests in flight, most of which are not garbage: after every 10,000 allocations instead of Python's
-    700, it walks them 14 times less often. Introspection on SQLite, one core: +2 to +8 %."""
+    700, it walks them 14 times less often."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])

@@ -138,9 +138,7 @@ class PasswordHasher:
     event loop keeps serving while it works, and at most that many hashes (each ``memory_kib`` of memory) run
     at once however many sign-ins arrive. While hashes wait, finished ones are handed back up to
     ``HANDED_BACK_TOGETHER`` at a time (cpu_threads.py): the first of them waits for at most seven more
-    hashes, and the rest of each sign-in costs the core little over a third as much. Login-password on one
-    core after scenarios 1-4, one run each: SQLite 55.4 -> 56.5/s (event loop 1.16 -> 0.46 ms, writer 0.65 ->
-    0.18 ms per sign-in), PostgreSQL 51.4 -> 59.3/s (event loop 2.4 -> 0.88 ms).
+    hashes, and the rest of each sign-in costs the core little over a third as much (docs/performance.md).
     """
 
     HANDED_BACK_TOGETHER = 8

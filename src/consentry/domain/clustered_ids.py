@@ -4,8 +4,7 @@ the clock and the entropy are given (``consentry.ids`` wires the system's).
 A user id keys four indexes (accounts, credentials, consent history, audit), and a registration request id the
 queue, which the claim, the writer's check and the completion each look a batch up in. A uuid4 lands anywhere
 in an index, so a batch of a thousand registrations touched pages all over five of them, and that was most of
-the cost of a bulk registration (100,000 pre-hashed registrations on one core, SQLite: 9,700 → 17,700 users/s
-with these as user ids, then 20,300 → 22,600 with them as request ids too; README, Performance).
+the cost of a bulk registration (docs/performance.md).
 A time-ordered UUIDv7 would do that too, but a user id is the ``sub`` of clients with public subjects, and a
 UUIDv7 tells each one when its users signed up.
 

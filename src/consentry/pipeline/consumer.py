@@ -133,9 +133,9 @@ class RegistrationConsumer:
 
         On PostgreSQL, while a full batch is being written the next one is received, and written beside it on
         a second connection: the database works on other cores, so one batch's statements overlap the other's
-        Python (100,000 registrations: 11,600 → 14,900 users/s with two writes in flight; three gave no more).
-        SQLite has one writer, which a claim from the database queue also needs: overlapping measured 6 %
-        slower there, so its batches are written strictly in turn. None is left running when this returns.
+        Python (a third write in flight gave no more). SQLite has one writer, which a claim from the database
+        queue also needs: overlapping measured slower there, so its batches are written strictly in turn. None
+        is left running when this returns.
         """
         arrived = 0
         writing: list[_Write] = []

@@ -123,8 +123,7 @@ class GroupCommitter:
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         # PostgreSQL writes a batch as one statement, on a connection kept for them, as batches go one at a
-        # time: no pool checkout and return per batch (~80 µs of event loop). Scenario 1, three alternating
-        # pairs: 10,100 / 10,897 / 10,684 -> 10,651 / 11,897 / 11,724/s.
+        # time: a pool checkout and return per batch would cost more event-loop time than the statement.
         self._connection: HeldConnection | None = (
             database.held_connection() if database.dialect == "postgresql" else None
         )
@@ -177,8 +176,7 @@ class GroupCommitter:
         units = [pending.unit for pending in batch]
         if self._connection is not None and not any(unit.statements for unit in units):
             # Claims and rows in one statement, one round trip instead of four or more (BEGIN, a claim per
-            # kind, an INSERT per table, COMMIT). Two alternating pairs each: rows alone (scenario 1) 5,030 /
-            # 5,504 -> 7,170 / 6,529/s; with claims, RS256 code exchange 1,435 / 1,491 -> 1,790 / 1,652/s.
+            # kind, an INSERT per table, COMMIT).
             return await self._connection.run(functools.partial(write_units_in_one_statement, units=units))
         return await self._database.run_in_transaction(lambda connection: write_units(connection, units))
 
