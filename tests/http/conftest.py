@@ -17,6 +17,7 @@ from consentry.http.protocol import ResponseCoalescingProtocol
 from consentry.runtime import Runtime
 from consentry.settings import Settings
 from tests.conftest import make_settings
+from tests.oauth import App, Person, make_app, make_person
 from tests.pg import free_port
 
 
@@ -47,6 +48,18 @@ async def serve(app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncCl
         finally:
             server.should_exit = True
             await task
+
+
+@pytest.fixture
+async def app(runtime: Runtime) -> App:
+    """A confidential client of the usual shape (tests that need another kind define their own)."""
+    return await make_app(runtime)
+
+
+@pytest.fixture
+async def person(runtime: Runtime) -> Person:
+    """A verified account, signed in (``person.headers`` carries its session)."""
+    return await make_person(runtime)
 
 
 @contextlib.asynccontextmanager

@@ -25,11 +25,6 @@ def settings(database_url: str, tmp_path: Path, mailbox: Mailbox) -> Settings:
     return make_settings(database_url, tmp_path, smtp_url=mailbox.url)
 
 
-@pytest.fixture
-async def person(runtime: Runtime) -> Person:
-    return await make_person(runtime)
-
-
 async def second_session(http: httpx.AsyncClient, person: Person) -> str:
     flow = (await http.post("/api/v1/auth/submit-identifier", json={"identifier": person.email})).json()
     done = await http.post(

@@ -21,7 +21,6 @@ from tests.oauth import (
     authorize_params,
     exchange_code,
     make_app,
-    make_person,
     query_of,
 )
 
@@ -31,11 +30,6 @@ async def app(runtime: Runtime) -> App:
     return await make_app(
         runtime, policy_uri="https://app.example.com/privacy", logo_uri="https://app.example.com/l.png"
     )
-
-
-@pytest.fixture
-async def person(runtime: Runtime) -> Person:
-    return await make_person(runtime)
 
 
 async def consent_json(http: httpx.AsyncClient, person: Person, params: dict[str, str]) -> httpx.Response:

@@ -26,11 +26,6 @@ ISSUER = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-async def app(runtime: Runtime) -> App:
-    return await make_app(runtime)
-
-
-@pytest.fixture
 async def person(runtime: Runtime) -> Person:
     return await make_person(runtime, name="Ada Lovelace", given_name="Ada", locale="en-GB")
 

@@ -9,11 +9,6 @@ from consentry.runtime import Runtime, utcnow
 from tests.oauth import App, Person, make_app, make_person, tokens_for
 
 
-@pytest.fixture
-async def person(runtime: Runtime) -> Person:
-    return await make_person(runtime)
-
-
 async def sub_of(http: httpx.AsyncClient, runtime: Runtime, app: App, person: Person) -> str:
     tokens = await tokens_for(http, runtime, app, person)
     userinfo = await http.get(

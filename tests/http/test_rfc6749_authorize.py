@@ -15,22 +15,11 @@ from tests.oauth import (
     approve,
     authorize_params,
     make_app,
-    make_person,
     pkce_pair,
     query_of,
 )
 
 ISSUER = "http://127.0.0.1:8000"
-
-
-@pytest.fixture
-async def app(runtime: Runtime) -> App:
-    return await make_app(runtime)
-
-
-@pytest.fixture
-async def person(runtime: Runtime) -> Person:
-    return await make_person(runtime)
 
 
 async def authorize(

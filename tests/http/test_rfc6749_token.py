@@ -19,20 +19,9 @@ from tests.oauth import (
     exchange_code,
     get_code,
     make_app,
-    make_person,
     pkce_pair,
     tokens_for,
 )
-
-
-@pytest.fixture
-async def app(runtime: Runtime) -> App:
-    return await make_app(runtime)
-
-
-@pytest.fixture
-async def person(runtime: Runtime) -> Person:
-    return await make_person(runtime)
 
 
 async def introspect(http: httpx.AsyncClient, app: App, token: str) -> bool:

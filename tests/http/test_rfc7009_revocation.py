@@ -6,17 +6,7 @@ import httpx
 import pytest
 
 from consentry.runtime import Runtime
-from tests.oauth import App, Person, make_app, make_person, tokens_for
-
-
-@pytest.fixture
-async def app(runtime: Runtime) -> App:
-    return await make_app(runtime)
-
-
-@pytest.fixture
-async def person(runtime: Runtime) -> Person:
-    return await make_person(runtime)
+from tests.oauth import App, Person, make_app, tokens_for
 
 
 async def active(http: httpx.AsyncClient, app: App, token: str) -> bool:

@@ -11,17 +11,7 @@ import pytest
 from consentry.crypto.hashing import new_secret, token_hash
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.tables import AccessToken
-from tests.oauth import App, Person, make_app, make_person, tokens_for
-
-
-@pytest.fixture
-async def app(runtime: Runtime) -> App:
-    return await make_app(runtime)
-
-
-@pytest.fixture
-async def person(runtime: Runtime) -> Person:
-    return await make_person(runtime)
+from tests.oauth import App, Person, make_app, tokens_for
 
 
 async def introspect(http: httpx.AsyncClient, caller: App, token: str, **extra: str) -> httpx.Response:
