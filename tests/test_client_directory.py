@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, update
 
+from consentry.infrastructure.client_directory import ClientDirectory
 from consentry.runtime import Runtime
-from consentry.services.directory import ClientDirectory
 from consentry.storage.clients import ClientRepository
 from consentry.storage.tables import Client
 from tests.oauth import make_app

@@ -11,8 +11,8 @@ import pytest
 from consentry.domain.identifiers import Identifier
 from consentry.errors import DeliveryFailedError
 from consentry.http.app import create_app
+from consentry.infrastructure.code_senders import LoggingSender, Senders
 from consentry.runtime import Runtime, utcnow
-from consentry.services.delivery import LoggingSender, Senders
 from consentry.services.sessions import authenticate_session, create_session
 from consentry.settings import Settings
 from tests.conftest import make_settings

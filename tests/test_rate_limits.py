@@ -8,8 +8,8 @@ import pytest
 from limits import parse
 
 from consentry.errors import RateLimitedError
-from consentry.services import ratelimits
-from consentry.services.ratelimits import RateLimiter, storage_for
+from consentry.infrastructure import rate_limits as ratelimits
+from consentry.infrastructure.rate_limits import RateLimiter, storage_for
 
 TWO_PER_SECOND = parse("2/second")
 

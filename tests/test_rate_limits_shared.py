@@ -8,7 +8,7 @@ import pytest
 from limits import parse
 
 from consentry.errors import RateLimitedError
-from consentry.services.ratelimits import Policy, RateLimiter, RedisUnderWay, storage_for
+from consentry.infrastructure.rate_limits import Policy, RateLimiter, RedisUnderWay, storage_for
 from tests.redis_server import RedisServer
 
 

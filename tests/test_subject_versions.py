@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from consentry.infrastructure.subjects import SubjectService
 from consentry.runtime import Runtime, utcnow
-from consentry.services.subjects import SubjectService
 from consentry.storage.keys import PseudonymVersionRepository
 from tests.oauth import make_app
 

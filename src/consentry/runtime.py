@@ -16,13 +16,13 @@ from consentry.crypto.keys import KeyStore
 from consentry.crypto.secret_box import SecretBox
 from consentry.domain.tokens import TokenLifetimes
 from consentry.errors import ConfigurationError
+from consentry.infrastructure.client_directory import ClientDirectory
+from consentry.infrastructure.code_senders import Senders
+from consentry.infrastructure.consent_usage import ConsentUsage
+from consentry.infrastructure.rate_limits import Policy, RateLimiter, RedisUnderWay, storage_for
+from consentry.infrastructure.subjects import SubjectService
 from consentry.pipeline.consumer import Doorbell, PipelineMetrics, Transport
 from consentry.pipeline.db_transport import DatabaseTransport
-from consentry.services.consent_usage import ConsentUsage
-from consentry.services.delivery import Senders
-from consentry.services.directory import ClientDirectory
-from consentry.services.ratelimits import Policy, RateLimiter, RedisUnderWay, storage_for
-from consentry.services.subjects import SubjectService
 from consentry.settings import Settings
 from consentry.storage.consents import ActiveConsentLookup
 from consentry.storage.database import Database

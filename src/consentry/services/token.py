@@ -34,8 +34,8 @@ from consentry.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
+from consentry.infrastructure.subjects import PseudonymRecord
 from consentry.runtime import Runtime
-from consentry.services.subjects import PseudonymRecord
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
 from consentry.storage.group_commit import Claim, ClaimLost, Row, WriteUnit
 from consentry.storage.tokens import (
