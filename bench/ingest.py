@@ -12,9 +12,9 @@ import time
 
 from sqlalchemy import func, select
 
+from consentry.domain.registration import RegistrationMessage
 from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
-from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime, tune_collector_for_long_run, utcnow
 from consentry.settings import Settings
 from consentry.storage.migrate import upgrade_to_head

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from consentry.pipeline.messages import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.tables import RegistrationRequest, RegistrationStatus, User
 from tests.conftest import make_settings

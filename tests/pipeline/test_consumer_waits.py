@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from consentry.domain.registration import RegistrationMessage
 from consentry.pipeline.consumer import RegistrationConsumer
-from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime
 
 HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"

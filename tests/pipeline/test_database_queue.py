@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
+from consentry.domain.registration import RegistrationMessage
 from consentry.pipeline.db_transport import DatabaseTransport
-from consentry.pipeline.messages import RegistrationMessage
 from consentry.pipeline.writer import write_batch
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.database import Database

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as redis
 from sqlalchemy import func, select
 
-from consentry.pipeline.messages import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage
 from consentry.pipeline.redis_transport import RedisStreamsTransport
 from consentry.pipeline.writer import write_batch
 from consentry.runtime import Runtime, utcnow

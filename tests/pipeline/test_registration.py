@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from consentry.domain.registration import RegistrationMessage
 from consentry.pipeline.consumer import RegistrationConsumer
-from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings
 from consentry.storage.tables import RegistrationRequest, RegistrationStatus, User, UserCredential

@@ -11,7 +11,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from consentry.pipeline.messages import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings
 from consentry.storage.tables import RegistrationRequest, User

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from consentry.domain.batching import Batcher, BatchPolicy, Flush, idle_wait
-from consentry.pipeline.messages import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage
 from consentry.pipeline.writer import write_batch
 from consentry.settings import Settings
 from consentry.storage.database import Database

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from consentry.pipeline.messages import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage
 from consentry.storage.database import Database
 from consentry.storage.registrations import RegistrationLedger
 from consentry.storage.tables import RegistrationRequest, RegistrationStatus

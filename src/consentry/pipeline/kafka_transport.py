@@ -17,8 +17,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from consentry.domain.registration import RegistrationMessage
 from consentry.errors import ServiceUnavailableError
-from consentry.pipeline.messages import RegistrationMessage, from_wire, to_wire
+from consentry.pipeline.messages import from_wire, to_wire
 from consentry.storage.database import Database
 from consentry.storage.registrations import RegistrationLedger
 

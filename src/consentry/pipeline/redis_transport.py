@@ -16,8 +16,9 @@ import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
 
+from consentry.domain.registration import RegistrationMessage
 from consentry.errors import ServiceUnavailableError
-from consentry.pipeline.messages import RegistrationMessage, from_wire, to_wire
+from consentry.pipeline.messages import from_wire, to_wire
 from consentry.storage.database import Database
 from consentry.storage.registrations import RegistrationLedger
 

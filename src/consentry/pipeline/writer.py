@@ -29,8 +29,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util.concurrency import await_
 
+from consentry.domain.registration import RegistrationMessage
 from consentry.ids import new_clustered_id
-from consentry.pipeline.messages import RegistrationMessage
 from consentry.storage.bulk import bind_encoders, encoded_rows, insert_rows
 from consentry.storage.database import Database
 from consentry.storage.key_lists import one_of

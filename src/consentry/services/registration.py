@@ -16,9 +16,9 @@ from typing import Any
 
 from consentry.crypto.hashing import HashingBusy
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
+from consentry.domain.registration import RegistrationMessage
 from consentry.errors import ConsentryError, InvalidRequestError, NotFoundError, ServiceUnavailableError
 from consentry.ids import new_clustered_id
-from consentry.pipeline.messages import RegistrationMessage
 from consentry.runtime import Runtime
 from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin

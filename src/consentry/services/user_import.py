@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 
 from consentry.crypto.hashing import imported_hash_format
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
+from consentry.domain.registration import RegistrationMessage
 from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
-from consentry.pipeline.messages import RegistrationMessage
 from consentry.pipeline.writer import TAKEN
 from consentry.runtime import Runtime
 from consentry.storage.tables import RegistrationRequest, RegistrationStatus

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import insert, update
 
-from consentry.pipeline.messages import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage
 from consentry.storage.database import Database
 from consentry.storage.tables import RegistrationRequest, RegistrationStatus
 

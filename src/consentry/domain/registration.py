@@ -1,0 +1,24 @@
+"""What travels through the registration pipeline: never a plain password, only its hash. Pure."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationMessage:
+    request_id: uuid.UUID
+    email: str | None
+    phone: str | None
+    password_hash: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)  # email_verified, phone_verified
+    attempts: int = 0
+    receipt: str | None = None  # the transport's handle for acknowledging it (a stream entry id)
+
+    def next_attempt(self) -> RegistrationMessage:
+        """The same message, counted as tried once more, detached from its transport receipt."""
+        return RegistrationMessage(
+            self.request_id, self.email, self.phone, self.password_hash, self.attributes, self.attempts + 1
+        )
