@@ -217,8 +217,11 @@ async def update_client(
             raise InvalidClientMetadataError(
                 "a client cannot change between public and confidential; register a new one"
             )
-        if _sector_changed(metadata, current) or _sector_changed(metadata, describe(client)):
-            await check_sector_identifier(runtime, metadata)  # changed meanwhile: checked again
+        if metadata.sector_identifier_uri and (metadata.sector_identifier_uri, metadata.redirect_uris) != (
+            checked.sector_identifier_uri,
+            checked.redirect_uris,
+        ):
+            await check_sector_identifier(runtime, metadata)  # changed by someone else meanwhile: again
         if "token_endpoint_auth_method" in changes:
             client.token_endpoint_auth_method = TokenEndpointAuthMethod(metadata.token_endpoint_auth_method)
             client.token_endpoint_auth_method_fixed = True
