@@ -9,7 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Date, Integer, cast, func, literal_column, or_, select, update
 
 from consentry.runtime import Runtime
-from consentry.services.consents import CONSENTS_PER_STATEMENT, end_consents
+from consentry.services.consents import end_all_consents
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.tables import (
     AccessToken,
@@ -151,11 +151,9 @@ async def bulk_users(
                 .values(revoked_at=now)
                 .execution_options(synchronize_session=False)
             )
-            ending = Consent.user_id.in_(user_ids)
-            while True:
-                ended = await end_consents(runtime, session, ending, actor="admin", origin=origin, now=now)
-                if len(ended) < CONSENTS_PER_STATEMENT:
-                    break
+            await end_all_consents(
+                runtime, session, Consent.user_id.in_(user_ids), actor="admin", origin=origin, now=now
+            )
         await AuditRepository(session).record(
             "admin_bulk_users",
             now=now,

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from consentry.errors import ForbiddenError, NotFoundError
 from consentry.runtime import Runtime
-from consentry.services.consents import CONSENTS_PER_STATEMENT, end_consents, revoke_consent
+from consentry.services.consents import end_all_consents, revoke_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.tables import (
@@ -49,13 +49,10 @@ async def delete_client(
                 .execution_options(synchronize_session=False)
             )
         actor = "admin" if by is not None and by.is_admin and client.owner_id != by.user_id else "user"
-        ending = Consent.client_id == client_id
-        while True:
-            ended = await end_consents(
-                runtime, session, ending, actor="system", origin=origin, now=now, client=registered
-            )
-            if len(ended) < CONSENTS_PER_STATEMENT:
-                break
+        await end_all_consents(
+            runtime, session, Consent.client_id == client_id, actor="system", origin=origin, now=now,
+            client=registered,
+        )  # fmt: skip
         await AuditRepository(session).record(
             "client_deleted",
             now=now,

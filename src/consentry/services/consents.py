@@ -114,6 +114,25 @@ async def end_consents(
     return ended
 
 
+async def end_all_consents(
+    runtime: Runtime,
+    session: AsyncSession,
+    where: ColumnElement[bool],
+    *,
+    actor: str,
+    origin: RequestOrigin | None,
+    now: datetime,
+    client: RegisteredClient | None = None,
+) -> None:
+    """:func:`end_consents` until none matching ``where`` is left, in the caller's transaction."""
+    while True:
+        ended = await end_consents(
+            runtime, session, where, actor=actor, origin=origin, now=now, client=client
+        )
+        if len(ended) < CONSENTS_PER_STATEMENT:
+            return
+
+
 @retrying_deadlocks
 async def revoke_consent(
     runtime: Runtime,
