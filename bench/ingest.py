@@ -12,13 +12,13 @@ import time
 
 from sqlalchemy import func, select
 
-from consentry.domain.registration import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.runtime import Runtime, tune_collector_for_long_run, utcnow
 from consentry.settings import Settings
 from consentry.storage.migrate import upgrade_to_head
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus, User
+from consentry.storage.tables import RegistrationRequest, User
 
 
 async def main(database_url: str, count: int) -> None:

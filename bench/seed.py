@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consentry.crypto.flow_tokens import FlowTokens
 from consentry.crypto.hashing import derive_key, new_token, token_hash
+from consentry.domain.accounts import UserStatus
+from consentry.domain.consent import ConsentStatus
 from consentry.domain.scopes import Scopes
 from consentry.storage.database import create_engine
-from consentry.storage.tables import Consent, ConsentStatus, SigninFlow, User, UserCredential, UserStatus
+from consentry.storage.tables import Consent, SigninFlow, User, UserCredential
 from consentry.storage.tokens import ACCESS_TOKENS, AUTHORIZATION_CODES, REFRESH_TOKENS
 
 CHUNK = 5_000

@@ -6,9 +6,10 @@ import asyncio
 
 from sqlalchemy import func, select
 
+from consentry.domain.registration import RegistrationStatus
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.runtime import Runtime
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+from consentry.storage.tables import RegistrationRequest
 
 
 async def pending(runtime: Runtime) -> int:

@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import select, update
 
 from consentry.crypto.hashing import token_hash
+from consentry.domain.consent import ConsentStatus
 from consentry.domain.scopes import Scopes
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.group_commit import WriteUnit
-from consentry.storage.tables import AuditEvent, Consent, ConsentHistory, ConsentStatus, RefreshToken
+from consentry.storage.tables import AuditEvent, Consent, ConsentHistory, RefreshToken
 from consentry.storage.tokens import REFRESH_TOKENS, token_row
 from tests.oauth import authorize_params, make_app, make_person, tokens_for
 

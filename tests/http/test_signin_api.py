@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from consentry.crypto.hashing import PasswordHasher
+from consentry.domain.accounts import UserStatus
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings
-from consentry.storage.tables import AuditEvent, ConsentHistory, SigninFlow, User, UserStatus
+from consentry.storage.tables import AuditEvent, ConsentHistory, SigninFlow, User
 from tests.conftest import make_settings
 from tests.mail import Mailbox, SmsGateway
 from tests.oauth import PASSWORD, approve, authorize_params, make_app, make_person, query_of

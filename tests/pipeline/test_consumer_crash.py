@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from consentry.domain.registration import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.runtime import Runtime, utcnow
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus, User
+from consentry.storage.tables import RegistrationRequest, User
 from tests.conftest import make_settings
 from tests.redis_server import RedisServer
 

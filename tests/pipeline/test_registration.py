@@ -10,11 +10,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from consentry.domain.registration import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus, User, UserCredential
+from consentry.storage.tables import RegistrationRequest, User, UserCredential
 from tests.conftest import make_settings
 from tests.oauth import make_person
 from tests.pipeline_helpers import run_pipeline
@@ -199,8 +199,9 @@ async def test_status_of_unknown_requests(http: httpx.AsyncClient) -> None:
 
 async def test_a_written_batch_reads_back_as_the_model_says(runtime: Runtime) -> None:
     """On PostgreSQL the writer uses COPY, outside SQLAlchemy's types: every value must read back the same."""
+    from consentry.domain.accounts import UserStatus
     from consentry.pipeline.writer import write_batch
-    from consentry.storage.tables import AuditEvent, ConsentHistory, UserStatus
+    from consentry.storage.tables import AuditEvent, ConsentHistory
 
     request_id = uuid.uuid4()
     password_hash = runtime.passwords.hash(PASSWORD)

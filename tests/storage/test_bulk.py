@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, func, select
 from sqlalchemy.exc import IntegrityError
 
+from consentry.domain.accounts import UserStatus
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.bulk import encoded_rows, insert_rows, insert_tables_in_one_statement, repeats_once
-from consentry.storage.tables import AuditEvent, User, UserStatus
+from consentry.storage.tables import AuditEvent, User
 
 
 async def test_rows_read_back_with_their_types_and_python_defaults(runtime: Runtime) -> None:

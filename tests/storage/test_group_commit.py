@@ -15,13 +15,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from consentry.crypto.hashing import token_hash
+from consentry.domain.consent import ConsentStatus
 from consentry.domain.scopes import Scopes
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.audit import audit_row
 from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.consents import LIVE_CONSENT
 from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
-from consentry.storage.tables import AccessToken, AuditEvent, AuthorizationCode, Consent, ConsentStatus
+from consentry.storage.tables import AccessToken, AuditEvent, AuthorizationCode, Consent
 from consentry.storage.tokens import (
     ACCESS_TOKENS,
     AUTHORIZATION_CODES,

@@ -13,21 +13,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import IntegrityError
 
+from consentry.domain.clients import SubjectType, TokenEndpointAuthMethod
+from consentry.domain.consent import ConsentStatus
 from consentry.domain.scopes import Scopes
 from consentry.runtime import Runtime
 from consentry.storage.database import Database
 from consentry.storage.migrate import alembic_config, current_revision, upgrade_to_head
-from consentry.storage.tables import (
-    AccessToken,
-    Base,
-    Client,
-    Consent,
-    ConsentStatus,
-    Scope,
-    SubjectType,
-    TokenEndpointAuthMethod,
-    User,
-)
+from consentry.storage.tables import AccessToken, Base, Client, Consent, Scope, User
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

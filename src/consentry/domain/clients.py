@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -252,3 +253,14 @@ class RegisteredClient:
 
     def allows_grant(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
+
+
+class SubjectType(enum.StrEnum):
+    PUBLIC = "public"
+    PAIRWISE = "pairwise"
+
+
+class TokenEndpointAuthMethod(enum.StrEnum):
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    CLIENT_SECRET_POST = "client_secret_post"
+    NONE = "none"

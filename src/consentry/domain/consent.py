@@ -6,6 +6,7 @@ Modelled as node-oidc-provider's named checks: each reason is a short code sayin
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -131,3 +132,9 @@ def merge(
 def narrow(stored_scopes: Scopes, revoke: Scopes) -> Scopes:
     """The scopes left after a person withdraws some of them."""
     return stored_scopes - revoke
+
+
+class ConsentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"

@@ -6,6 +6,7 @@ sub = base64url(HMAC-SHA256(key_v, sector || user_id)) under a numbered version 
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import uuid
@@ -17,3 +18,9 @@ def pseudonym(key: bytes, sector: str, user_id: uuid.UUID) -> str:
     """The subject a client in ``sector`` sees for ``user_id`` under one version's key."""
     mac = hmac.new(key, sector.lower().encode() + str(user_id).encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+class PseudonymVersionState(enum.StrEnum):
+    ACTIVE = "active"
+    RETIRING = "retiring"
+    RETIRED = "retired"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,3 +23,9 @@ class RegistrationMessage:
         return RegistrationMessage(
             self.request_id, self.email, self.phone, self.password_hash, self.attributes, self.attempts + 1
         )
+
+
+class RegistrationStatus(enum.StrEnum):
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"

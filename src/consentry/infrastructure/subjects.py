@@ -21,11 +21,12 @@ from sqlalchemy.sql import Executable
 from consentry.crypto.hashing import derive_key
 from consentry.domain import pairwise
 from consentry.domain.clients import RegisteredClient
+from consentry.domain.pairwise import PseudonymVersionState
 from consentry.errors import ConfigurationError
 from consentry.single_flight import SingleFlight
 from consentry.storage.database import Database
 from consentry.storage.keys import PseudonymVersionRepository
-from consentry.storage.tables import Pseudonym, PseudonymVersion, PseudonymVersionState
+from consentry.storage.tables import Pseudonym, PseudonymVersion
 
 RESOLVABLE = (PseudonymVersionState.ACTIVE, PseudonymVersionState.RETIRING)
 

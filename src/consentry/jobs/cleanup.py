@@ -15,6 +15,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select
 
+from consentry.domain.consent import ConsentStatus
+from consentry.domain.registration import RegistrationStatus
+from consentry.domain.webhooks import OutboxStatus
 from consentry.runtime import Runtime
 from consentry.services.accounts import purge_deleted_accounts
 from consentry.services.consents import end_consents
@@ -23,11 +26,8 @@ from consentry.storage.tables import (
     AuditEvent,
     AuthorizationCode,
     Consent,
-    ConsentStatus,
-    OutboxStatus,
     RefreshToken,
     RegistrationRequest,
-    RegistrationStatus,
     SigninFlow,
     UserSession,
     WebhookOutbox,

@@ -23,9 +23,10 @@ from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
 from consentry.domain.net import is_private_address
+from consentry.domain.webhooks import OutboxStatus
 from consentry.runtime import Runtime
 from consentry.services.webhooks import message_id
-from consentry.storage.tables import Client, OutboxStatus, WebhookOutbox
+from consentry.storage.tables import Client, WebhookOutbox
 
 log = logging.getLogger(__name__)
 

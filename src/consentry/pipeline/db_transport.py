@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from consentry.domain.registration import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.storage.database import Database
 from consentry.storage.registrations import RegistrationLedger
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+from consentry.storage.tables import RegistrationRequest
 
 _QUEUE = RegistrationRequest
 # Due: waiting, its time come, and not claimed by a consumer whose lease still runs.

@@ -29,20 +29,13 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util.concurrency import await_
 
-from consentry.domain.registration import RegistrationMessage
+from consentry.domain.accounts import UserStatus
+from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.ids import new_clustered_id
 from consentry.storage.bulk import bind_encoders, encoded_rows, insert_rows
 from consentry.storage.database import Database
 from consentry.storage.key_lists import one_of
-from consentry.storage.tables import (
-    AuditEvent,
-    ConsentHistory,
-    RegistrationRequest,
-    RegistrationStatus,
-    User,
-    UserCredential,
-    UserStatus,
-)
+from consentry.storage.tables import AuditEvent, ConsentHistory, RegistrationRequest, User, UserCredential
 
 TAKEN = "an account with this identifier already exists"
 

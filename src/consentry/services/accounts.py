@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from consentry.domain.accounts import UserStatus
 from consentry.domain.identifiers import Identifier, InvalidIdentifier, normalise_email, normalise_phone
 from consentry.errors import (
     ConflictError,
@@ -25,14 +26,7 @@ from consentry.services.sessions import SignedIn
 from consentry.services.signin import CODE_TTL, FLOW_TTL, MAX_CODE_FAILURES, change_password
 from consentry.services.users import check_password_policy
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import (
-    AuditEvent,
-    ConsentHistory,
-    RegistrationRequest,
-    SigninFlow,
-    User,
-    UserStatus,
-)
+from consentry.storage.tables import AuditEvent, ConsentHistory, RegistrationRequest, SigninFlow, User
 from consentry.storage.users import UserRepository
 
 PROFILE_FIELDS = ("name", "given_name", "family_name", "preferred_username", "picture", "locale", "zoneinfo")

@@ -8,20 +8,12 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Date, Integer, cast, func, literal_column, or_, select, update
 
+from consentry.domain.accounts import UserStatus
+from consentry.domain.consent import ConsentStatus
 from consentry.runtime import Runtime
 from consentry.services.consents import end_all_consents
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import (
-    AccessToken,
-    AuditEvent,
-    Client,
-    Consent,
-    ConsentStatus,
-    RefreshToken,
-    User,
-    UserSession,
-    UserStatus,
-)
+from consentry.storage.tables import AccessToken, AuditEvent, Client, Consent, RefreshToken, User, UserSession
 
 BulkAction = Literal[
     "soft_delete", "restore", "verify_email", "unverify_email", "verify_phone", "unverify_phone"

@@ -8,21 +8,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from consentry.domain.accounts import UserStatus
+from consentry.domain.consent import ConsentStatus
 from consentry.errors import ForbiddenError, NotFoundError
 from consentry.runtime import Runtime
 from consentry.services.consents import end_all_consents, revoke_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import (
-    AccessToken,
-    Client,
-    Consent,
-    ConsentStatus,
-    RefreshToken,
-    User,
-    UserSession,
-    UserStatus,
-)
+from consentry.storage.tables import AccessToken, Client, Consent, RefreshToken, User, UserSession
 
 
 async def delete_client(

@@ -11,7 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.crypto.hashing import new_secret
-from consentry.domain.clients import ClientMetadata, InvalidClientMetadata, build_client_metadata
+from consentry.domain.clients import (
+    ClientMetadata,
+    InvalidClientMetadata,
+    SubjectType,
+    TokenEndpointAuthMethod,
+    build_client_metadata,
+)
 from consentry.domain.scopes import InvalidScopeToken, Scopes
 from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM
 from consentry.errors import ConsentryError, ForbiddenError, NotFoundError
@@ -20,7 +26,7 @@ from consentry.runtime import Runtime
 from consentry.services.clients import IssuedClient, new_webhook_secret, register_client
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import Client, SubjectType, TokenEndpointAuthMethod
+from consentry.storage.tables import Client
 
 
 class InvalidClientMetadataError(ConsentryError):

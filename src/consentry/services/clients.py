@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.crypto.hashing import SecretHasher, new_secret
 from consentry.crypto.secret_box import SecretBox
-from consentry.domain.clients import ClientMetadata
+from consentry.domain.clients import ClientMetadata, SubjectType, TokenEndpointAuthMethod
 from consentry.storage.clients import ClientRepository
-from consentry.storage.tables import Client, SubjectType, TokenEndpointAuthMethod
+from consentry.storage.tables import Client
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain import consent as rules
 from consentry.domain.clients import RegisteredClient
+from consentry.domain.consent import ConsentStatus
 from consentry.domain.scopes import Scopes
 from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, to_stored
-from consentry.storage.tables import Consent, ConsentStatus
+from consentry.storage.tables import Consent
 
 if TYPE_CHECKING:
     from consentry.runtime import Runtime

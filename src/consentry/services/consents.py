@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain import consent as rules
 from consentry.domain.clients import RegisteredClient
+from consentry.domain.consent import ConsentStatus
 from consentry.domain.scopes import Scopes
 from consentry.errors import InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
@@ -19,7 +20,7 @@ from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, EndedConsent
 from consentry.storage.database import retrying_deadlocks
-from consentry.storage.tables import AccessToken, Client, Consent, ConsentStatus
+from consentry.storage.tables import AccessToken, Client, Consent
 from consentry.storage.tokens import TokenRepository, live_tokens_of
 
 

@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
+from consentry.domain.consent import ConsentStatus
 from consentry.runtime import Runtime
-from consentry.storage.tables import AuditEvent, Client, Consent, ConsentHistory, ConsentStatus, Scope
+from consentry.storage.tables import AuditEvent, Client, Consent, ConsentHistory, Scope
 
 ConsentState = Literal["active", "revoked", "expired"]
 AUDIT_LIMIT = 10_000

@@ -20,6 +20,7 @@ from sqlalchemy import Update, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain import authorization as az
+from consentry.domain.accounts import UserStatus
 from consentry.domain.identifiers import Identifier, InvalidIdentifier, parse_identifier
 from consentry.errors import (
     ConsentryError,
@@ -43,7 +44,7 @@ from consentry.storage.sessions import (
     flow_waiting_at,
     password_step,
 )
-from consentry.storage.tables import SigninFlow, User, UserCredential, UserStatus
+from consentry.storage.tables import SigninFlow, User, UserCredential
 from consentry.storage.tokens import TokenRepository
 from consentry.storage.users import UserRepository, active_account
 

@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 
 from consentry.crypto.hashing import imported_hash_format
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
-from consentry.domain.registration import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.pipeline.writer import TAKEN
 from consentry.runtime import Runtime
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+from consentry.storage.tables import RegistrationRequest
 
 CHUNK = 1000
 TRUE = {"1", "true", "yes", "y", "t"}

@@ -8,10 +8,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.crypto.hashing import PasswordHasher
+from consentry.domain.accounts import UserStatus
 from consentry.domain.identifiers import normalise_email, normalise_phone
 from consentry.errors import ConflictError, InvalidRequestError
 from consentry.storage.audit import RequestOrigin
-from consentry.storage.tables import ConsentHistory, User, UserStatus
+from consentry.storage.tables import ConsentHistory, User
 from consentry.storage.users import UserRepository
 
 MIN_PASSWORD_LENGTH = 8

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.clients import RegisteredClient
 from consentry.domain.scopes import Scopes
-from consentry.storage.tables import OutboxStatus, WebhookOutbox
+from consentry.domain.webhooks import OutboxStatus
+from consentry.storage.tables import WebhookOutbox
 
 if TYPE_CHECKING:
     from consentry.runtime import Runtime

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import ColumnElement, Connection, Update, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.domain.consent import StoredConsent
+from consentry.domain.consent import ConsentStatus, StoredConsent
 from consentry.domain.scopes import Scopes
 from consentry.storage.audit import RequestOrigin
 from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.group_commit import claim_kind
 from consentry.storage.key_lists import by_keys
-from consentry.storage.tables import Consent, ConsentHistory, ConsentStatus
+from consentry.storage.tables import Consent, ConsentHistory
 
 if TYPE_CHECKING:
     from consentry.storage.database import Database

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.storage.tables import PseudonymVersion, PseudonymVersionState, SigningKey
+from consentry.domain.pairwise import PseudonymVersionState
+from consentry.storage.tables import PseudonymVersion, SigningKey
 
 
 class SigningKeyRepository:

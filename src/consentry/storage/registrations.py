@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import insert, update
 
-from consentry.domain.registration import RegistrationMessage
+from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.storage.database import Database
-from consentry.storage.tables import RegistrationRequest, RegistrationStatus
+from consentry.storage.tables import RegistrationRequest
 
 
 class RegistrationLedger:

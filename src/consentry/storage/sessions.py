@@ -11,10 +11,11 @@ from sqlalchemy import ColumnElement, Connection, Select, Table, and_, bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from consentry.domain.accounts import UserStatus
 from consentry.storage.batched_reads import BatchedReader, rows_by_first_column
 from consentry.storage.group_commit import marked_once
 from consentry.storage.key_lists import by_keys
-from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession, UserStatus
+from consentry.storage.tables import SigninFlow, User, UserCredential, UserSession
 from consentry.storage.users import active_account, current_credential
 
 if TYPE_CHECKING:

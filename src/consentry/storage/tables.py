@@ -30,7 +30,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from consentry.domain.accounts import UserStatus
+from consentry.domain.clients import SubjectType, TokenEndpointAuthMethod
+from consentry.domain.consent import ConsentStatus
+from consentry.domain.pairwise import PseudonymVersionState
+from consentry.domain.registration import RegistrationStatus
 from consentry.domain.scopes import Scopes
+from consentry.domain.webhooks import OutboxStatus
 from consentry.ids import new_clustered_id
 from consentry.storage.types import PortableJSON, ScopeSet, StringList, UTCDateTime
 
@@ -63,46 +69,6 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
         length=24,
         values_callable=lambda members: [m.value for m in members],
     )
-
-
-class UserStatus(enum.StrEnum):
-    ACTIVE = "active"
-    DELETED = "deleted"  # soft-deleted, restorable until purge_after
-
-
-class SubjectType(enum.StrEnum):
-    PUBLIC = "public"
-    PAIRWISE = "pairwise"
-
-
-class TokenEndpointAuthMethod(enum.StrEnum):
-    CLIENT_SECRET_BASIC = "client_secret_basic"
-    CLIENT_SECRET_POST = "client_secret_post"
-    NONE = "none"
-
-
-class ConsentStatus(enum.StrEnum):
-    ACTIVE = "active"
-    REVOKED = "revoked"
-    EXPIRED = "expired"
-
-
-class PseudonymVersionState(enum.StrEnum):
-    ACTIVE = "active"
-    RETIRING = "retiring"
-    RETIRED = "retired"
-
-
-class OutboxStatus(enum.StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    DEAD = "dead"
-
-
-class RegistrationStatus(enum.StrEnum):
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
 
 
 def _index_when_set(column: str, *more: str) -> Index:

@@ -16,11 +16,12 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from consentry.domain.consent import ConsentStatus
 from consentry.domain.scopes import Scopes
 from consentry.storage.batched_reads import BatchedReader, rows_by_first_column
 from consentry.storage.group_commit import marked_once
 from consentry.storage.key_lists import ByKeys, by_keys
-from consentry.storage.tables import AccessToken, AuthorizationCode, Consent, ConsentStatus, RefreshToken
+from consentry.storage.tables import AccessToken, AuthorizationCode, Consent, RefreshToken
 
 if TYPE_CHECKING:
     from consentry.storage.database import Database

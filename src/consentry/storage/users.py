@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.storage.tables import User, UserCredential, UserStatus
+from consentry.domain.accounts import UserStatus
+from consentry.storage.tables import User, UserCredential
 
 
 def active_account(user: Any, kind: str, value: Any) -> ColumnElement[bool]:
