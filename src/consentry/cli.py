@@ -391,7 +391,7 @@ def users_bulk(
     from consentry.domain.identifiers import normalise_email
     from consentry.services.admin import BulkAction, bulk_users
     from consentry.storage.audit import RequestOrigin
-    from consentry.storage.tables import User
+    from consentry.storage.records import User
 
     allowed = ("soft_delete", "restore", "verify_email", "unverify_email", "verify_phone", "unverify_phone")
     chosen = action.replace("-", "_")

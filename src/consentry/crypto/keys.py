@@ -19,7 +19,7 @@ from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHM
 from consentry.single_flight import SingleFlight
 from consentry.storage.database import Database
 from consentry.storage.keys import SigningKeyRepository
-from consentry.storage.tables import SigningKey
+from consentry.storage.records import SigningKey
 
 CLOCK_SKEW = timedelta(minutes=5)
 

@@ -15,7 +15,7 @@ from consentry.domain.clients import RegisteredClient
 from consentry.single_flight import SingleFlight
 from consentry.storage.clients import ClientRepository
 from consentry.storage.database import Database
-from consentry.storage.tables import Client, Scope
+from consentry.storage.records import Client, Scope
 
 
 def snapshot(client: Client) -> RegisteredClient:

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import Update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.storage.consents import last_used_update
+from consentry.storage.database import Transaction
 
 
 class ConsentUsage:
@@ -33,7 +33,7 @@ class ConsentUsage:
         self._recent[consent_id] = now
         return last_used_update(consent_id, now=now, granularity=self._granularity)
 
-    async def record(self, session: AsyncSession, consent_id: uuid.UUID, *, now: datetime) -> None:
+    async def record(self, session: Transaction, consent_id: uuid.UUID, *, now: datetime) -> None:
         statement = self.due(consent_id, now=now)
         if statement is not None:
             await session.execute(statement)

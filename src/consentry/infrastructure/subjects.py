@@ -15,7 +15,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
 from consentry.crypto.hashing import derive_key
@@ -24,9 +23,9 @@ from consentry.domain.clients import RegisteredClient
 from consentry.domain.pairwise import PseudonymVersionState
 from consentry.errors import ConfigurationError
 from consentry.single_flight import SingleFlight
-from consentry.storage.database import Database
+from consentry.storage.database import Database, Transaction
 from consentry.storage.keys import PseudonymVersionRepository
-from consentry.storage.tables import Pseudonym, PseudonymVersion
+from consentry.storage.records import Pseudonym, PseudonymVersion
 
 RESOLVABLE = (PseudonymVersionState.ACTIVE, PseudonymVersionState.RETIRING)
 
@@ -58,7 +57,7 @@ class SubjectService:
     def _key(self, key_ref: str) -> bytes:
         return derive_key(self._secret, f"consentry pseudonyms {key_ref}")
 
-    async def _active_version(self, session: AsyncSession | None, *, now: datetime) -> VersionKey:
+    async def _active_version(self, session: Transaction | None, *, now: datetime) -> VersionKey:
         """The issuing version, read through the caller's session (or one load at a time of its own)."""
         if self._active is not None and time.monotonic() - self._loaded_at < self._refresh_interval:
             return self._active
@@ -71,7 +70,7 @@ class SubjectService:
             active = await self._read_active(session, now=now)
         return self._adopt(active) if self._loads.is_current(None) else active  # not if rotated meanwhile
 
-    async def _read_active(self, session: AsyncSession, *, now: datetime) -> VersionKey:
+    async def _read_active(self, session: Transaction, *, now: datetime) -> VersionKey:
         versions = await PseudonymVersionRepository(session).all()
         active = next((v for v in versions if v.state == PseudonymVersionState.ACTIVE), None)
         if active is None:
@@ -83,12 +82,12 @@ class SubjectService:
         self._loaded_at = time.monotonic()
         return active
 
-    async def ensure_version(self, session: AsyncSession, *, now: datetime) -> int:
+    async def ensure_version(self, session: Transaction, *, now: datetime) -> int:
         """The active version, created if there is none yet."""
         return (await self._active_version(session, now=now)).version
 
     async def _create_version(
-        self, session: AsyncSession, versions: list[PseudonymVersion], *, now: datetime
+        self, session: Transaction, versions: list[PseudonymVersion], *, now: datetime
     ) -> PseudonymVersion:
         version = PseudonymVersion(
             version=max((v.version for v in versions), default=0) + 1,
@@ -102,7 +101,7 @@ class SubjectService:
         return version
 
     async def subject_for(
-        self, session: AsyncSession, user_id: uuid.UUID, client: RegisteredClient, *, now: datetime
+        self, session: Transaction, user_id: uuid.UUID, client: RegisteredClient, *, now: datetime
     ) -> str:
         """The ``sub`` for ``client``; a pairwise pseudonym is recorded so it can be resolved back."""
         value, record = await self.pseudonym(user_id, client, now=now, session=session)
@@ -117,7 +116,7 @@ class SubjectService:
         client: RegisteredClient,
         *,
         now: datetime,
-        session: AsyncSession | None = None,
+        session: Transaction | None = None,
     ) -> tuple[str, PseudonymRecord | None]:
         """The ``sub`` for ``client``, and the statement recording it when this process has not yet.
 
@@ -143,7 +142,7 @@ class SubjectService:
             self._stored.clear()
         self._stored.add(record.marker)
 
-    async def resolve(self, session: AsyncSession, sector: str, subject: str) -> uuid.UUID | None:
+    async def resolve(self, session: Transaction, sector: str, subject: str) -> uuid.UUID | None:
         """The user behind a pseudonym of an active or retiring version (both resolve during a migration)."""
         return await session.scalar(
             select(Pseudonym.user_id)

@@ -21,7 +21,7 @@ from consentry.domain.webhooks import OutboxStatus
 from consentry.runtime import Runtime
 from consentry.services.accounts import purge_deleted_accounts
 from consentry.services.consents import end_consents
-from consentry.storage.tables import (
+from consentry.storage.records import (
     AccessToken,
     AuditEvent,
     AuthorizationCode,

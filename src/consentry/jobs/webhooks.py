@@ -26,7 +26,7 @@ from consentry.domain.net import is_private_address
 from consentry.domain.webhooks import OutboxStatus
 from consentry.runtime import Runtime
 from consentry.services.webhooks import message_id
-from consentry.storage.tables import Client, WebhookOutbox
+from consentry.storage.records import Client, WebhookOutbox
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from consentry.ids import new_clustered_id
 from consentry.storage.bulk import bind_encoders, encoded_rows, insert_rows
 from consentry.storage.database import Database
 from consentry.storage.key_lists import one_of
-from consentry.storage.tables import AuditEvent, ConsentHistory, RegistrationRequest, User, UserCredential
+from consentry.storage.records import AuditEvent, ConsentHistory, RegistrationRequest, User, UserCredential
 
 TAKEN = "an account with this identifier already exists"
 

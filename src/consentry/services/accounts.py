@@ -8,9 +8,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from consentry.domain.accounts import UserStatus
 from consentry.domain.identifiers import Identifier, InvalidIdentifier, normalise_email, normalise_phone
 from consentry.errors import (
@@ -26,7 +23,9 @@ from consentry.services.sessions import SignedIn
 from consentry.services.signin import CODE_TTL, FLOW_TTL, MAX_CODE_FAILURES, change_password
 from consentry.services.users import check_password_policy
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import AuditEvent, ConsentHistory, RegistrationRequest, SigninFlow, User
+from consentry.storage.database import Transaction
+from consentry.storage.records import SigninFlow, User
+from consentry.storage.sessions import SigninFlowRepository
 from consentry.storage.users import UserRepository
 
 PROFILE_FIELDS = ("name", "given_name", "family_name", "preferred_username", "picture", "locale", "zoneinfo")
@@ -46,8 +45,8 @@ def describe(user: User) -> dict[str, Any]:
     }
 
 
-async def _me(session: AsyncSession, signed_in: SignedIn, *, for_update: bool = False) -> User:
-    user = await session.get(User, signed_in.user_id, with_for_update=for_update)
+async def _me(session: Transaction, signed_in: SignedIn, *, for_update: bool = False) -> User:
+    user = await UserRepository(session).get_user(signed_in.user_id, for_update=for_update)
     if user is None or user.status != UserStatus.ACTIVE:
         raise InvalidFlowError("this account is not active")
     return user
@@ -102,7 +101,7 @@ async def update_me(
 
 async def _start_change(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Transaction,
     user: User,
     kind: str,
     raw: str,
@@ -114,8 +113,7 @@ async def _start_change(
         value = normalise_email(raw) if kind == "email" else normalise_phone(raw)
     except InvalidIdentifier as exc:
         raise InvalidRequestError(str(exc)) from None
-    column = User.email if kind == "email" else User.phone
-    if await session.scalar(select(exists().where(column == value, User.id != user.id))):
+    if await UserRepository(session).held_by_another(kind, value, user.id):
         raise ConflictError(f"this {kind} belongs to another account")
     identifier = Identifier(kind, value)  # type: ignore[arg-type]
     await runtime.rate_limiter.take_code_send(value, origin.ip)
@@ -132,7 +130,7 @@ async def _start_change(
         code_sent_at=now,
     )
     flow.code_hash = runtime.secret_hasher.hash(f"one-time-code:{flow.id}:{code}")
-    session.add(flow)
+    SigninFlowRepository(session).add(flow)
     await runtime.senders.for_identifier(identifier).send(identifier, code, purpose="change")
     # The token (not the row) names the account, so only the account that started the change can finish it.
     token = runtime.flow_tokens.issue(flow.id, f"change:{user.id}", expires_at=flow.expires_at)
@@ -146,7 +144,7 @@ async def confirm_change(
     flow_id = runtime.flow_tokens.read(flow_token, step=f"change:{signed_in.user_id}", now=now)
     failure = None
     async with runtime.database.unit_of_work() as session:
-        flow = await session.get(SigninFlow, flow_id, with_for_update=True)
+        flow = await SigninFlowRepository(session).get_for_update(flow_id)
         if flow is None or flow.step != "change" or flow.completed_at is not None or now >= flow.expires_at:
             raise InvalidFlowError()
         if flow.code_hash is None or flow.code_expires_at is None or now >= flow.code_expires_at:
@@ -159,8 +157,7 @@ async def confirm_change(
             failure = InvalidCodeError("the code is not correct")
         else:
             user = await _me(session, signed_in, for_update=True)
-            column = User.email if flow.identifier_type == "email" else User.phone
-            if await session.scalar(select(exists().where(column == flow.identifier, User.id != user.id))):
+            if await UserRepository(session).held_by_another(flow.identifier_type, flow.identifier, user.id):
                 raise ConflictError(f"this {flow.identifier_type} belongs to another account")
             if flow.identifier_type == "email":
                 user.email, user.email_verified = flow.identifier, True
@@ -182,50 +179,11 @@ async def confirm_change(
 
 
 async def purge_deleted_accounts(runtime: Runtime, *, now: datetime, batch: int) -> int:
-    """After the grace period: erase accounts in bounded batches. Consent history and audit events are kept,
-    anonymised (no user id, IP or user agent); consents, tokens, sessions and credentials go with the row."""
+    """After the grace period: erase accounts in bounded batches (``UserRepository.erase_deleted``)."""
     total = 0
     while True:
         async with runtime.database.unit_of_work() as session:
-            rows = (
-                await session.execute(
-                    select(User.id, User.email, User.phone)
-                    .where(User.status == UserStatus.DELETED, User.purge_after < now)
-                    .limit(batch)
-                )
-            ).all()
-            ids = [row.id for row in rows]
-            if ids:
-                # SPEC §9: the account's identifiers go everywhere, its registration requests included.
-                emails = [row.email for row in rows if row.email]
-                phones = [row.phone for row in rows if row.phone]
-                await session.execute(
-                    update(RegistrationRequest)
-                    .where(
-                        or_(
-                            RegistrationRequest.user_id.in_(ids),
-                            RegistrationRequest.email.in_(emails),
-                            RegistrationRequest.phone.in_(phones),
-                        )
-                    )
-                    .values(email=None, phone=None, user_id=None, password_hash=None, attributes=None)
-                    .execution_options(synchronize_session=False)
-                )
-                await session.execute(
-                    update(ConsentHistory)
-                    .where(ConsentHistory.user_id.in_(ids))
-                    .values(user_id=None, consent_id=None, ip=None, user_agent=None)
-                    .execution_options(synchronize_session=False)
-                )
-                await session.execute(
-                    update(AuditEvent)
-                    .where(AuditEvent.user_id.in_(ids))
-                    .values(user_id=None, ip=None, user_agent=None)
-                    .execution_options(synchronize_session=False)
-                )
-                await session.execute(
-                    delete(User).where(User.id.in_(ids)).execution_options(synchronize_session=False)
-                )
-        total += len(ids)
-        if len(ids) < batch:
+            erased = await UserRepository(session).erase_deleted(now=now, limit=batch)
+        total += erased
+        if erased < batch:
             return total

@@ -13,7 +13,15 @@ from consentry.domain.consent import ConsentStatus
 from consentry.runtime import Runtime
 from consentry.services.consents import end_all_consents
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import AccessToken, AuditEvent, Client, Consent, RefreshToken, User, UserSession
+from consentry.storage.records import (
+    AccessToken,
+    AuditEvent,
+    Client,
+    Consent,
+    RefreshToken,
+    User,
+    UserSession,
+)
 
 BulkAction = Literal[
     "soft_delete", "restore", "verify_email", "unverify_email", "verify_phone", "unverify_phone"

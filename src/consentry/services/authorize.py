@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from consentry.crypto.hashing import new_token, token_hash
 from consentry.domain import authorization as az
 from consentry.domain.clients import RegisteredClient
@@ -30,7 +27,8 @@ from consentry.services.consent import consent_ttl, record_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import RequestOrigin, audit_row
 from consentry.storage.consents import LIVE_CONSENT, ConsentRepository, to_stored
-from consentry.storage.group_commit import Claim, ClaimLost, Row, WriteUnit
+from consentry.storage.database import Transaction
+from consentry.storage.group_commit import Claim, ClaimLost, Row, WriteUnit, add_rows
 from consentry.storage.tokens import AUTHORIZATION_CODES
 
 OutcomeKind = Literal["code", "login", "consent", "error"]
@@ -166,7 +164,7 @@ def _covers(existing: StoredConsent, decision: ConsentDecision, *, now: datetime
 
 
 async def consent_decision(
-    session: AsyncSession,
+    session: Transaction,
     client: RegisteredClient,
     request: az.AuthorizationRequest,
     user_id: uuid.UUID,
@@ -179,7 +177,7 @@ async def consent_decision(
 
 async def complete_without_prompt(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Transaction,
     client: RegisteredClient,
     request: az.AuthorizationRequest,
     signed_in: SignedIn,
@@ -222,7 +220,7 @@ async def complete_without_prompt(
 
 async def issue_code(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Transaction,
     client: RegisteredClient,
     request: az.AuthorizationRequest,
     signed_in: SignedIn,
@@ -234,8 +232,7 @@ async def issue_code(
 ) -> str:
     """Store a one-time code (by hash) bound to client, redirect URI, PKCE challenge and nonce; audit it."""
     code, row = code_row(runtime, client, request, signed_in, scopes, consent_id, now=now)
-    for table, values in (row, _granted(client, signed_in, scopes, origin=origin, now=now)):
-        await session.execute(insert(table).values(values))
+    await add_rows(session, row, _granted(client, signed_in, scopes, origin=origin, now=now))
     return _code_location(runtime, request, code)
 
 

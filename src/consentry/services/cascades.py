@@ -15,7 +15,7 @@ from consentry.runtime import Runtime
 from consentry.services.consents import end_all_consents, revoke_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import AccessToken, Client, Consent, RefreshToken, User, UserSession
+from consentry.storage.records import AccessToken, Client, Consent, RefreshToken, User, UserSession
 
 
 async def delete_client(

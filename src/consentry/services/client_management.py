@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.crypto.hashing import new_secret
 from consentry.domain.clients import (
@@ -26,7 +25,8 @@ from consentry.runtime import Runtime
 from consentry.services.clients import IssuedClient, new_webhook_secret, register_client
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import Client
+from consentry.storage.database import Transaction
+from consentry.storage.records import Client
 
 
 class InvalidClientMetadataError(ConsentryError):
@@ -172,7 +172,7 @@ async def create_client(
         return Created(issued, describe(client))
 
 
-async def _owned(session: AsyncSession, client_id: str, by: SignedIn, *, for_update: bool = False) -> Client:
+async def _owned(session: Transaction, client_id: str, by: SignedIn, *, for_update: bool = False) -> Client:
     client = await session.get(Client, client_id, with_for_update=for_update)
     if client is None or client.deleted_at is not None or (client.owner_id != by.user_id and not by.is_admin):
         raise NotFoundError("no such client")

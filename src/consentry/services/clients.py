@@ -8,13 +8,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from consentry.crypto.hashing import SecretHasher, new_secret
 from consentry.crypto.secret_box import SecretBox
 from consentry.domain.clients import ClientMetadata, SubjectType, TokenEndpointAuthMethod
 from consentry.storage.clients import ClientRepository
-from consentry.storage.tables import Client
+from consentry.storage.database import Transaction
+from consentry.storage.records import Client
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +36,7 @@ def new_webhook_secret() -> str:
 
 
 async def register_client(
-    session: AsyncSession,
+    session: Transaction,
     metadata: ClientMetadata,
     *,
     secret_hasher: SecretHasher,

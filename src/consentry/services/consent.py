@@ -7,8 +7,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from consentry.domain import consent as rules
 from consentry.domain.clients import RegisteredClient
 from consentry.domain.consent import ConsentStatus
@@ -16,7 +14,8 @@ from consentry.domain.scopes import Scopes
 from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, to_stored
-from consentry.storage.tables import Consent
+from consentry.storage.database import Transaction
+from consentry.storage.records import Consent
 
 if TYPE_CHECKING:
     from consentry.runtime import Runtime
@@ -31,7 +30,7 @@ def consent_ttl(client: RegisteredClient, default_days: int) -> timedelta:
 
 async def record_consent(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Transaction,
     *,
     user_id: uuid.UUID,
     client: RegisteredClient,
@@ -61,7 +60,7 @@ async def record_consent(
 
 
 async def _record(
-    session: AsyncSession,
+    session: Transaction,
     user_id: uuid.UUID,
     client: RegisteredClient,
     requested: Scopes,

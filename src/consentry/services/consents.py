@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain import consent as rules
 from consentry.domain.clients import RegisteredClient
@@ -19,8 +18,8 @@ from consentry.runtime import Runtime
 from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, EndedConsent
-from consentry.storage.database import retrying_deadlocks
-from consentry.storage.tables import AccessToken, Client, Consent
+from consentry.storage.database import Transaction, retrying_deadlocks
+from consentry.storage.records import AccessToken, Client, Consent
 from consentry.storage.tokens import TokenRepository, live_tokens_of
 
 
@@ -76,7 +75,7 @@ _ENDING: dict[str, tuple[str, EventType]] = {
 
 async def end_consents(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Transaction,
     where: ColumnElement[bool],
     *,
     action: Literal["revoked", "expired"] = "revoked",
@@ -117,7 +116,7 @@ async def end_consents(
 
 async def end_all_consents(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Transaction,
     where: ColumnElement[bool],
     *,
     actor: str,

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from consentry.domain.consent import ConsentStatus
 from consentry.runtime import Runtime
-from consentry.storage.tables import AuditEvent, Client, Consent, ConsentHistory, Scope
+from consentry.storage.records import AuditEvent, Client, Consent, ConsentHistory, Scope
 
 ConsentState = Literal["active", "revoked", "expired"]
 AUDIT_LIMIT = 10_000

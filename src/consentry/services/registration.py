@@ -22,7 +22,7 @@ from consentry.ids import new_clustered_id
 from consentry.runtime import Runtime
 from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.tables import RegistrationRequest
+from consentry.storage.records import RegistrationRequest
 
 
 @dataclass(frozen=True, slots=True)

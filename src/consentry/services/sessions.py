@@ -6,13 +6,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from consentry.crypto.hashing import new_token, token_hash
 from consentry.storage.audit import RequestOrigin
-from consentry.storage.database import Database
-from consentry.storage.group_commit import Row
+from consentry.storage.database import Database, Transaction
+from consentry.storage.group_commit import Row, add_rows
 from consentry.storage.sessions import USER_SESSIONS, SessionLookup, SessionRepository
 
 SESSION_COOKIE = "consentry_session"
@@ -61,7 +58,7 @@ def new_session(
 
 
 async def create_session(
-    session: AsyncSession,
+    session: Transaction,
     user_id: uuid.UUID,
     *,
     now: datetime,
@@ -69,8 +66,8 @@ async def create_session(
     origin: RequestOrigin | None = None,
     auth_time: datetime | None = None,
 ) -> NewSession:
-    created, (table, row) = new_session(user_id, now=now, ttl=ttl, origin=origin, auth_time=auth_time)
-    await session.execute(insert(table).values(row))
+    created, row = new_session(user_id, now=now, ttl=ttl, origin=origin, auth_time=auth_time)
+    await add_rows(session, row)
     return created
 
 

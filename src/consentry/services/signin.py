@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Update, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from consentry.domain import authorization as az
 from consentry.domain.accounts import UserStatus
 from consentry.domain.identifiers import Identifier, InvalidIdentifier, parse_identifier
@@ -37,16 +34,18 @@ from consentry.services.consent_screen import ConsentScreen
 from consentry.services.sessions import NewSession, SignedIn, create_session, new_session
 from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
+from consentry.storage.consents import ConsentRepository
+from consentry.storage.database import Transaction
 from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
+from consentry.storage.records import SigninFlow, User
 from consentry.storage.sessions import (
     PASSWORD_STEP_DONE,
     SessionRepository,
-    flow_waiting_at,
+    SigninFlowRepository,
     password_step,
 )
-from consentry.storage.tables import SigninFlow, User, UserCredential
 from consentry.storage.tokens import TokenRepository
-from consentry.storage.users import UserRepository, active_account
+from consentry.storage.users import UserRepository, rehash_password
 
 FLOW_TTL = timedelta(minutes=30)
 CODE_TTL = timedelta(minutes=10)
@@ -114,8 +113,8 @@ def same_context(stored: dict[str, Any] | None, given: Mapping[str, Any] | None)
 # --- steps ------------------------------------------------------------------------------------------
 
 
-async def _find_user(session: AsyncSession, identifier: Identifier) -> User | None:
-    return await session.scalar(select(User).where(active_account(User, identifier.kind, identifier.value)))
+async def _find_user(session: Transaction, identifier: Identifier) -> User | None:
+    return await UserRepository(session).find_active(identifier.kind, identifier.value)
 
 
 def _verified(user: User, identifier: Identifier) -> bool:
@@ -178,14 +177,13 @@ async def submit_identifier(
         )
         if step == "verify":
             await _send_code(runtime, flow, identifier, origin=origin, now=now)
-        session.add(flow)
+        SigninFlowRepository(session).add(flow)
     token = runtime.flow_tokens.issue(flow.id, step, expires_at=flow.expires_at)
     return StepResult(token, step, identifier.kind)  # type: ignore[arg-type]
 
 
-async def _load_flow(session: AsyncSession, flow_id: uuid.UUID, step: str, *, now: datetime) -> SigninFlow:
-    waiting = select(SigninFlow).where(SigninFlow.id == flow_id, *flow_waiting_at(step)).with_for_update()
-    flow = await session.scalar(waiting, {"now": now})
+async def _load_flow(session: Transaction, flow_id: uuid.UUID, step: str, *, now: datetime) -> SigninFlow:
+    flow = await SigninFlowRepository(session).waiting_at(flow_id, step, now=now)
     if flow is None:
         raise InvalidFlowError()
     return flow
@@ -242,16 +240,11 @@ async def verify_identifier(
     )
 
 
-async def _restorable(session: AsyncSession, identifier: Identifier, *, now: datetime) -> User | None:
-    column = User.email if identifier.kind == "email" else User.phone
-    return await session.scalar(
-        select(User).where(
-            column == identifier.value, User.status == UserStatus.DELETED, User.purge_after > now
-        )
-    )
+async def _restorable(session: Transaction, identifier: Identifier, *, now: datetime) -> User | None:
+    return await UserRepository(session).find_restorable(identifier.kind, identifier.value, now=now)
 
 
-async def _after_verification(session: AsyncSession, flow: SigninFlow, *, now: datetime) -> Step:
+async def _after_verification(session: Transaction, flow: SigninFlow, *, now: datetime) -> Step:
     identifier = Identifier(flow.identifier_type, flow.identifier)  # type: ignore[arg-type]
     if flow.purpose == "restore":
         deleted = await _restorable(session, identifier, now=now)
@@ -260,7 +253,7 @@ async def _after_verification(session: AsyncSession, flow: SigninFlow, *, now: d
         deleted.status, deleted.deleted_at, deleted.purge_after = UserStatus.ACTIVE, None, None
         await AuditRepository(session).record("user_restored", now=now, user_id=deleted.id)
         flow.purpose = "signin"
-        await session.flush()
+        await UserRepository(session).save()
     user = await _find_user(session, identifier)
     flow.code_hash = None
     next_step: Step = "set_password"
@@ -282,7 +275,7 @@ async def _after_verification(session: AsyncSession, flow: SigninFlow, *, now: d
 
 
 async def _first_proof(
-    session: AsyncSession, user: User, identifier: Identifier, flow: SigninFlow, *, now: datetime
+    session: Transaction, user: User, identifier: Identifier, flow: SigninFlow, *, now: datetime
 ) -> User | None:
     """Someone has just proved control of an identifier that nobody had proved on this account (SPEC §3,
     account pre-hijacking). Whoever registered it may not be that person, so nothing they set survives:
@@ -300,7 +293,7 @@ async def _first_proof(
         await audit.record(
             "identifier_detached", now=now, user_id=user.id, details={"identifier_type": identifier.kind}
         )
-        await session.flush()  # the identifier is free before the prover's account takes it
+        await UserRepository(session).save()  # the identifier is free before the prover's account takes it
         flow.purpose = "signup"
         return None
     await UserRepository(session).discard_passwords(user.id)
@@ -344,7 +337,7 @@ async def set_password(
                 email=identifier.value if identifier.kind == "email" else None,
                 phone=identifier.value if identifier.kind == "phone" else None,
             )
-            session.add(terms_accepted(user.id, origin=origin, now=now))
+            await ConsentRepository(session).add_history(terms_accepted(user.id, origin=origin, now=now))
             await audit.record(
                 "user_registered",
                 now=now,
@@ -355,7 +348,7 @@ async def set_password(
         else:
             await change_password(runtime, session, user, password, now=now)
             if claiming:
-                session.add(terms_accepted(user.id, origin=origin, now=now))
+                await ConsentRepository(session).add_history(terms_accepted(user.id, origin=origin, now=now))
             await audit.record(
                 "password_changed", now=now, origin=origin, user_id=user.id, details={"via": flow.purpose}
             )
@@ -373,7 +366,7 @@ async def set_password(
 
 async def change_password(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Transaction,
     user: User,
     password: str,
     *,
@@ -382,24 +375,11 @@ async def change_password(
 ) -> None:
     """New credential; none of the last five may be reused; every session of the account ends (except
     ``keep_session``, the one the change was made from), and every code and token of the person (SPEC §9)."""
-    history = list(
-        await session.scalars(
-            select(UserCredential)
-            .where(UserCredential.user_id == user.id)
-            .order_by(UserCredential.created_at.desc())
-            .limit(PASSWORD_HISTORY)
-        )
-    )
-    for old in history:
-        if await runtime.passwords.verify_off_loop(old.password_hash, password):
+    users = UserRepository(session)
+    for old in await users.recent_password_hashes(user.id, limit=PASSWORD_HISTORY):
+        if await runtime.passwords.verify_off_loop(old, password):
             raise PasswordReusedError(f"choose a password you have not used for your last {PASSWORD_HISTORY}")
-    await session.execute(
-        update(UserCredential)
-        .where(UserCredential.user_id == user.id, UserCredential.superseded_at.is_(None))
-        .values(superseded_at=now)
-    )
-    new_hash = await runtime.passwords.hash_off_loop(password)
-    session.add(UserCredential(user_id=user.id, password_hash=new_hash, created_at=now))
+    await users.replace_password(user.id, await runtime.passwords.hash_off_loop(password), now=now)
     await SessionRepository(session).end_all_of(user.id, now=now, keep=keep_session)
     await TokenRepository(session).revoke_everything_of(user.id, now=now)
     user.updated_at = now
@@ -445,7 +425,7 @@ async def login_password(
             raise InvalidCredentialsError()
     statements = []
     if runtime.passwords.needs_rehash(stored):
-        statements.append(_rehash(user_id, stored, await runtime.passwords.hash_off_loop(password)))
+        statements.append(rehash_password(user_id, stored, await runtime.passwords.hash_off_loop(password)))
     created, session_row = new_session(user_id, now=now, ttl=_session_ttl(runtime), origin=origin)
     succeeded = audit_row(
         "login_succeeded", now=now, origin=origin, user_id=user_id, details={"method": "password"}
@@ -458,20 +438,6 @@ async def login_password(
     except ClaimLost:
         raise InvalidFlowError() from None
     return await _complete(runtime, user_id, step.is_admin, created, params, origin=origin, now=now)
-
-
-def _rehash(user_id: uuid.UUID, verified: str, upgraded: str) -> Update:
-    """Upgrade a hash made with older parameters (or an imported format) on a successful sign-in; only the
-    hash that was verified is replaced (a password changed meanwhile is left alone)."""
-    return (
-        update(UserCredential)
-        .where(
-            UserCredential.user_id == user_id,
-            UserCredential.superseded_at.is_(None),
-            UserCredential.password_hash == verified,
-        )
-        .values(password_hash=upgraded)
-    )
 
 
 def _session_ttl(runtime: Runtime) -> timedelta:

@@ -24,7 +24,7 @@ from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.pipeline.writer import TAKEN
 from consentry.runtime import Runtime
-from consentry.storage.tables import RegistrationRequest
+from consentry.storage.records import RegistrationRequest
 
 CHUNK = 1000
 TRUE = {"1", "true", "yes", "y", "t"}

@@ -9,7 +9,7 @@ from consentry.domain.scopes import OPENID
 from consentry.errors import InsufficientScopeError, InvalidTokenError
 from consentry.runtime import Runtime
 from consentry.services.introspection import find_live_token, subject_seen_by
-from consentry.storage.tables import User
+from consentry.storage.records import User
 from consentry.storage.users import UserRepository
 
 

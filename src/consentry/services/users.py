@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from consentry.crypto.hashing import PasswordHasher
 from consentry.domain.accounts import UserStatus
 from consentry.domain.identifiers import normalise_email, normalise_phone
 from consentry.errors import ConflictError, InvalidRequestError
 from consentry.storage.audit import RequestOrigin
-from consentry.storage.tables import ConsentHistory, User
+from consentry.storage.database import Transaction
+from consentry.storage.records import ConsentHistory, User
 from consentry.storage.users import UserRepository
 
 MIN_PASSWORD_LENGTH = 8
@@ -28,7 +27,7 @@ def check_password_policy(password: str) -> None:
 
 
 async def create_user(
-    session: AsyncSession,
+    session: Transaction,
     *,
     passwords: PasswordHasher,
     now: datetime,

@@ -6,12 +6,11 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from consentry.domain.clients import RegisteredClient
 from consentry.domain.scopes import Scopes
 from consentry.domain.webhooks import OutboxStatus
-from consentry.storage.tables import WebhookOutbox
+from consentry.storage.database import Transaction
+from consentry.storage.records import WebhookOutbox
 
 if TYPE_CHECKING:
     from consentry.runtime import Runtime
@@ -28,7 +27,7 @@ def message_id(outbox_id: uuid.UUID) -> str:
 
 async def enqueue(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Transaction,
     client: RegisteredClient,
     event_type: EventType,
     *,

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
@@ -35,6 +35,10 @@ from consentry.storage.types import dumps_json, loads_json
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 P = ParamSpec("P")
+
+# What a use case holds for one transaction (Database.unit_of_work): it hands it to the ports, which alone
+# speak to it.
+Transaction: TypeAlias = AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 _SQLITE_CONNECT = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, update
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, insert, update
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -47,6 +48,13 @@ _TABLE_ORDER = {table: position for position, table in enumerate(Base.metadata.s
 
 
 Row = tuple[Table, dict[str, Any]]  # a table and the values of one row to insert into it
+
+
+async def add_rows(session: AsyncSession, *rows: Row) -> None:
+    """The rows of a write unit, inserted in the caller's own transaction (a use case that needs one
+    transaction for more than the unit)."""
+    for table, values in rows:
+        await session.execute(insert(table).values(values))
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,22 @@ class SessionRepository:
         await self._session.execute(ending.values(revoked_at=now))
 
 
+class SigninFlowRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, flow: SigninFlow) -> None:
+        self._session.add(flow)
+
+    async def get_for_update(self, flow_id: uuid.UUID) -> SigninFlow | None:
+        return await self._session.get(SigninFlow, flow_id, with_for_update=True)
+
+    async def waiting_at(self, flow_id: uuid.UUID, step: str, *, now: datetime) -> SigninFlow | None:
+        """The flow, locked, if it is still at ``step`` (not completed, not expired)."""
+        waiting = select(SigninFlow).where(SigninFlow.id == flow_id, *flow_waiting_at(step)).with_for_update()
+        return await self._session.scalar(waiting, {"now": now})
+
+
 async def live_sessions(session: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> list[UserSession]:
     return list(
         await session.scalars(

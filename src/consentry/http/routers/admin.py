@@ -17,7 +17,7 @@ from consentry.http.schemas import RequestBody, answers
 from consentry.services.admin import BulkAction, bulk_users, statistics
 from consentry.services.consents import revoke_consent
 from consentry.services.export import audit_entry
-from consentry.storage.tables import AuditEvent, WebhookOutbox
+from consentry.storage.records import AuditEvent, WebhookOutbox
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=answers(401, 403))
 
