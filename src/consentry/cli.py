@@ -388,8 +388,9 @@ def users_bulk(
     """Soft delete, restore, or set verification on many accounts, one statement per table."""
     from sqlalchemy import select
 
+    from consentry.domain.accounts import BulkAction
     from consentry.domain.identifiers import normalise_email
-    from consentry.services.admin import BulkAction, bulk_users
+    from consentry.services.admin import bulk_users
     from consentry.storage.audit import RequestOrigin
     from consentry.storage.records import User
 

@@ -6,16 +6,17 @@ import contextlib
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-
 from consentry.domain.accounts import UserStatus
-from consentry.domain.consent import ConsentStatus
 from consentry.errors import ForbiddenError, NotFoundError
 from consentry.runtime import Runtime
 from consentry.services.consents import end_all_consents, revoke_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.records import AccessToken, Client, Consent, RefreshToken, User, UserSession
+from consentry.storage.clients import ClientRepository
+from consentry.storage.consents import ConsentRepository, ConsentsOf
+from consentry.storage.sessions import SessionRepository
+from consentry.storage.tokens import TokenRepository
+from consentry.storage.users import UserRepository
 
 
 async def delete_client(
@@ -27,23 +28,17 @@ async def delete_client(
     """
     registered = await runtime.clients.get(client_id)  # as it was: its consents' webhooks go to it
     async with runtime.database.unit_of_work() as session:
-        client = await session.get(Client, client_id, with_for_update=True)
+        client = await ClientRepository(session).get_for_update(client_id)
         if client is None or client.deleted_at is not None:
             raise NotFoundError("no such client")
         if by is not None and not by.is_admin and client.owner_id != by.user_id:
             raise NotFoundError("no such client")  # someone else's client is not even acknowledged
         client.deleted_at = now
         client.updated_at = now
-        for table in (AccessToken, RefreshToken):
-            await session.execute(
-                update(table)
-                .where(table.client_id == client_id, table.revoked_at.is_(None))
-                .values(revoked_at=now)
-                .execution_options(synchronize_session=False)
-            )
+        await TokenRepository(session).revoke_tokens_of_client(client_id, now=now)
         actor = "admin" if by is not None and by.is_admin and client.owner_id != by.user_id else "user"
         await end_all_consents(
-            runtime, session, Consent.client_id == client_id, actor="system", origin=origin, now=now,
+            runtime, session, ConsentsOf(client_id=client_id), actor="system", origin=origin, now=now,
             client=registered,
         )  # fmt: skip
         await AuditRepository(session).record(
@@ -63,18 +58,12 @@ async def delete_account(
     """Soft delete with a grace period: sign-in stops, sessions end, every app loses access (each client is
     told, as for a revocation); the record is kept, restorable, until ``purge_after``."""
     async with runtime.database.read_only() as session:
-        client_ids = list(
-            await session.scalars(
-                select(Consent.client_id).where(
-                    Consent.user_id == user_id, Consent.status == ConsentStatus.ACTIVE
-                )
-            )
-        )
+        client_ids = await ConsentRepository(session).clients_consented_by(user_id)
     for client_id in client_ids:
         with contextlib.suppress(NotFoundError):  # revoked meanwhile
             await revoke_consent(runtime, user_id, client_id, actor="user", origin=origin, now=now)
     async with runtime.database.unit_of_work() as session:
-        user = await session.get(User, user_id, with_for_update=True)
+        user = await UserRepository(session).get_user(user_id, for_update=True)
         if user is None or user.status != UserStatus.ACTIVE:
             raise ForbiddenError("this account is already deleted")
         purge_after = now + grace
@@ -82,18 +71,9 @@ async def delete_account(
         user.deleted_at = now
         user.purge_after = purge_after
         user.updated_at = now
-        for table in (AccessToken, RefreshToken):  # grants that had no remembered consent
-            await session.execute(
-                update(table)
-                .where(table.user_id == user_id, table.revoked_at.is_(None))
-                .values(revoked_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        await session.execute(
-            update(UserSession)
-            .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        # grants that had no remembered consent
+        await TokenRepository(session).revoke_tokens_of_users((user_id,), now=now)
+        await SessionRepository(session).end_all_of(user_id, now=now)
         await AuditRepository(session).record(
             "user_deleted",
             now=now,

@@ -7,19 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import ColumnElement, select
-
 from consentry.domain import consent as rules
 from consentry.domain.clients import RegisteredClient
-from consentry.domain.consent import ConsentStatus
 from consentry.domain.scopes import Scopes
 from consentry.errors import InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
 from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.consents import ConsentRepository, EndedConsent
+from consentry.storage.consents import ConsentRepository, ConsentsOf, EndedConsent
 from consentry.storage.database import Transaction, retrying_deadlocks
-from consentry.storage.records import AccessToken, Client, Consent
+from consentry.storage.records import AccessToken
 from consentry.storage.tokens import TokenRepository, live_tokens_of
 
 
@@ -38,17 +35,7 @@ class ActiveConsent:
 async def active_consents(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) -> list[ActiveConsent]:
     """Consents that still let an app in: active and not past their expiry, newest first."""
     async with runtime.database.read_only() as session:
-        rows = await session.execute(
-            select(Consent, Client)
-            .join(Client, Client.id == Consent.client_id)
-            .where(
-                Consent.user_id == user_id,
-                Consent.status == ConsentStatus.ACTIVE,
-                Consent.expires_at > now,
-                Client.deleted_at.is_(None),
-            )
-            .order_by(Consent.granted_at.desc())
-        )
+        rows = await ConsentRepository(session).live_with_clients(user_id, now=now)
         return [
             ActiveConsent(
                 client.id,
@@ -76,7 +63,7 @@ _ENDING: dict[str, tuple[str, EventType]] = {
 async def end_consents(
     runtime: Runtime,
     session: Transaction,
-    where: ColumnElement[bool],
+    which: ConsentsOf,
     *,
     action: Literal["revoked", "expired"] = "revoked",
     actor: str,
@@ -86,13 +73,13 @@ async def end_consents(
     limit: int = CONSENTS_PER_STATEMENT,
     skip_locked: bool = False,
 ) -> list[EndedConsent]:
-    """End up to ``limit`` active consents matching ``where``: the one way every path does it (the person,
+    """End up to ``limit`` of the active consents ``which`` names: the one way every path does it (the person,
     an admin, a client's deletion, an account's deletion, expiry). Each gets its history row, its audit
     event and its webhook; ``client`` is the app's record when the caller is deleting that app (it is then no
     longer found). Tokens are the caller's business: each path ends them differently (or, for expiry, leaves
     them to run out while refresh is refused)."""
     ended = await ConsentRepository(session).end_active(
-        where, action=action, actor=actor, origin=origin, now=now, limit=limit, skip_locked=skip_locked
+        which, action=action, actor=actor, origin=origin, now=now, limit=limit, skip_locked=skip_locked
     )
     audit_event, webhook = _ENDING[action]
     audit = AuditRepository(session)
@@ -117,17 +104,17 @@ async def end_consents(
 async def end_all_consents(
     runtime: Runtime,
     session: Transaction,
-    where: ColumnElement[bool],
+    which: ConsentsOf,
     *,
     actor: str,
     origin: RequestOrigin | None,
     now: datetime,
     client: RegisteredClient | None = None,
 ) -> None:
-    """:func:`end_consents` until none matching ``where`` is left, in the caller's transaction."""
+    """:func:`end_consents` until none ``which`` names is left, in the caller's transaction."""
     while True:
         ended = await end_consents(
-            runtime, session, where, actor=actor, origin=origin, now=now, client=client
+            runtime, session, which, actor=actor, origin=origin, now=now, client=client
         )
         if len(ended) < CONSENTS_PER_STATEMENT:
             return
@@ -153,7 +140,7 @@ async def revoke_consent(
         ended = await end_consents(
             runtime,
             session,
-            (Consent.user_id == user_id) & (Consent.client_id == client_id),
+            ConsentsOf(user_ids=(user_id,), client_id=client_id),
             actor=actor,
             origin=origin,
             now=now,

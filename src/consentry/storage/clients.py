@@ -23,5 +23,9 @@ class ClientRepository:
             select(Client).where(Client.id == client_id, Client.deleted_at.is_(None))
         )
 
+    async def get_for_update(self, client_id: str) -> Client | None:
+        """The client's record, locked, soft-deleted or not."""
+        return await self._session.get(Client, client_id, with_for_update=True)
+
     async def known_scope_names(self) -> frozenset[str]:
         return frozenset(await self._session.scalars(select(Scope.name)))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import ColumnElement, Connection, Update, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Update, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.consent import ConsentStatus, StoredConsent
@@ -18,7 +18,7 @@ from consentry.storage.audit import RequestOrigin
 from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.group_commit import claim_kind
 from consentry.storage.key_lists import by_keys
-from consentry.storage.tables import Consent, ConsentHistory
+from consentry.storage.tables import Client, Consent, ConsentHistory
 
 if TYPE_CHECKING:
     from consentry.storage.database import Database
@@ -118,13 +118,63 @@ class EndedConsent:
     scopes: Scopes
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentsOf:
+    """Which active consents to end: those of these people, of this app, or (set together) of one person
+    with one app; ``expired_by``: those past their expiry at that time."""
+
+    user_ids: Sequence[uuid.UUID] | None = None
+    client_id: str | None = None
+    expired_by: datetime | None = None
+
+    def where(self) -> ColumnElement[bool]:
+        conditions = [Consent.status == ConsentStatus.ACTIVE]
+        if self.user_ids is not None:
+            conditions.append(Consent.user_id.in_(self.user_ids))
+        if self.client_id is not None:
+            conditions.append(Consent.client_id == self.client_id)
+        if self.expired_by is not None:
+            conditions.append(Consent.expires_at < self.expired_by)
+        return and_(*conditions)
+
+
 class ConsentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def count_active(self, which: ConsentsOf) -> int:
+        counted = select(func.count()).select_from(Consent).where(which.where())
+        return int(await self._session.scalar(counted) or 0)
+
+    async def clients_consented_by(self, user_id: uuid.UUID) -> list[str]:
+        """The apps the person has an active consent with (expired or not)."""
+        return list(
+            await self._session.scalars(
+                select(Consent.client_id).where(
+                    Consent.user_id == user_id, Consent.status == ConsentStatus.ACTIVE
+                )
+            )
+        )
+
+    async def live_with_clients(self, user_id: uuid.UUID, *, now: datetime) -> list[tuple[Consent, Client]]:
+        """The person's consents that still let an app in (active, not expired, app not deleted), newest
+        first, each with its app."""
+        rows = await self._session.execute(
+            select(Consent, Client)
+            .join(Client, Client.id == Consent.client_id)
+            .where(
+                Consent.user_id == user_id,
+                Consent.status == ConsentStatus.ACTIVE,
+                Consent.expires_at > now,
+                Client.deleted_at.is_(None),
+            )
+            .order_by(Consent.granted_at.desc())
+        )
+        return [(consent, client) for consent, client in rows.tuples()]
+
     async def end_active(
         self,
-        where: ColumnElement[bool],
+        which: ConsentsOf,
         *,
         action: Literal["revoked", "expired"],
         actor: str,
@@ -133,12 +183,12 @@ class ConsentRepository:
         limit: int = 1000,
         skip_locked: bool = False,
     ) -> list[EndedConsent]:
-        """Up to ``limit`` active consents matching ``where`` end (revoked, or expired), each with a history
+        """Up to ``limit`` active consents ``which`` names end (revoked, or expired), each with a history
         row; returns them. Callers with more to end call again until fewer than ``limit`` come back;
         ``skip_locked`` leaves consents another transaction holds to it (a background sweep)."""
         chosen = await self._session.execute(
             select(Consent.id, Consent.user_id, Consent.client_id, Consent.scopes, Consent.policy_version)
-            .where(where, Consent.status == ConsentStatus.ACTIVE)
+            .where(which.where())
             .limit(limit)
             .with_for_update(skip_locked=skip_locked)
         )

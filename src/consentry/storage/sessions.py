@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,15 @@ class SessionRepository:
         if keep is not None:
             ending = ending.where(UserSession.id != keep)
         await self._session.execute(ending.values(revoked_at=now))
+
+    async def end_all_of_users(self, user_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
+        """Every live session of these people (their accounts are being deleted)."""
+        await self._session.execute(
+            update(UserSession)
+            .where(UserSession.user_id.in_(user_ids), UserSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 class SigninFlowRepository:

@@ -7,6 +7,7 @@ concurrent requests exactly one sees a row updated, on SQLite and PostgreSQL ali
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -247,6 +248,17 @@ class TokenRepository:
         return await self._revoke(AccessToken, AccessToken.user_id == user_id, now=now) + await self._revoke(
             RefreshToken, RefreshToken.user_id == user_id, now=now
         )
+
+    async def revoke_tokens_of_client(self, client_id: str, *, now: datetime) -> int:
+        """Every live access and refresh token of one client (it is being deleted)."""
+        return await self._revoke(
+            AccessToken, AccessToken.client_id == client_id, now=now
+        ) + await self._revoke(RefreshToken, RefreshToken.client_id == client_id, now=now)
+
+    async def revoke_tokens_of_users(self, user_ids: Sequence[uuid.UUID], *, now: datetime) -> int:
+        """Every live access and refresh token of these people (their accounts are being deleted)."""
+        access = await self._revoke(AccessToken, AccessToken.user_id.in_(user_ids), now=now)
+        return access + await self._revoke(RefreshToken, RefreshToken.user_id.in_(user_ids), now=now)
 
     async def _revoke(
         self, table: type[AccessToken] | type[RefreshToken], condition: ColumnElement[bool], *, now: datetime

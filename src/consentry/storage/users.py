@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Update, and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from consentry.domain.accounts import UserStatus
+from consentry.domain.accounts import BulkAction, UserStatus
 from consentry.storage.tables import AuditEvent, ConsentHistory, RegistrationRequest, User, UserCredential
 
 
@@ -133,6 +134,32 @@ class UserRepository:
             delete(User).where(User.id.in_(ids)).execution_options(synchronize_session=False)
         )
         return len(ids)
+
+    async def apply_bulk(
+        self, action: BulkAction, user_ids: Sequence[uuid.UUID], *, grace: timedelta, now: datetime
+    ) -> int:
+        """One statement over every account named; how many it changed. A soft delete takes active accounts
+        only (purged after ``grace``); a restore, deleted ones still in their grace period."""
+        chosen = User.id.in_(user_ids)
+        if action == "soft_delete":
+            statement = (
+                update(User)
+                .where(chosen, User.status == UserStatus.ACTIVE)
+                .values(status=UserStatus.DELETED, deleted_at=now, purge_after=now + grace, updated_at=now)
+            )
+        elif action == "restore":
+            statement = (
+                update(User)
+                .where(chosen, User.status == UserStatus.DELETED, User.purge_after > now)
+                .values(status=UserStatus.ACTIVE, deleted_at=None, purge_after=None, updated_at=now)
+            )
+        else:
+            field = "email_verified" if action.endswith("email") else "phone_verified"
+            statement = (
+                update(User).where(chosen).values({field: action.startswith("verify"), "updated_at": now})
+            )
+        result = await self._session.execute(statement.execution_options(synchronize_session=False))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def discard_passwords(self, user_id: uuid.UUID) -> None:
         """Forget every password of the account, history included (a password nobody proved to own)."""

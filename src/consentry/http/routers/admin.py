@@ -10,11 +10,12 @@ from pydantic import Field
 from sqlalchemy import func, select
 from starlette.responses import Response
 
+from consentry.domain.accounts import BulkAction
 from consentry.domain.webhooks import OutboxStatus
 from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
-from consentry.services.admin import BulkAction, bulk_users, statistics
+from consentry.services.admin import bulk_users, statistics
 from consentry.services.consents import revoke_consent
 from consentry.services.export import audit_entry
 from consentry.storage.records import AuditEvent, WebhookOutbox
