@@ -19,14 +19,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
 from consentry.domain.net import is_private_address
 from consentry.domain.webhooks import OutboxStatus
 from consentry.runtime import Runtime
 from consentry.services.webhooks import message_id
-from consentry.storage.records import Client, WebhookOutbox
+from consentry.storage.webhooks import WebhookOutboxRepository
 
 log = logging.getLogger(__name__)
 
@@ -84,25 +83,10 @@ class WebhookDelivery:
     async def _claim(self, *, now: datetime) -> list[Claimed]:
         claimed: list[Claimed] = []
         async with self._runtime.database.unit_of_work() as session:
-            query = (
-                select(WebhookOutbox, Client.webhook_url, Client.webhook_secret)
-                .join(Client, Client.id == WebhookOutbox.client_id)
-                .where(WebhookOutbox.status == OutboxStatus.PENDING, WebhookOutbox.next_attempt_at <= now)
-                .order_by(WebhookOutbox.next_attempt_at, WebhookOutbox.created_at)
-                .limit(BATCH)
-            )
-            if self._runtime.database.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True, of=WebhookOutbox)
-            rows = (await session.execute(query)).all()
-            for event, url, sealed in rows:
-                result = await session.execute(
-                    update(WebhookOutbox)
-                    .where(
-                        WebhookOutbox.id == event.id, WebhookOutbox.next_attempt_at == event.next_attempt_at
-                    )
-                    .values(next_attempt_at=now + self._lease)
-                )
-                if getattr(result, "rowcount", 0) != 1 or not url or not sealed:
+            due = await WebhookOutboxRepository(session).claim_due(now=now, lease=self._lease, limit=BATCH)
+            for item in due:
+                event, url, sealed = item.event, item.url, item.sealed_secret
+                if not url or not sealed:
                     continue
                 claimed.append(
                     Claimed(
@@ -180,4 +164,4 @@ class WebhookDelivery:
             values = {"attempts": attempts, "last_error": error, "next_attempt_at": now + delay}
             log.info("webhook %s failed (%s); retry in %.1fs", item.id, error, delay.total_seconds())
         async with self._runtime.database.unit_of_work() as session:
-            await session.execute(update(WebhookOutbox).where(WebhookOutbox.id == item.id).values(**values))
+            await WebhookOutboxRepository(session).settle(item.id, values)

@@ -7,19 +7,57 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from consentry.domain.accounts import BulkAction
+from consentry.domain.webhooks import OutboxStatus
 from consentry.runtime import Runtime
 from consentry.services.consents import end_all_consents
+from consentry.services.export import audit_entry
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentsOf
 from consentry.storage.sessions import SessionRepository
 from consentry.storage.statistics import statistics as read_statistics
 from consentry.storage.tokens import TokenRepository
 from consentry.storage.users import UserRepository
+from consentry.storage.webhooks import WebhookOutboxRepository
 
 
 async def statistics(runtime: Runtime, *, now: datetime, top: int = 10) -> dict[str, Any]:
     async with runtime.database.read_only() as session:
         return await read_statistics(session, dialect=runtime.database.dialect, now=now, top=top)
+
+
+async def audit_trail(
+    runtime: Runtime,
+    *,
+    event_type: str | None,
+    user_id: uuid.UUID | None,
+    client_id: str | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """One page of the audit trail, newest first; the filters combine."""
+    async with runtime.database.read_only() as session:
+        total, events = await AuditRepository(session).page(
+            event_type=event_type, user_id=user_id, client_id=client_id, limit=limit, offset=offset
+        )
+        return {"events": [audit_entry(e) for e in events], "total": total, "limit": limit, "offset": offset}
+
+
+async def webhook_deliveries(runtime: Runtime, status: OutboxStatus, *, limit: int) -> list[dict[str, Any]]:
+    """The newest webhook events in one state; ``dead`` ones gave up after their retries."""
+    async with runtime.database.read_only() as session:
+        return [
+            {
+                "id": row.payload.get("id"),
+                "client_id": row.client_id,
+                "type": row.event_type,
+                "status": row.status.value,
+                "attempts": row.attempts,
+                "last_error": row.last_error,
+                "created_at": row.created_at.isoformat(),
+                "next_attempt_at": row.next_attempt_at.isoformat(),
+            }
+            for row in await WebhookOutboxRepository(session).by_status(status, limit=limit)
+        ]
 
 
 async def bulk_users(

@@ -11,6 +11,7 @@ from consentry.domain.scopes import Scopes
 from consentry.domain.webhooks import OutboxStatus
 from consentry.storage.database import Transaction
 from consentry.storage.records import WebhookOutbox
+from consentry.storage.webhooks import WebhookOutboxRepository
 
 if TYPE_CHECKING:
     from consentry.runtime import Runtime
@@ -49,7 +50,7 @@ async def enqueue(
             "scopes": scopes.as_list(),
         },
     }
-    session.add(
+    WebhookOutboxRepository(session).add(
         WebhookOutbox(
             id=outbox_id,
             client_id=client.id,

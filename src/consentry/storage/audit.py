@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.scopes import Scopes
@@ -84,3 +84,26 @@ class AuditRepository:
             details=details,
         )
         await self._session.execute(insert(AuditEvent).values(row[1]))
+
+    async def page(
+        self,
+        *,
+        event_type: str | None,
+        user_id: uuid.UUID | None,
+        client_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[int, list[AuditEvent]]:
+        """How many events match the filters (they combine), and one page of them, newest first."""
+        conditions = []
+        if event_type:
+            conditions.append(AuditEvent.event_type == event_type)
+        if user_id:
+            conditions.append(AuditEvent.user_id == user_id)
+        if client_id:
+            conditions.append(AuditEvent.client_id == client_id)
+        total = await self._session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))
+        events = await self._session.scalars(
+            select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
+        )
+        return int(total or 0), list(events)

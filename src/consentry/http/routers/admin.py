@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import Field
-from sqlalchemy import func, select
 from starlette.responses import Response
 
 from consentry.domain.accounts import BulkAction
@@ -15,10 +14,8 @@ from consentry.domain.webhooks import OutboxStatus
 from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
-from consentry.services.admin import bulk_users, statistics
+from consentry.services.admin import audit_trail, bulk_users, statistics, webhook_deliveries
 from consentry.services.consents import revoke_consent
-from consentry.services.export import audit_entry
-from consentry.storage.records import AuditEvent, WebhookOutbox
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=answers(401, 403))
 
@@ -36,24 +33,9 @@ async def audit(
     client_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JSONResponse:
     """Newest first; filters combine."""
-    conditions = []
-    if event_type:
-        conditions.append(AuditEvent.event_type == event_type)
-    if user_id:
-        conditions.append(AuditEvent.user_id == user_id)
-    if client_id:
-        conditions.append(AuditEvent.client_id == client_id)
-    async with runtime.database.read_only() as session:
-        total = await session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))
-        events = await session.scalars(
-            select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
-        )
-        body = {
-            "events": [audit_entry(e) for e in events],
-            "total": total or 0,
-            "limit": limit,
-            "offset": offset,
-        }
+    body = await audit_trail(
+        runtime, event_type=event_type, user_id=user_id, client_id=client_id, limit=limit, offset=offset
+    )
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
@@ -65,28 +47,7 @@ async def webhooks(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JSONResponse:
     """Webhook deliveries by state; ``dead`` ones gave up after 24 hours of retries."""
-    async with runtime.database.read_only() as session:
-        rows = await session.scalars(
-            select(WebhookOutbox)
-            .where(WebhookOutbox.status == OutboxStatus(status))
-            .order_by(WebhookOutbox.created_at.desc())
-            .limit(limit)
-        )
-        body = {
-            "webhooks": [
-                {
-                    "id": row.payload.get("id"),
-                    "client_id": row.client_id,
-                    "type": row.event_type,
-                    "status": row.status.value,
-                    "attempts": row.attempts,
-                    "last_error": row.last_error,
-                    "created_at": row.created_at.isoformat(),
-                    "next_attempt_at": row.next_attempt_at.isoformat(),
-                }
-                for row in rows
-            ]
-        }
+    body = {"webhooks": await webhook_deliveries(runtime, OutboxStatus(status), limit=limit)}
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
