@@ -16,7 +16,7 @@ from consentry.domain.scopes import Scopes
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.group_commit import WriteUnit
 from consentry.storage.tables import AuditEvent, Consent, ConsentHistory, RefreshToken
-from consentry.storage.tokens import REFRESH_TOKENS, token_row
+from consentry.storage.tokens import token_row
 from tests.oauth import authorize_params, make_app, make_person, tokens_for
 
 API = "/api/v1/oauth2/consents"
@@ -117,7 +117,7 @@ async def test_a_revocation_that_postgresql_aborts_to_break_a_deadlock_runs_agai
     await tokens_for(http, runtime, app, person, scope="openid profile email")
     now = utcnow()
     unconsented = token_row(
-        REFRESH_TOKENS,
+        "refresh",
         token_hash=token_hash(uuid.uuid4().hex),
         client_id=app.client_id,
         user_id=person.user_id,

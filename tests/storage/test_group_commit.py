@@ -24,11 +24,9 @@ from consentry.storage.consents import LIVE_CONSENT
 from consentry.storage.group_commit import Claim, ClaimLost, WriteUnit
 from consentry.storage.tables import AccessToken, AuditEvent, AuthorizationCode, Consent
 from consentry.storage.tokens import (
-    ACCESS_TOKENS,
     AUTHORIZATION_CODES,
     CODE_USE,
     REFRESH_ROTATION,
-    REFRESH_TOKENS,
     token_row,
 )
 from tests.oauth import App, Person, make_app, make_person
@@ -141,7 +139,7 @@ async def write_refresh_token(runtime: Runtime, app: App, person: Person, consen
     now = utcnow()
     digest = token_hash(uuid.uuid4().hex)
     row = token_row(
-        REFRESH_TOKENS,
+        "refresh",
         token_hash=digest,
         client_id=app.client_id,
         user_id=person.user_id,
@@ -292,7 +290,7 @@ async def test_a_unit_that_cannot_be_written_fails_alone(runtime: Runtime) -> No
 
     def token(client_id: str) -> WriteUnit:
         row = token_row(
-            ACCESS_TOKENS,
+            "access",
             token_hash=token_hash(uuid.uuid4().hex),
             client_id=client_id,
             scopes=Scopes(),
@@ -372,7 +370,7 @@ async def test_rows_alone_are_one_statement_outside_a_transaction_block_on_postg
 
     def issued(n: int) -> WriteUnit:
         row = token_row(
-            ACCESS_TOKENS,
+            "access",
             token_hash=token_hash(f"one statement {n}"),
             client_id=app.client_id,
             scopes=Scopes.parse("openid email"),

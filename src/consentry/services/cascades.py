@@ -28,7 +28,7 @@ async def delete_client(
     """
     registered = await runtime.clients.get(client_id)  # as it was: its consents' webhooks go to it
     async with runtime.database.unit_of_work() as session:
-        client = await ClientRepository(session).get_for_update(client_id)
+        client = await ClientRepository(session).get_record(client_id, for_update=True)
         if client is None or client.deleted_at is not None:
             raise NotFoundError("no such client")
         if by is not None and not by.is_admin and client.owner_id != by.user_id:

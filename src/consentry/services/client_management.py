@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 
 from consentry.crypto.hashing import new_secret
 from consentry.domain.clients import (
@@ -25,6 +24,7 @@ from consentry.runtime import Runtime
 from consentry.services.clients import IssuedClient, new_webhook_secret, register_client
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.clients import ClientRepository
 from consentry.storage.database import Transaction
 from consentry.storage.records import Client
 
@@ -159,7 +159,7 @@ async def create_client(
             now=now,
             owner_id=owner.user_id,
         )
-        client = await session.get(Client, issued.client_id)
+        client = await ClientRepository(session).get_record(issued.client_id)
         assert client is not None
         await AuditRepository(session).record(
             "client_created",
@@ -173,7 +173,7 @@ async def create_client(
 
 
 async def _owned(session: Transaction, client_id: str, by: SignedIn, *, for_update: bool = False) -> Client:
-    client = await session.get(Client, client_id, with_for_update=for_update)
+    client = await ClientRepository(session).get_record(client_id, for_update=for_update)
     if client is None or client.deleted_at is not None or (client.owner_id != by.user_id and not by.is_admin):
         raise NotFoundError("no such client")
     return client
@@ -181,12 +181,7 @@ async def _owned(session: Transaction, client_id: str, by: SignedIn, *, for_upda
 
 async def list_clients(runtime: Runtime, owner: SignedIn) -> list[dict[str, Any]]:
     async with runtime.database.read_only() as session:
-        rows = await session.scalars(
-            select(Client)
-            .where(Client.owner_id == owner.user_id, Client.deleted_at.is_(None))
-            .order_by(Client.created_at)
-        )
-        return [describe(client) for client in rows]
+        return [describe(client) for client in await ClientRepository(session).owned_by(owner.user_id)]
 
 
 async def read_client(runtime: Runtime, client_id: str, by: SignedIn) -> dict[str, Any]:

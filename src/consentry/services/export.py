@@ -11,10 +11,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
-
 from consentry.domain.consent import ConsentStatus
 from consentry.runtime import Runtime
+from consentry.storage.audit import AuditRepository
+from consentry.storage.consents import ConsentRepository
 from consentry.storage.records import AuditEvent, Client, Consent, ConsentHistory, Scope
 
 ConsentState = Literal["active", "revoked", "expired"]
@@ -85,27 +85,10 @@ async def export_consents(runtime: Runtime, user_id: uuid.UUID, *, now: datetime
     await runtime.keys.ensure_loaded(now=now)
     catalogue = await runtime.clients.scope_catalogue()
     async with runtime.database.read_only() as session:
-        rows = (
-            await session.execute(
-                select(Consent, Client)
-                .join(Client, Client.id == Consent.client_id)
-                .where(Consent.user_id == user_id)
-                .order_by(Consent.granted_at)
-            )
-        ).all()
-        history = list(
-            await session.scalars(
-                select(ConsentHistory).where(ConsentHistory.user_id == user_id).order_by(ConsentHistory.id)
-            )
-        )
-        events = list(
-            await session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.user_id == user_id)
-                .order_by(AuditEvent.id)
-                .limit(AUDIT_LIMIT)
-            )
-        )
+        records = ConsentRepository(session)
+        rows = await records.every_one_of(user_id)
+        history = await records.history_of(user_id)
+        events = await AuditRepository(session).events_of(user_id, limit=AUDIT_LIMIT)
     by_consent: dict[uuid.UUID | None, list[ConsentHistory]] = {}
     for entry in history:
         by_consent.setdefault(entry.consent_id, []).append(entry)

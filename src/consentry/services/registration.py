@@ -22,7 +22,8 @@ from consentry.ids import new_clustered_id
 from consentry.runtime import Runtime
 from consentry.services.users import check_password_policy, create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin
-from consentry.storage.records import RegistrationRequest
+from consentry.storage.consents import ConsentRepository
+from consentry.storage.registrations import RegistrationLedger
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ async def register_sync(
             phone=applicant.phone,
             password_hash=password_hash,
         )
-        session.add(terms_accepted(user.id, origin=origin, now=now))
+        await ConsentRepository(session).add_history(terms_accepted(user.id, origin=origin, now=now))
         await AuditRepository(session).record(
             "user_registered", now=now, origin=origin, user_id=user.id, details={"via": "register-sync"}
         )
@@ -120,8 +121,7 @@ async def registration_status(runtime: Runtime, request_id: str) -> dict[str, An
         key = uuid.UUID(request_id)
     except ValueError:
         raise NotFoundError("no such registration request") from None
-    async with runtime.database.read_only() as session:
-        row = await session.get(RegistrationRequest, key)
+    row = await RegistrationLedger(runtime.database).find(key)
     if row is None:
         raise NotFoundError("no such registration request")
     body: dict[str, Any] = {"request_id": str(row.id), "status": row.status.value}

@@ -12,10 +12,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import Table
-from sqlalchemy.sql import Executable
+from typing import Any, Literal
 
 from consentry.crypto.hashing import new_token, token_hash
 from consentry.domain import pkce
@@ -37,12 +34,10 @@ from consentry.errors import (
 from consentry.infrastructure.subjects import PseudonymRecord
 from consentry.runtime import Runtime
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
-from consentry.storage.group_commit import Claim, ClaimLost, Row, WriteUnit
+from consentry.storage.group_commit import Claim, ClaimLost, Row, Statement, WriteUnit
 from consentry.storage.tokens import (
-    ACCESS_TOKENS,
     CODE_USE,
     REFRESH_ROTATION,
-    REFRESH_TOKENS,
     CodeRecord,
     TokenRecord,
     TokenRepository,
@@ -265,7 +260,7 @@ async def _client_credentials(
     access = new_token()
     lifetime = runtime.lifetimes.access_token
     token = token_row(
-        ACCESS_TOKENS,
+        "access",
         token_hash=token_hash(access),
         client_id=client.id,
         scopes=scopes,
@@ -307,7 +302,7 @@ class IssuedTokens:
 
     response: dict[str, Any]
     rows: list[Row]
-    statements: list[Executable] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
     pseudonym: PseudonymRecord | None = None
 
     async def commit(self, runtime: Runtime, claim: Claim, audit: Row) -> bool:
@@ -335,9 +330,11 @@ async def _user_tokens(
     lifetimes = runtime.lifetimes
     access = new_token()
 
-    def person_token(table: Table, value: str, token_scopes: Scopes, expires_at: datetime) -> Row:
+    def person_token(
+        kind: Literal["access", "refresh"], value: str, token_scopes: Scopes, expires_at: datetime
+    ) -> Row:
         return token_row(
-            table,
+            kind,
             token_hash=token_hash(value),
             client_id=client.id,
             user_id=grant.user_id,
@@ -356,11 +353,11 @@ async def _user_tokens(
             "expires_in": int(lifetimes.access_token.total_seconds()),
             "scope": scopes.format(),
         },
-        rows=[person_token(ACCESS_TOKENS, access, scopes, now + lifetimes.access_token)],
+        rows=[person_token("access", access, scopes, now + lifetimes.access_token)],
     )
     if with_refresh and client.allows_grant(GRANT_REFRESH_TOKEN):
         refresh = new_token()
-        issued.rows.append(person_token(REFRESH_TOKENS, refresh, grant.scopes, now + lifetimes.refresh_token))
+        issued.rows.append(person_token("refresh", refresh, grant.scopes, now + lifetimes.refresh_token))
         issued.response["refresh_token"] = refresh
     if OPENID in scopes:
         subject, issued.pseudonym = await runtime.subjects.pseudonym(grant.user_id, client, now=now)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
 
 from consentry.crypto.hashing import imported_hash_format
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
@@ -24,7 +23,7 @@ from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
 from consentry.pipeline.writer import TAKEN
 from consentry.runtime import Runtime
-from consentry.storage.records import RegistrationRequest
+from consentry.storage.registrations import RegistrationLedger
 
 CHUNK = 1000
 TRUE = {"1", "true", "yes", "y", "t"}
@@ -109,43 +108,19 @@ async def import_file(
     consumer = RegistrationConsumer(
         runtime.database, runtime.registrations, runtime.settings, runtime.pipeline_metrics
     )
-    while await _open(runtime, request_ids):
+    ledger = RegistrationLedger(runtime.database)
+    while await ledger.count_processing(request_ids):
         if not await consumer.step():
             await consumer.drain()
-    await _tally(runtime, request_ids, report)
+    _tally(await ledger.outcomes(request_ids), report)
     return report
 
 
-async def _open(runtime: Runtime, ids: list[uuid.UUID]) -> int:
-    total = 0
-    async with runtime.database.read_only() as session:
-        for start in range(0, len(ids), CHUNK):
-            total += int(
-                await session.scalar(
-                    select(func.count())
-                    .select_from(RegistrationRequest)
-                    .where(
-                        RegistrationRequest.id.in_(ids[start : start + CHUNK]),
-                        RegistrationRequest.status == RegistrationStatus.PROCESSING,
-                    )
-                )
-                or 0
-            )
-    return total
-
-
-async def _tally(runtime: Runtime, ids: list[uuid.UUID], report: ImportReport) -> None:
-    async with runtime.database.read_only() as session:
-        for start in range(0, len(ids), CHUNK):
-            rows = await session.execute(
-                select(RegistrationRequest.status, RegistrationRequest.error).where(
-                    RegistrationRequest.id.in_(ids[start : start + CHUNK])
-                )
-            )
-            for status, error in rows:
-                if status == RegistrationStatus.COMPLETED:
-                    report.imported += 1
-                elif error == TAKEN:
-                    report.duplicates += 1
-                else:
-                    report.failed += 1
+def _tally(outcomes: list[tuple[RegistrationStatus, str | None]], report: ImportReport) -> None:
+    for status, error in outcomes:
+        if status == RegistrationStatus.COMPLETED:
+            report.imported += 1
+        elif error == TAKEN:
+            report.duplicates += 1
+        else:
+            report.failed += 1

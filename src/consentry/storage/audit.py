@@ -107,3 +107,8 @@ class AuditRepository:
             select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
         )
         return int(total or 0), list(events)
+
+    async def events_of(self, user_id: uuid.UUID, *, limit: int) -> list[AuditEvent]:
+        """The person's first ``limit`` audit events, in the order they happened."""
+        events = select(AuditEvent).where(AuditEvent.user_id == user_id).order_by(AuditEvent.id).limit(limit)
+        return list(await self._session.scalars(events))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +25,18 @@ class ClientRepository:
             select(Client).where(Client.id == client_id, Client.deleted_at.is_(None))
         )
 
-    async def get_for_update(self, client_id: str) -> Client | None:
-        """The client's record, locked, soft-deleted or not."""
-        return await self._session.get(Client, client_id, with_for_update=True)
+    async def get_record(self, client_id: str, *, for_update: bool = False) -> Client | None:
+        """The client's record, soft-deleted or not; locked if ``for_update``."""
+        return await self._session.get(Client, client_id, with_for_update=for_update)
+
+    async def owned_by(self, owner_id: uuid.UUID) -> list[Client]:
+        """The person's live clients, oldest first."""
+        owned = (
+            select(Client)
+            .where(Client.owner_id == owner_id, Client.deleted_at.is_(None))
+            .order_by(Client.created_at)
+        )
+        return list(await self._session.scalars(owned))
 
     async def known_scope_names(self) -> frozenset[str]:
         return frozenset(await self._session.scalars(select(Scope.name)))

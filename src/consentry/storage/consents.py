@@ -156,6 +156,21 @@ class ConsentRepository:
             )
         )
 
+    async def every_one_of(self, user_id: uuid.UUID) -> list[tuple[Consent, Client]]:
+        """Every consent record of the person (active, revoked, expired), oldest first, each with its app."""
+        rows = await self._session.execute(
+            select(Consent, Client)
+            .join(Client, Client.id == Consent.client_id)
+            .where(Consent.user_id == user_id)
+            .order_by(Consent.granted_at)
+        )
+        return [(consent, client) for consent, client in rows.tuples()]
+
+    async def history_of(self, user_id: uuid.UUID) -> list[ConsentHistory]:
+        """The person's consent history, in the order it happened."""
+        history = select(ConsentHistory).where(ConsentHistory.user_id == user_id).order_by(ConsentHistory.id)
+        return list(await self._session.scalars(history))
+
     async def live_with_clients(self, user_id: uuid.UUID, *, now: datetime) -> list[tuple[Consent, Client]]:
         """The person's consents that still let an app in (active, not expired, app not deleted), newest
         first, each with its app."""

@@ -48,6 +48,7 @@ _TABLE_ORDER = {table: position for position, table in enumerate(Base.metadata.s
 
 
 Row = tuple[Table, dict[str, Any]]  # a table and the values of one row to insert into it
+Statement = Executable  # a statement a port built, run with a unit's rows (a consent's last use, say)
 
 
 async def add_rows(session: AsyncSession, *rows: Row) -> None:
@@ -93,7 +94,7 @@ class WriteUnit:
 
     rows: Sequence[Row] = ()
     claim: Claim | None = None
-    statements: Sequence[Executable] = field(default_factory=tuple)
+    statements: Sequence[Statement] = field(default_factory=tuple)
 
 
 def marked_once(

@@ -6,16 +6,51 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, select, update
 
 from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.storage.database import Database
 from consentry.storage.tables import RegistrationRequest
 
+CHUNK = 1000  # request ids per statement
+
 
 class RegistrationLedger:
     def __init__(self, database: Database) -> None:
         self._database = database
+
+    async def find(self, request_id: uuid.UUID) -> RegistrationRequest | None:
+        async with self._database.read_only() as session:
+            return await session.get(RegistrationRequest, request_id)
+
+    async def count_processing(self, request_ids: Sequence[uuid.UUID]) -> int:
+        """How many of these requests are still being processed."""
+        total = 0
+        async with self._database.read_only() as session:
+            for start in range(0, len(request_ids), CHUNK):
+                processing = (
+                    select(func.count())
+                    .select_from(RegistrationRequest)
+                    .where(
+                        RegistrationRequest.id.in_(request_ids[start : start + CHUNK]),
+                        RegistrationRequest.status == RegistrationStatus.PROCESSING,
+                    )
+                )
+                total += int(await session.scalar(processing) or 0)
+        return total
+
+    async def outcomes(self, request_ids: Sequence[uuid.UUID]) -> list[tuple[RegistrationStatus, str | None]]:
+        """Each request's status and error (if it failed)."""
+        found: list[tuple[RegistrationStatus, str | None]] = []
+        async with self._database.read_only() as session:
+            for start in range(0, len(request_ids), CHUNK):
+                rows = await session.execute(
+                    select(RegistrationRequest.status, RegistrationRequest.error).where(
+                        RegistrationRequest.id.in_(request_ids[start : start + CHUNK])
+                    )
+                )
+                found.extend(rows.tuples())
+        return found
 
     async def record_published(
         self, messages: Sequence[RegistrationMessage], *, now: datetime, keep_hash: bool

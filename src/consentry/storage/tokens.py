@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import ColumnElement, Table, bindparam, null, or_, select, update
 from sqlalchemy.engine import CursorResult
@@ -33,7 +33,7 @@ AUTHORIZATION_CODES: Table = AuthorizationCode.__table__  # type: ignore[assignm
 
 
 def token_row(
-    table: Table,
+    kind: Literal["access", "refresh"],
     *,
     token_hash: bytes,
     client_id: str,
@@ -46,7 +46,7 @@ def token_row(
     auth_time: datetime | None = None,
 ) -> tuple[Table, dict[str, Any]]:
     """An access or refresh token as a row to insert (group-committed: no ORM object on the hot path)."""
-    return table, {
+    return ACCESS_TOKENS if kind == "access" else REFRESH_TOKENS, {
         "token_hash": token_hash,
         "client_id": client_id,
         "user_id": user_id,
