@@ -11,7 +11,7 @@ from sqlalchemy import event
 
 from consentry.infrastructure.subjects import SubjectService
 from consentry.runtime import Runtime, utcnow
-from consentry.storage.keys import PseudonymVersionRepository
+from consentry.storage.pseudonyms import PseudonymVersionRepository
 from tests.oauth import make_app
 
 

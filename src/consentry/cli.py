@@ -386,13 +386,11 @@ def users_bulk(
     email: Annotated[list[str], typer.Option("--email", help="An account, by email (repeatable).")],
 ) -> None:
     """Soft delete, restore, or set verification on many accounts, one statement per table."""
-    from sqlalchemy import select
-
     from consentry.domain.accounts import BulkAction
     from consentry.domain.identifiers import normalise_email
     from consentry.services.admin import bulk_users
     from consentry.storage.audit import RequestOrigin
-    from consentry.storage.records import User
+    from consentry.storage.users import UserRepository
 
     allowed = ("soft_delete", "restore", "verify_email", "unverify_email", "verify_phone", "unverify_phone")
     chosen = action.replace("-", "_")
@@ -404,7 +402,7 @@ def users_bulk(
     async def _bulk(runtime: Runtime) -> tuple[int, int]:
         emails = [normalise_email(e) for e in email]
         async with runtime.database.read_only() as session:
-            ids = list(await session.scalars(select(User.id).where(User.email.in_(emails))))
+            ids = await UserRepository(session).ids_by_email(emails)
         affected = await bulk_users(
             runtime,
             cast("BulkAction", chosen),

@@ -22,11 +22,11 @@ from consentry.infrastructure.consent_usage import ConsentUsage
 from consentry.infrastructure.rate_limits import Policy, RateLimiter, RedisUnderWay, storage_for
 from consentry.infrastructure.subjects import SubjectService
 from consentry.pipeline.consumer import Doorbell, PipelineMetrics, Transport
-from consentry.pipeline.db_transport import DatabaseTransport
 from consentry.settings import Settings
 from consentry.storage.consents import ActiveConsentLookup
 from consentry.storage.database import Database
 from consentry.storage.group_commit import GroupCommitter
+from consentry.storage.registration_queue import DatabaseTransport
 from consentry.storage.sessions import SessionLookup
 from consentry.storage.tokens import TokenLookup
 

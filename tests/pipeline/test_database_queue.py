@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import event, text
 
 from consentry.domain.registration import RegistrationMessage
-from consentry.pipeline.db_transport import DatabaseTransport
-from consentry.pipeline.writer import write_batch
 from consentry.runtime import Runtime, utcnow
 from consentry.storage.database import Database
+from consentry.storage.registration_queue import DatabaseTransport
+from consentry.storage.registration_writes import write_batch
 
 HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"
 

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from consentry.domain.registration import RegistrationMessage
 from consentry.pipeline.redis_transport import RedisStreamsTransport
-from consentry.pipeline.writer import write_batch
 from consentry.runtime import Runtime, utcnow
 from consentry.settings import Settings
+from consentry.storage.registration_writes import write_batch
 from consentry.storage.tables import RegistrationRequest, User
 from tests.conftest import make_settings
 from tests.pipeline_helpers import run_pipeline

@@ -161,7 +161,7 @@ async def test_ten_thousand_registrations_complete_exactly_once(runtime: Runtime
     assert by_status == {"completed": 10_000}
     await runtime.registrations.publish([], now=utcnow())
     # Redelivery of every message (as after a consumer crash) creates nothing new.
-    from consentry.pipeline.writer import write_batch
+    from consentry.storage.registration_writes import write_batch
 
     again = await write_batch(runtime.database, messages[:1000], now=utcnow())
     assert (again.completed, again.skipped) == (0, 1000)
@@ -200,7 +200,7 @@ async def test_status_of_unknown_requests(http: httpx.AsyncClient) -> None:
 async def test_a_written_batch_reads_back_as_the_model_says(runtime: Runtime) -> None:
     """On PostgreSQL the writer uses COPY, outside SQLAlchemy's types: every value must read back the same."""
     from consentry.domain.accounts import UserStatus
-    from consentry.pipeline.writer import write_batch
+    from consentry.storage.registration_writes import write_batch
     from consentry.storage.tables import AuditEvent, ConsentHistory
 
     request_id = uuid.uuid4()

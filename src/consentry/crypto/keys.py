@@ -18,8 +18,8 @@ from consentry.crypto.secret_box import SecretBox
 from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS
 from consentry.single_flight import SingleFlight
 from consentry.storage.database import Database
-from consentry.storage.keys import SigningKeyRepository
 from consentry.storage.records import SigningKey
+from consentry.storage.signing_keys import SigningKeyRepository
 
 CLOCK_SKEW = timedelta(minutes=5)
 

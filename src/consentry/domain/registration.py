@@ -7,6 +7,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+# Why a registration failed when its email or phone belongs to an account already.
+TAKEN = "an account with this identifier already exists"
+
 
 @dataclass(frozen=True, slots=True)
 class RegistrationMessage:

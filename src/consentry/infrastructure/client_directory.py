@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
-
 from consentry.domain.clients import RegisteredClient
 from consentry.single_flight import SingleFlight
 from consentry.storage.clients import ClientRepository
@@ -82,7 +80,7 @@ class ClientDirectory:
 
     async def _load_catalogue(self) -> dict[str, Scope]:
         async with self._database.read_only() as session:
-            scopes = {scope.name: scope for scope in await session.scalars(select(Scope))}
+            scopes = await ClientRepository(session).scopes()
         self._scopes = (scopes, time.monotonic())
         return scopes
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update
-
-from consentry.storage.consents import last_used_update
+from consentry.storage.consents import ConsentRepository, last_used_update
 from consentry.storage.database import Transaction
+from consentry.storage.group_commit import Statement
 
 
 class ConsentUsage:
@@ -23,7 +22,7 @@ class ConsentUsage:
         self._max_entries = max_entries
         self._recent: dict[uuid.UUID, datetime] = {}
 
-    def due(self, consent_id: uuid.UUID, *, now: datetime) -> Update | None:
+    def due(self, consent_id: uuid.UUID, *, now: datetime) -> Statement | None:
         """The UPDATE to run with this request's writes, or None when the consent was touched lately."""
         last = self._recent.get(consent_id)
         if last is not None and now - last < self._granularity:
@@ -36,4 +35,4 @@ class ConsentUsage:
     async def record(self, session: Transaction, consent_id: uuid.UUID, *, now: datetime) -> None:
         statement = self.due(consent_id, now=now)
         if statement is not None:
-            await session.execute(statement)
+            await ConsentRepository(session).run(statement)

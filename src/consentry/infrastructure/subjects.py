@@ -12,11 +12,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql import Executable
-
 from consentry.crypto.hashing import derive_key
 from consentry.domain import pairwise
 from consentry.domain.clients import RegisteredClient
@@ -24,10 +19,13 @@ from consentry.domain.pairwise import PseudonymVersionState
 from consentry.errors import ConfigurationError
 from consentry.single_flight import SingleFlight
 from consentry.storage.database import Database, Transaction
-from consentry.storage.keys import PseudonymVersionRepository
-from consentry.storage.records import Pseudonym, PseudonymVersion
-
-RESOLVABLE = (PseudonymVersionState.ACTIVE, PseudonymVersionState.RETIRING)
+from consentry.storage.group_commit import Statement
+from consentry.storage.pseudonyms import (
+    PseudonymRepository,
+    PseudonymVersionRepository,
+    pseudonym_insert,
+)
+from consentry.storage.records import PseudonymVersion
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +38,7 @@ class VersionKey:
 class PseudonymRecord:
     """The insert that records a pseudonym (idempotent), and what this process remembers once it is done."""
 
-    statement: Executable
+    statement: Statement
     marker: tuple[str, int, uuid.UUID]
 
 
@@ -106,7 +104,7 @@ class SubjectService:
         """The ``sub`` for ``client``; a pairwise pseudonym is recorded so it can be resolved back."""
         value, record = await self.pseudonym(user_id, client, now=now, session=session)
         if record is not None:
-            await session.execute(record.statement)
+            await PseudonymRepository(session).record(record.statement)
             self.remember(record)
         return value
 
@@ -129,12 +127,15 @@ class SubjectService:
         value = pairwise.pseudonym(active.key, client.sector, user_id)
         if (client.sector, active.version, user_id) in self._stored:
             return value, None
-        insert = pg_insert if self._database.dialect == "postgresql" else sqlite_insert
-        statement = insert(Pseudonym).values(
-            sector=client.sector, version=active.version, user_id=user_id, pseudonym=value, created_at=now
+        statement = pseudonym_insert(
+            self._database.dialect,
+            sector=client.sector,
+            version=active.version,
+            user_id=user_id,
+            pseudonym=value,
+            now=now,
         )
-        marker = (client.sector, active.version, user_id)
-        return value, PseudonymRecord(statement.on_conflict_do_nothing(), marker)
+        return value, PseudonymRecord(statement, (client.sector, active.version, user_id))
 
     def remember(self, record: PseudonymRecord) -> None:
         """``record`` is committed: this process need not write it again."""
@@ -144,15 +145,7 @@ class SubjectService:
 
     async def resolve(self, session: Transaction, sector: str, subject: str) -> uuid.UUID | None:
         """The user behind a pseudonym of an active or retiring version (both resolve during a migration)."""
-        return await session.scalar(
-            select(Pseudonym.user_id)
-            .join(PseudonymVersion, PseudonymVersion.version == Pseudonym.version)
-            .where(
-                Pseudonym.sector == sector.lower(),
-                Pseudonym.pseudonym == subject,
-                PseudonymVersion.state.in_(RESOLVABLE),
-            )
-        )
+        return await PseudonymRepository(session).resolve(sector, subject)
 
     async def rotate(self, *, now: datetime) -> int:
         """Start a new version; the previous active one becomes retiring, an older retiring one retires."""

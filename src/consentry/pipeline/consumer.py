@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from consentry.domain.batching import Batcher, BatchPolicy, Flush, idle_wait
 from consentry.domain.registration import RegistrationMessage
-from consentry.pipeline.writer import write_batch
 from consentry.settings import Settings
 from consentry.storage.database import Database
+from consentry.storage.registration_writes import write_batch
 
 log = logging.getLogger(__name__)
 

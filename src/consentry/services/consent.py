@@ -14,7 +14,7 @@ from consentry.domain.scopes import Scopes
 from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, to_stored
-from consentry.storage.database import Transaction
+from consentry.storage.database import Transaction, savepoint
 from consentry.storage.records import Consent
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ async def record_consent(
     confined to a savepoint so the code can still be issued in the same transaction.
     """
     try:
-        async with session.begin_nested():
+        async with savepoint(session):
             consent_id, action, scopes = await _record(
                 session, user_id, client, requested, granted, ttl, now, origin, actor
             )
@@ -86,9 +86,7 @@ async def _record(
         action = "merged" if merged.scopes != before else "renewed"
     else:
         if existing is not None:  # past its expiry: close it, keep it as history
-            existing.status = ConsentStatus.EXPIRED
-            existing.updated_at = now
-            await session.flush()
+            await consents.close_expired(existing, now=now)
         record = await consents.add(
             Consent(
                 user_id=user_id,

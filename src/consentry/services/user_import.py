@@ -18,10 +18,9 @@ import orjson
 
 from consentry.crypto.hashing import imported_hash_format
 from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
-from consentry.domain.registration import RegistrationMessage, RegistrationStatus
+from consentry.domain.registration import TAKEN, RegistrationMessage, RegistrationStatus
 from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
-from consentry.pipeline.writer import TAKEN
 from consentry.runtime import Runtime
 from consentry.storage.registrations import RegistrationLedger
 

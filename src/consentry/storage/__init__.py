@@ -1,1 +1,6 @@
-"""Storage: typed tables, the async engine and unit of work, and one repository per aggregate."""
+"""Storage: the only package that speaks SQL.
+
+One port per aggregate (``users``, ``clients``, ``consents``, ``tokens``, ``sessions``, ``audit``, ``webhooks``,
+``pseudonyms``, ``signing_keys``, ``registrations``), the records they hand out (``records``), the engine and
+unit of work (``database``), and the machinery behind the hot paths (``group_commit``, ``batched_reads``).
+"""

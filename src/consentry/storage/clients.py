@@ -38,5 +38,9 @@ class ClientRepository:
         )
         return list(await self._session.scalars(owned))
 
+    async def scopes(self) -> dict[str, Scope]:
+        """The scope catalogue by name."""
+        return {scope.name: scope for scope in await self._session.scalars(select(Scope))}
+
     async def known_scope_names(self) -> frozenset[str]:
         return frozenset(await self._session.scalars(select(Scope.name)))

@@ -16,7 +16,7 @@ from consentry.domain.consent import ConsentStatus, StoredConsent
 from consentry.domain.scopes import Scopes
 from consentry.storage.audit import RequestOrigin
 from consentry.storage.batched_reads import BatchedReader
-from consentry.storage.group_commit import claim_kind
+from consentry.storage.group_commit import Statement, claim_kind
 from consentry.storage.key_lists import by_keys
 from consentry.storage.tables import Client, Consent, ConsentHistory
 
@@ -142,6 +142,10 @@ class ConsentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def run(self, statement: Statement) -> None:
+        """A statement another port built for this aggregate (``last_used_update``), in this transaction."""
+        await self._session.execute(statement)
+
     async def count_active(self, which: ConsentsOf) -> int:
         counted = select(func.count()).select_from(Consent).where(which.where())
         return int(await self._session.scalar(counted) or 0)
@@ -259,6 +263,12 @@ class ConsentRepository:
             )
             .with_for_update()
         )
+
+    async def close_expired(self, consent: Consent, *, now: datetime) -> None:
+        """Mark a consent past its expiry as expired before a new one for the same app takes its place."""
+        consent.status = ConsentStatus.EXPIRED
+        consent.updated_at = now
+        await self._session.flush()
 
     async def add(self, consent: Consent) -> Consent:
         self._session.add(consent)

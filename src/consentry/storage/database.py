@@ -40,6 +40,14 @@ P = ParamSpec("P")
 # speak to it.
 Transaction: TypeAlias = AsyncSession
 
+
+@asynccontextmanager
+async def savepoint(transaction: Transaction) -> AsyncIterator[None]:
+    """A part of ``transaction`` that, if it raises, is undone alone (SQL SAVEPOINT)."""
+    async with transaction.begin_nested():
+        yield
+
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 _SQLITE_CONNECT = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
 _holds_write_lock: contextvars.ContextVar[bool] = contextvars.ContextVar(

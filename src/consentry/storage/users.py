@@ -48,6 +48,10 @@ class UserRepository:
     async def get_user(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
         return await self._session.get(User, user_id, with_for_update=for_update)
 
+    async def ids_by_email(self, emails: Sequence[str]) -> list[uuid.UUID]:
+        """The accounts (any status) holding these emails."""
+        return list(await self._session.scalars(select(User.id).where(User.email.in_(emails))))
+
     async def find_active(self, kind: str, value: str) -> User | None:
         """The active account whose ``kind`` identifier (email or phone) is ``value``."""
         return await self._session.scalar(select(User).where(active_account(User, kind, value)))

@@ -17,8 +17,8 @@ from sqlalchemy.sql.dml import ReturningUpdate
 
 from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.storage.database import Database
-from consentry.storage.records import RegistrationRequest
 from consentry.storage.registrations import RegistrationLedger
+from consentry.storage.tables import RegistrationRequest
 
 _QUEUE = RegistrationRequest
 # Due: waiting, its time come, and not claimed by a consumer whose lease still runs.

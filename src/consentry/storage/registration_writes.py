@@ -30,14 +30,12 @@ from sqlalchemy.types import TypeEngine
 from sqlalchemy.util.concurrency import await_
 
 from consentry.domain.accounts import UserStatus
-from consentry.domain.registration import RegistrationMessage, RegistrationStatus
+from consentry.domain.registration import TAKEN, RegistrationMessage, RegistrationStatus
 from consentry.ids import new_clustered_id
 from consentry.storage.bulk import bind_encoders, encoded_rows, insert_rows
 from consentry.storage.database import Database
 from consentry.storage.key_lists import one_of
-from consentry.storage.records import AuditEvent, ConsentHistory, RegistrationRequest, User, UserCredential
-
-TAKEN = "an account with this identifier already exists"
+from consentry.storage.tables import AuditEvent, ConsentHistory, RegistrationRequest, User, UserCredential
 
 
 class PoisonMessage(ValueError):
