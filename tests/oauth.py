@@ -16,7 +16,7 @@ from consentry.domain.clients import build_client_metadata
 from consentry.domain.pkce import s256_challenge
 from consentry.domain.scopes import Scopes
 from consentry.runtime import Runtime, utcnow
-from consentry.services.clients import register_client
+from consentry.services.client_registration import register_client
 from consentry.services.sessions import create_session
 from consentry.services.users import create_user
 

@@ -235,7 +235,7 @@ def client_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Register a client; prints client_id and, for confidential clients, client_secret (shown once)."""
-    from consentry.services.clients import register_client
+    from consentry.services.client_registration import register_client
 
     async def _create(runtime: Runtime) -> dict[str, Any]:
         async with runtime.database.unit_of_work() as session:
@@ -462,7 +462,7 @@ DEMO_PASSWORD = "consentry-demo"
 def demo() -> None:
     """Seed a demo user and client, and print a URL that walks through sign-in, consent and connected apps."""
     from consentry.http.routers.demo import DEMO_SCOPE, demo_redirect_uri
-    from consentry.services.clients import register_client
+    from consentry.services.client_registration import register_client
     from consentry.services.users import create_user
     from consentry.storage.users import UserRepository
 

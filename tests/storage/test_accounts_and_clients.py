@@ -12,7 +12,7 @@ from consentry.domain.clients import build_client_metadata
 from consentry.domain.scopes import Scopes
 from consentry.errors import ConflictError, InvalidRequestError
 from consentry.runtime import Runtime
-from consentry.services.clients import register_client
+from consentry.services.client_registration import register_client
 from consentry.services.users import create_user
 from consentry.storage.clients import ClientRepository
 from consentry.storage.tables import Client, UserCredential

@@ -44,6 +44,13 @@ def normalise_phone(raw: str) -> str:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+def account_identifiers(email: str | None, phone: str | None) -> tuple[str | None, str | None]:
+    """A new account's email and phone, normalised; it needs at least one of them (SPEC §3)."""
+    if not email and not phone:
+        raise InvalidIdentifier("an email or a phone number is required")
+    return (normalise_email(email) if email else None, normalise_phone(phone) if phone else None)
+
+
 def parse_identifier(raw: str) -> Identifier:
     """An email if it has an ``@``, else a phone number."""
     if not isinstance(raw, str) or not raw.strip() or len(raw) > 320:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from consentry.runtime import Runtime
 from consentry.services.accounts import purge_deleted_accounts
-from consentry.services.consents import end_consents
+from consentry.services.consent_endings import end_consents
 from consentry.storage.consents import ConsentRepository, ConsentsOf
 from consentry.storage.purges import Purge, count_due, delete_due, purges
 

@@ -9,7 +9,7 @@ from typing import Any
 from consentry.domain.accounts import BulkAction
 from consentry.domain.webhooks import OutboxStatus
 from consentry.runtime import Runtime
-from consentry.services.consents import end_all_consents
+from consentry.services.consent_endings import end_all_consents
 from consentry.services.export import audit_entry
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentsOf

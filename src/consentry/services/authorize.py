@@ -23,7 +23,7 @@ from consentry.domain.consent import ClientConsentPolicy, ConsentDecision, Store
 from consentry.domain.scopes import Scopes
 from consentry.domain.tokens import auth_too_old
 from consentry.runtime import Runtime
-from consentry.services.consent import consent_ttl, record_consent
+from consentry.services.consent_grants import consent_ttl, record_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import RequestOrigin, audit_row
 from consentry.storage.consents import LIVE_CONSENT, ConsentRepository, to_stored

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from consentry.domain.accounts import UserStatus
 from consentry.errors import ForbiddenError, NotFoundError
 from consentry.runtime import Runtime
-from consentry.services.consents import end_all_consents, revoke_consent
+from consentry.services.consent_endings import end_all_consents, revoke_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.clients import ClientRepository

@@ -21,7 +21,7 @@ from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM
 from consentry.errors import ConsentryError, ForbiddenError, NotFoundError
 from consentry.outbound import FetchRefused, fetch_document
 from consentry.runtime import Runtime
-from consentry.services.clients import IssuedClient, new_webhook_secret, register_client
+from consentry.services.client_registration import IssuedClient, new_webhook_secret, register_client
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.clients import ClientRepository

@@ -23,7 +23,7 @@ from consentry.services.authorize import (
     issue_code,
     validate,
 )
-from consentry.services.consent import consent_ttl, record_consent
+from consentry.services.consent_grants import consent_ttl, record_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
 

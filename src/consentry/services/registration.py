@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from consentry.crypto.hashing import HashingBusy
-from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
+from consentry.domain.identifiers import InvalidIdentifier, account_identifiers
 from consentry.domain.registration import RegistrationMessage
 from consentry.errors import ConsentryError, InvalidRequestError, NotFoundError, ServiceUnavailableError
 from consentry.ids import new_clustered_id
@@ -37,12 +37,8 @@ def validate(entry: dict[str, Any]) -> Applicant:
     """Raises :class:`InvalidRequestError` with a reason fit for the caller."""
     if entry.get("consent") is not True:
         raise InvalidRequestError("consent: true is required (acceptance of the terms)")
-    email, phone = entry.get("email"), entry.get("phone")
-    if not email and not phone:
-        raise InvalidRequestError("an email or a phone number is required")
     try:
-        email = normalise_email(email) if email else None
-        phone = normalise_phone(phone) if phone else None
+        email, phone = account_identifiers(entry.get("email"), entry.get("phone"))
     except InvalidIdentifier as exc:
         raise InvalidRequestError(str(exc)) from None
     password = entry.get("password")

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from consentry.crypto.hashing import imported_hash_format
-from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone
+from consentry.domain.identifiers import InvalidIdentifier, account_identifiers
 from consentry.domain.registration import TAKEN, RegistrationMessage, RegistrationStatus
 from consentry.ids import new_clustered_id
 from consentry.pipeline.consumer import RegistrationConsumer
@@ -61,12 +61,8 @@ def _flag(value: Any) -> bool:
 
 def to_message(row: dict[str, Any]) -> RegistrationMessage:
     """Raises ValueError with the reason the row cannot be imported."""
-    email, phone = (row.get("email") or "").strip() or None, (row.get("phone") or "").strip() or None
-    if not email and not phone:
-        raise ValueError("an email or a phone number is required")
     try:
-        email = normalise_email(email) if email else None
-        phone = normalise_phone(phone) if phone else None
+        email, phone = account_identifiers((row.get("email") or "").strip(), (row.get("phone") or "").strip())
     except InvalidIdentifier as exc:
         raise ValueError(str(exc)) from None
     password_hash = (row.get("password_hash") or "").strip()

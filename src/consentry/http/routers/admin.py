@@ -15,7 +15,7 @@ from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
 from consentry.services.admin import audit_trail, bulk_users, statistics, webhook_deliveries
-from consentry.services.consents import revoke_consent
+from consentry.services.consent_endings import revoke_consent
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=answers(401, 403))
 

@@ -11,7 +11,8 @@ from consentry.errors import InvalidScopeError
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
-from consentry.services.consents import active_consents, narrow_consent, revoke_consent
+from consentry.services.connected_apps import connected_apps
+from consentry.services.consent_endings import narrow_consent, revoke_consent
 from consentry.services.export import export_consents
 
 router = APIRouter(prefix="/api/v1/oauth2/consents", tags=["consents"], responses=answers(401))
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1/oauth2/consents", tags=["consents"], response
 
 @router.get("")
 async def list_consents(runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep) -> JSONResponse:
-    consents = await active_consents(runtime, signed_in.user_id, now=now)
+    consents = await connected_apps(runtime, signed_in.user_id, now=now)
     return JSONResponse(
         {
             "consents": [

@@ -20,7 +20,8 @@ from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid,
 from consentry.http.routers.auth import set_session_cookie
 from consentry.runtime import Runtime
 from consentry.services import signin
-from consentry.services.consents import active_consents, revoke_consent
+from consentry.services.connected_apps import connected_apps
+from consentry.services.consent_endings import revoke_consent
 from consentry.services.sessions import SESSION_COOKIE, SignedIn, end_session
 from consentry.storage.sessions import end_user_session, live_sessions
 from consentry.storage.users import UserRepository
@@ -217,7 +218,7 @@ async def apps_page(
 ) -> Response:
     if signed_in is None:
         return _need_sign_in()
-    apps = await active_consents(runtime, signed_in.user_id, now=now)
+    apps = await connected_apps(runtime, signed_in.user_id, now=now)
     catalogue = await runtime.clients.scope_catalogue()
     context = {
         "apps": apps,

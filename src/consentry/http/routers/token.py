@@ -10,7 +10,7 @@ from consentry.http.deps import form_values, request_context
 from consentry.http.openapi import form_body, json_content
 from consentry.http.responses import JSONResponse, error_response
 from consentry.http.schemas import answers
-from consentry.services.client_auth import authenticate_client, presented_credentials
+from consentry.services.client_authentication import authenticate_client, presented_credentials
 from consentry.services.introspection import introspect
 from consentry.services.revocation import revoke
 from consentry.services.token import exchange

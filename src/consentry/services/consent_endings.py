@@ -1,9 +1,9 @@
-"""The person's own consents: listing them and revoking one, with immediate effect (SPEC §4)."""
+"""Ending consents, with immediate effect: every path that does (the person, an admin, a client's or an
+account's deletion, expiry) goes through :func:`end_consents` (SPEC §4, §9); withdrawing some scopes too."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -18,38 +18,6 @@ from consentry.storage.consents import ConsentRepository, ConsentsOf, EndedConse
 from consentry.storage.database import Transaction, retrying_deadlocks
 from consentry.storage.records import AccessToken
 from consentry.storage.tokens import TokenRepository, live_tokens_of
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveConsent:
-    client_id: str
-    client_name: str
-    logo_uri: str | None
-    client_uri: str | None
-    scopes: Scopes
-    granted_at: datetime
-    last_used: datetime | None
-    expires_at: datetime
-
-
-async def active_consents(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) -> list[ActiveConsent]:
-    """Consents that still let an app in: active and not past their expiry, newest first."""
-    async with runtime.database.read_only() as session:
-        rows = await ConsentRepository(session).live_with_clients(user_id, now=now)
-        return [
-            ActiveConsent(
-                client.id,
-                client.name,
-                client.logo_uri,
-                client.client_uri,
-                consent.scopes,
-                consent.granted_at,
-                consent.last_used_at,
-                consent.expires_at,
-            )
-            for consent, client in rows
-        ]
-
 
 CONSENTS_PER_STATEMENT = 1000  # ended at once; more are ended by calling again
 
