@@ -25,6 +25,17 @@ REQUEST_PARAMETERS = (
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
     "code_challenge_method", "prompt", "max_age", "login_hint",
 )  # fmt: skip
+# What a pending request carries through sign-in (``oauth2_context``, SPEC §3) and back from the consent
+# screen: the parameters that decide what is granted and where it goes.
+PENDING_PARAMETERS = (
+    "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method", "nonce",
+)  # fmt: skip
+
+
+def pending_request(values: Mapping[str, Any]) -> dict[str, str]:
+    """The authorization request ``values`` (an ``oauth2_context``, a consent decision) stand for."""
+    present = {key: str(values[key]) for key in PENDING_PARAMETERS if values.get(key) is not None}
+    return {"response_type": "code", **present}
 
 
 class UnredirectableError(ValueError):

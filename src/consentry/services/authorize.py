@@ -46,13 +46,25 @@ class ValidatedRequest:
     request: az.AuthorizationRequest
 
 
-async def validate(runtime: Runtime, params: Mapping[str, str]) -> ValidatedRequest:
-    """Both validation stages; raises :class:`az.UnredirectableError` or :class:`az.RedirectableError`."""
+async def check_client(runtime: Runtime, params: Mapping[str, str]) -> tuple[RegisteredClient, str]:
+    """Stage one: the client and its redirect URI; :class:`az.UnredirectableError` if either is wrong."""
     client = await runtime.clients.get(params.get("client_id"))
-    az.check_client_and_redirect(client, params.get("redirect_uri"))
+    redirect_uri = az.check_client_and_redirect(client, params.get("redirect_uri"))
     assert client is not None
-    request = az.parse_request(params, client, known_scopes=await runtime.clients.known_scopes())
-    return ValidatedRequest(client, request)
+    return client, redirect_uri
+
+
+async def parse(
+    runtime: Runtime, client: RegisteredClient, params: Mapping[str, str]
+) -> az.AuthorizationRequest:
+    """Stage two, for a client that passed stage one: :class:`az.RedirectableError` if anything is wrong."""
+    return az.parse_request(params, client, known_scopes=await runtime.clients.known_scopes())
+
+
+async def validate(runtime: Runtime, params: Mapping[str, str]) -> ValidatedRequest:
+    """Both stages; raises :class:`az.UnredirectableError` or :class:`az.RedirectableError`."""
+    client, _ = await check_client(runtime, params)
+    return ValidatedRequest(client, await parse(runtime, client, params))
 
 
 def error_location(
@@ -81,14 +93,12 @@ async def authorize(
     """Run the pipeline; :class:`az.UnredirectableError` escapes for the router to show."""
     if repeated & {"client_id", "redirect_uri"}:
         raise az.UnredirectableError("invalid_request", "client_id and redirect_uri must not be repeated")
-    client = await runtime.clients.get(params.get("client_id"))
-    redirect_uri = az.check_client_and_redirect(client, params.get("redirect_uri"))
-    assert client is not None
+    client, redirect_uri = await check_client(runtime, params)
     try:
         if repeated & set(az.REQUEST_PARAMETERS):
             names = ", ".join(sorted(repeated & set(az.REQUEST_PARAMETERS)))
             raise az.RedirectableError("invalid_request", f"repeated parameter: {names}")
-        request = az.parse_request(params, client, known_scopes=await runtime.clients.known_scopes())
+        request = await parse(runtime, client, params)
     except az.RedirectableError as error:
         return AuthorizeOutcome("error", error_location(runtime, redirect_uri, error, safe_state(params)))
 
@@ -136,10 +146,11 @@ async def authorize(
             return ask_consent()
         return AuthorizeOutcome("code", _code_location(runtime, request, code))
     async with runtime.database.unit_of_work() as session:  # a trusted client: its consent is recorded
-        decision = await consent_decision(session, client, request, signed_in.user_id, now=now)
-        location = await complete_without_prompt(
-            runtime, session, client, request, signed_in, decision, origin=origin, now=now
+        decision, location = await complete_without_prompt(
+            runtime, session, client, request, signed_in, origin=origin, now=now
         )
+    if location is None:  # revoked or narrowed since it was read
+        return ask_consent()
     return AuthorizeOutcome("code", location)
 
 
@@ -171,6 +182,7 @@ async def consent_decision(
     *,
     now: datetime,
 ) -> ConsentDecision:
+    """Whether to show the consent screen, and what it shows (for GET /oauth2/consent)."""
     existing = await ConsentRepository(session).get_active(user_id, client.id)
     return _decide(client, request, to_stored(existing) if existing else None, now=now)
 
@@ -181,21 +193,26 @@ async def complete_without_prompt(
     client: RegisteredClient,
     request: az.AuthorizationRequest,
     signed_in: SignedIn,
-    decision: ConsentDecision,
     *,
     origin: RequestOrigin,
     now: datetime,
-) -> str:
-    """Consent already covers the request (or the client is trusted): issue the code straight away."""
-    consents = ConsentRepository(session)
-    existing = await consents.get_active(signed_in.user_id, client.id)
-    if existing is not None and _covers(to_stored(existing), decision, now=now):
+) -> tuple[ConsentDecision, str | None]:
+    """The decision, and the code's redirect if it needs no prompt: the remembered consent covers the request
+    or the client is trusted (its consent is then recorded, for the person to see and revoke). The consent
+    is read once, held until the transaction ends."""
+    existing = await ConsentRepository(session).get_active_for_update(signed_in.user_id, client.id)
+    stored = to_stored(existing) if existing is not None else None
+    decision = _decide(client, request, stored, now=now)
+    if decision.prompt:
+        return decision, None
+    if existing is not None and stored is not None and _covers(stored, decision, now=now):
         consent_id: uuid.UUID | None = existing.id
         await runtime.consent_usage.record(session, existing.id, now=now)
-    else:  # a trusted client: its consent is recorded for the person to see and revoke
+    else:
         consent_id = await record_consent(
             runtime,
             session,
+            existing,
             user_id=signed_in.user_id,
             client=client,
             requested=decision.effective_scopes,
@@ -205,7 +222,7 @@ async def complete_without_prompt(
             origin=origin,
             actor="system",
         )
-    return await issue_code(
+    location = await issue_code(
         runtime,
         session,
         client,
@@ -216,6 +233,7 @@ async def complete_without_prompt(
         origin=origin,
         now=now,
     )
+    return decision, location
 
 
 async def issue_code(

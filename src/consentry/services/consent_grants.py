@@ -31,6 +31,7 @@ def consent_ttl(client: RegisteredClient, default_days: int) -> timedelta:
 async def record_consent(
     runtime: Runtime,
     session: Transaction,
+    existing: Consent | None,
     *,
     user_id: uuid.UUID,
     client: RegisteredClient,
@@ -41,7 +42,8 @@ async def record_consent(
     origin: RequestOrigin | None,
     actor: str = "user",
 ) -> uuid.UUID | None:
-    """Store or merge the consent; returns its id, or None when storing failed.
+    """Store or merge the consent; returns its id, or None when storing failed. ``existing`` is the person's
+    active consent for the client, read for update by the caller.
 
     A failure to store consent never blocks the person's redirect (SPEC §6): it is logged, and the change is
     confined to a savepoint so the code can still be issued in the same transaction.
@@ -49,7 +51,7 @@ async def record_consent(
     try:
         async with savepoint(session):
             consent_id, action, scopes = await _record(
-                session, user_id, client, requested, granted, ttl, now, origin, actor
+                session, existing, user_id, client, requested, granted, ttl, now, origin, actor
             )
             event: EventType = "consent.granted" if action == "granted" else "consent.updated"
             await enqueue(runtime, session, client, event, user_id=user_id, scopes=scopes, now=now)
@@ -61,6 +63,7 @@ async def record_consent(
 
 async def _record(
     session: Transaction,
+    existing: Consent | None,
     user_id: uuid.UUID,
     client: RegisteredClient,
     requested: Scopes,
@@ -71,7 +74,6 @@ async def _record(
     actor: str,
 ) -> tuple[uuid.UUID, str, Scopes]:
     consents = ConsentRepository(session)
-    existing = await consents.get_active_for_update(user_id, client.id)
     stored = to_stored(existing) if existing is not None else None
     merged = rules.merge(stored, requested=requested, granted=granted, ttl=ttl, now=now)
     before: Scopes | None = None

@@ -18,14 +18,17 @@ from consentry.errors import InvalidRequestError
 from consentry.runtime import Runtime
 from consentry.services.authorize import (
     ValidatedRequest,
+    check_client,
     consent_decision,
     error_location,
     issue_code,
+    parse,
     validate,
 )
 from consentry.services.consent_grants import consent_ttl, record_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.consents import ConsentRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +79,12 @@ async def consent_screen(
 
 @dataclass(frozen=True, slots=True)
 class ConsentSubmission:
-    client_id: str
-    redirect_uri: str
-    scope: str
+    """The person's decision on a pending request (``request``: its parameters, as posted back)."""
+
+    request: dict[str, str]
     approved: bool
     remember: bool = True
-    state: str | None = None
-    nonce: str | None = None
-    code_challenge: str | None = None
-    code_challenge_method: str | None = None
     granted_scopes: list[str] | None = None
-
-    def as_parameters(self) -> dict[str, str]:
-        values = {
-            "response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
-            "scope": self.scope, "state": self.state, "nonce": self.nonce,
-            "code_challenge": self.code_challenge, "code_challenge_method": self.code_challenge_method,
-        }  # fmt: skip
-        return {key: value for key, value in values.items() if value is not None}
 
 
 async def submit_consent(
@@ -105,14 +96,12 @@ async def submit_consent(
     now: datetime,
 ) -> str:
     """Apply the person's decision; returns where to send the browser (the client's redirect URI)."""
-    params = submission.as_parameters()
-    client = await runtime.clients.get(submission.client_id)
-    redirect_uri = az.check_client_and_redirect(client, submission.redirect_uri)
+    params = submission.request
+    client_, redirect_uri = await check_client(runtime, params)
     try:
-        pending = await validate(runtime, params)
+        request = await parse(runtime, client_, params)
     except az.RedirectableError as error:
-        return error_location(runtime, redirect_uri, error, submission.state)
-    client_, request = pending.client, pending.request
+        return error_location(runtime, redirect_uri, error, params.get("state"))
 
     if not submission.approved:
         async with runtime.database.unit_of_work() as session:
@@ -141,6 +130,7 @@ async def submit_consent(
             consent_id = await record_consent(
                 runtime,
                 session,
+                await ConsentRepository(session).get_active_for_update(signed_in.user_id, client_.id),
                 user_id=signed_in.user_id,
                 client=client_,
                 requested=request.scopes,

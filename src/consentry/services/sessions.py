@@ -10,7 +10,9 @@ from consentry.crypto.hashing import new_token, token_hash
 from consentry.storage.audit import RequestOrigin
 from consentry.storage.database import Database, Transaction
 from consentry.storage.group_commit import Row, add_rows
+from consentry.storage.records import User, UserSession
 from consentry.storage.sessions import USER_SESSIONS, SessionLookup, SessionRepository
+from consentry.storage.users import UserRepository
 
 SESSION_COOKIE = "consentry_session"
 
@@ -86,3 +88,20 @@ async def authenticate_session(
 async def end_session(database: Database, session_id: uuid.UUID, *, now: datetime) -> None:
     async with database.unit_of_work() as session:
         await SessionRepository(session).end(session_id, now=now)
+
+
+async def account_overview(
+    database: Database, user_id: uuid.UUID, *, now: datetime
+) -> tuple[User | None, list[UserSession]]:
+    """The person's account and live sessions, for the account page."""
+    async with database.read_only() as session:
+        user = await UserRepository(session).get_user(user_id)
+        return user, await SessionRepository(session).live_of(user_id, now=now)
+
+
+async def end_own_session(
+    database: Database, user_id: uuid.UUID, session_id: uuid.UUID, *, now: datetime
+) -> None:
+    """The person ends one of their other sessions (the one in use ends by signing out)."""
+    async with database.unit_of_work() as session:
+        await SessionRepository(session).end_own(user_id, session_id, now=now)

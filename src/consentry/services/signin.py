@@ -29,7 +29,7 @@ from consentry.errors import (
     PasswordReusedError,
 )
 from consentry.runtime import Runtime
-from consentry.services.authorize import complete_without_prompt, consent_decision, validate
+from consentry.services.authorize import complete_without_prompt, validate
 from consentry.services.consent_screen import ConsentScreen
 from consentry.services.sessions import NewSession, SignedIn, create_session, new_session
 from consentry.services.users import check_password_policy, create_user, terms_accepted
@@ -51,15 +51,6 @@ FLOW_TTL = timedelta(minutes=30)
 CODE_TTL = timedelta(minutes=10)
 MAX_CODE_FAILURES = 5
 PASSWORD_HISTORY = 5
-CONTEXT_FIELDS = (
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-    "nonce",
-)
 
 Step = Literal["verify", "password", "set_password"]
 
@@ -85,8 +76,7 @@ class Completion:
 def context_params(context: Mapping[str, Any] | None) -> dict[str, str] | None:
     if context is None:
         return None
-    params = {key: str(context[key]) for key in CONTEXT_FIELDS if context.get(key) is not None}
-    return {"response_type": "code", **params}
+    return az.pending_request(context)
 
 
 async def check_context(runtime: Runtime, context: Mapping[str, Any] | None) -> dict[str, str] | None:
@@ -463,12 +453,11 @@ async def _complete(
         raise InvalidRequestError(f"oauth2_context: {error.description}") from None
     signed_in = SignedIn(user_id, new_session.session_id, now, is_admin)
     async with runtime.database.unit_of_work() as session:
-        decision = await consent_decision(session, pending.client, pending.request, user_id, now=now)
-        if not decision.prompt:
-            location = await complete_without_prompt(
-                runtime, session, pending.client, pending.request, signed_in, decision, origin=origin, now=now
-            )
-            return Completion(user_id, new_session, redirect_url=location)
+        decision, location = await complete_without_prompt(
+            runtime, session, pending.client, pending.request, signed_in, origin=origin, now=now
+        )
+    if location is not None:
+        return Completion(user_id, new_session, redirect_url=location)
     catalogue = await runtime.clients.scope_catalogue()
     screen = ConsentScreen(pending, decision, {name: scope.description for name, scope in catalogue.items()})
     return Completion(user_id, new_session, consent_info=screen.as_json())

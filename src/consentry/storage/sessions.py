@@ -88,6 +88,28 @@ class SessionRepository:
             ending = ending.where(UserSession.id != keep)
         await self._session.execute(ending.values(revoked_at=now))
 
+    async def live_of(self, user_id: uuid.UUID, *, now: datetime) -> list[UserSession]:
+        """The person's live sessions, newest first."""
+        live = (
+            select(UserSession)
+            .where(
+                UserSession.user_id == user_id, UserSession.revoked_at.is_(None), UserSession.expires_at > now
+            )
+            .order_by(UserSession.created_at.desc())
+        )
+        return list(await self._session.scalars(live))
+
+    async def end_own(self, user_id: uuid.UUID, session_id: uuid.UUID, *, now: datetime) -> bool:
+        """End one of the person's live sessions; False if it is not theirs or already ended."""
+        result = await self._session.execute(
+            update(UserSession)
+            .where(
+                UserSession.id == session_id, UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+            )
+            .values(revoked_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def end_all_of_users(self, user_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
         """Every live session of these people (their accounts are being deleted)."""
         await self._session.execute(
@@ -112,29 +134,6 @@ class SigninFlowRepository:
         """The flow, locked, if it is still at ``step`` (not completed, not expired)."""
         waiting = select(SigninFlow).where(SigninFlow.id == flow_id, *flow_waiting_at(step)).with_for_update()
         return await self._session.scalar(waiting, {"now": now})
-
-
-async def live_sessions(session: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> list[UserSession]:
-    return list(
-        await session.scalars(
-            select(UserSession)
-            .where(
-                UserSession.user_id == user_id, UserSession.revoked_at.is_(None), UserSession.expires_at > now
-            )
-            .order_by(UserSession.created_at.desc())
-        )
-    )
-
-
-async def end_user_session(
-    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID, *, now: datetime
-) -> bool:
-    result = await session.execute(
-        update(UserSession)
-        .where(UserSession.id == session_id, UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return bool(getattr(result, "rowcount", 0))
 
 
 # A sign-in flow completes once: the session a correct password earns is written only by the request that

@@ -150,7 +150,9 @@ class ConsentDecisionBody(RequestBody):
     granted_scopes: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] | None = None
 
     def submission(self) -> ConsentSubmission:
-        return ConsentSubmission(**self.model_dump())
+        return ConsentSubmission(
+            az.pending_request(self.model_dump()), self.approved, self.remember, self.granted_scopes
+        )
 
 
 @router.post(

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from consentry.domain import authorization as az
 from consentry.errors import ConsentryError, ForbiddenError, InvalidRequestError
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values
 from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, render, same_secret
@@ -22,9 +23,13 @@ from consentry.runtime import Runtime
 from consentry.services import signin
 from consentry.services.connected_apps import connected_apps
 from consentry.services.consent_endings import revoke_consent
-from consentry.services.sessions import SESSION_COOKIE, SignedIn, end_session
-from consentry.storage.sessions import end_user_session, live_sessions
-from consentry.storage.users import UserRepository
+from consentry.services.sessions import (
+    SESSION_COOKIE,
+    SignedIn,
+    account_overview,
+    end_own_session,
+    end_session,
+)
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -36,7 +41,7 @@ def _redirect(location: str) -> RedirectResponse:
 
 
 def _context_from(values: dict[str, str], prefix: str = "") -> dict[str, str]:
-    context = {key: values[prefix + key] for key in signin.CONTEXT_FIELDS if values.get(prefix + key)}
+    context = {key: values[prefix + key] for key in az.PENDING_PARAMETERS if values.get(prefix + key)}
     return context if context.get("client_id") else {}
 
 
@@ -174,9 +179,7 @@ async def account_page(
 ) -> Response:
     if signed_in is None:
         return _need_sign_in()
-    async with runtime.database.read_only() as session:
-        user = await UserRepository(session).get_user(signed_in.user_id)
-        sessions = await live_sessions(session, signed_in.user_id, now=now)
+    user, sessions = await account_overview(runtime.database, signed_in.user_id, now=now)
     context = {
         "user": user,
         "sessions": sessions,
@@ -207,8 +210,7 @@ async def end_session_form(
         response = _redirect("/login")
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
-    async with runtime.database.unit_of_work() as session:
-        await end_user_session(session, signed_in.user_id, target, now=now)
+    await end_own_session(runtime.database, signed_in.user_id, target, now=now)
     return _redirect("/account")
 
 
