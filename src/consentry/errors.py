@@ -90,6 +90,45 @@ class InsufficientScopeError(ConsentryError):
         return {"WWW-Authenticate": f'Bearer error="{self.error}"'}
 
 
+class UnsupportedResponseTypeError(ConsentryError):
+    """RFC 6749 §4.1.2.1: the authorization server does not issue codes (or tokens) this way."""
+
+    error = "unsupported_response_type"
+
+
+class AccessDeniedError(ConsentryError):
+    """RFC 6749 §4.1.2.1: the person (or the server) declined the request."""
+
+    error = "access_denied"
+    status_code = 403
+
+
+class LoginRequiredError(ConsentryError):
+    """OIDC Core §3.1.2.6: ``prompt=none`` and nobody is signed in (or the sign-in is too old)."""
+
+    error = "login_required"
+    status_code = 401
+
+
+class ConsentRequiredError(ConsentryError):
+    """OIDC Core §3.1.2.6: ``prompt=none`` and the person would have to consent."""
+
+    error = "consent_required"
+    status_code = 403
+
+
+class RequestNotSupportedError(ConsentryError):
+    """OIDC Core §3.1.2.6: request objects (``request``) are not supported."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupportedError(ConsentryError):
+    """OIDC Core §3.1.2.6: ``request_uri`` is not supported."""
+
+    error = "request_uri_not_supported"
+
+
 class UnauthenticatedError(ConsentryError):
     """No valid session for an endpoint that needs a signed-in person."""
 

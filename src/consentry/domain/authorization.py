@@ -15,6 +15,16 @@ from consentry.domain import pkce
 from consentry.domain.clients import GRANT_AUTHORIZATION_CODE, RegisteredClient
 from consentry.domain.prompts import InvalidPrompt, parse_prompt
 from consentry.domain.scopes import InvalidScopeToken, Scopes
+from consentry.errors import (
+    ConsentryError,
+    InvalidClientError,
+    InvalidRequestError,
+    InvalidScopeError,
+    RequestNotSupportedError,
+    RequestUriNotSupportedError,
+    UnauthorizedClientError,
+    UnsupportedResponseTypeError,
+)
 
 MAX_STATE = 2048
 MAX_NONCE = 512
@@ -38,22 +48,22 @@ def pending_request(values: Mapping[str, Any]) -> dict[str, str]:
     return {"response_type": "code", **present}
 
 
-class UnredirectableError(ValueError):
+class _AuthorizationError(ValueError):
+    """A protocol error (one of ``errors.py``'s classes) and where the authorization endpoint reports it."""
+
+    def __init__(self, cause: ConsentryError) -> None:
+        self.cause = cause
+        self.error = cause.error
+        self.description = cause.description
+        super().__init__(cause.description)
+
+
+class UnredirectableError(_AuthorizationError):
     """Unknown client or bad redirect URI: shown to the person, never sent to a redirect URI."""
 
-    def __init__(self, error: str, description: str) -> None:
-        self.error = error
-        self.description = description
-        super().__init__(description)
 
-
-class RedirectableError(ValueError):
+class RedirectableError(_AuthorizationError):
     """An error reported to the client through its redirect URI (RFC 6749 §4.1.2.1)."""
-
-    def __init__(self, error: str, description: str) -> None:
-        self.error = error
-        self.description = description
-        super().__init__(description)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +103,13 @@ class AuthorizationRequest:
 def check_client_and_redirect(client: RegisteredClient | None, redirect_uri: str | None) -> str:
     """Stage one: the client exists and the redirect URI is one of its own, by exact string match."""
     if client is None:
-        raise UnredirectableError("invalid_client", "unknown client_id")
+        raise UnredirectableError(InvalidClientError("unknown client_id"))
     if not redirect_uri:
-        raise UnredirectableError("invalid_request", "redirect_uri is required")
+        raise UnredirectableError(InvalidRequestError("redirect_uri is required"))
     if redirect_uri not in client.redirect_uris:
-        raise UnredirectableError("invalid_request", "redirect_uri does not match a registered redirect URI")
+        raise UnredirectableError(
+            InvalidRequestError("redirect_uri does not match a registered redirect URI")
+        )
     return redirect_uri
 
 
@@ -108,40 +120,44 @@ def parse_request(
     redirect_uri = check_client_and_redirect(client, params.get("redirect_uri"))
     response_type = params.get("response_type")
     if not response_type:
-        raise RedirectableError("invalid_request", "response_type is required")
+        raise RedirectableError(InvalidRequestError("response_type is required"))
     if response_type != "code":
-        raise RedirectableError("unsupported_response_type", "only response_type=code is supported")
+        raise RedirectableError(UnsupportedResponseTypeError("only response_type=code is supported"))
     # OIDC Core §6: request objects are not supported, and must not be silently ignored.
     if params.get("request") is not None:
-        raise RedirectableError("request_not_supported", "request objects are not supported")
+        raise RedirectableError(RequestNotSupportedError("request objects are not supported"))
     if params.get("request_uri") is not None:
-        raise RedirectableError("request_uri_not_supported", "request_uri is not supported")
+        raise RedirectableError(RequestUriNotSupportedError("request_uri is not supported"))
     if not client.allows_grant(GRANT_AUTHORIZATION_CODE):
-        raise RedirectableError("unauthorized_client", "this client may not use the authorization code grant")
+        raise RedirectableError(
+            UnauthorizedClientError("this client may not use the authorization code grant")
+        )
     try:
         scopes = Scopes.parse(params.get("scope"))
     except InvalidScopeToken as exc:
-        raise RedirectableError("invalid_scope", str(exc)) from exc
+        raise RedirectableError(InvalidScopeError(str(exc))) from exc
     if not scopes:
-        raise RedirectableError("invalid_scope", "scope is required")
+        raise RedirectableError(InvalidScopeError("scope is required"))
     not_allowed = scopes - client.scopes
     if not_allowed:
-        raise RedirectableError("invalid_scope", f"scope not allowed for this client: {not_allowed.format()}")
+        raise RedirectableError(
+            InvalidScopeError(f"scope not allowed for this client: {not_allowed.format()}")
+        )
     unknown = scopes - known_scopes
     if unknown:
-        raise RedirectableError("invalid_scope", f"unknown scope: {unknown.format()}")
+        raise RedirectableError(InvalidScopeError(f"unknown scope: {unknown.format()}"))
     try:
         challenge = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
     except pkce.PKCEError as exc:
-        raise RedirectableError("invalid_request", str(exc)) from exc
+        raise RedirectableError(InvalidRequestError(str(exc))) from exc
     if challenge is None and client.is_public:
         raise RedirectableError(
-            "invalid_request", "PKCE (code_challenge with S256) is required for public clients"
+            InvalidRequestError("PKCE (code_challenge with S256) is required for public clients")
         )
     try:
         prompts = parse_prompt(params.get("prompt"))
     except InvalidPrompt as exc:
-        raise RedirectableError("invalid_request", str(exc)) from exc
+        raise RedirectableError(InvalidRequestError(str(exc))) from exc
     max_age = _parse_max_age(params.get("max_age"))
     state = _bounded(params, "state", MAX_STATE)
     nonce = _bounded(params, "nonce", MAX_NONCE)
@@ -165,9 +181,9 @@ def _bounded(params: Mapping[str, str], name: str, limit: int) -> str | None:
     if value is None or value == "":
         return None
     if len(value) > limit:
-        raise RedirectableError("invalid_request", f"{name} is longer than {limit} characters")
+        raise RedirectableError(InvalidRequestError(f"{name} is longer than {limit} characters"))
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise RedirectableError("invalid_request", f"{name} must not contain control characters")
+        raise RedirectableError(InvalidRequestError(f"{name} must not contain control characters"))
     return value
 
 
@@ -176,7 +192,7 @@ def _parse_max_age(value: str | None) -> int | None:
         return None
     # str.isdigit() is true of "²" and other digits int() refuses: ASCII digits only.
     if not (value.isascii() and value.isdigit()) or len(value) > 10:
-        raise RedirectableError("invalid_request", "max_age must be a non-negative number of seconds")
+        raise RedirectableError(InvalidRequestError("max_age must be a non-negative number of seconds"))
     return int(value)
 
 

@@ -22,6 +22,7 @@ from consentry.domain.clients import RegisteredClient
 from consentry.domain.consent import ClientConsentPolicy, ConsentDecision, StoredConsent, decide
 from consentry.domain.scopes import Scopes
 from consentry.domain.tokens import auth_too_old
+from consentry.errors import ConsentRequiredError, ConsentryError, InvalidRequestError, LoginRequiredError
 from consentry.runtime import Runtime
 from consentry.services.consent_grants import consent_ttl, record_consent
 from consentry.services.sessions import SignedIn
@@ -67,9 +68,8 @@ async def validate(runtime: Runtime, params: Mapping[str, str]) -> ValidatedRequ
     return ValidatedRequest(client, await parse(runtime, client, params))
 
 
-def error_location(
-    runtime: Runtime, redirect_uri: str, error: az.RedirectableError, state: str | None
-) -> str:
+def error_location(runtime: Runtime, redirect_uri: str, error: ConsentryError, state: str | None) -> str:
+    """Where the browser goes to tell the client of ``error`` (RFC 6749 §4.1.2.1)."""
     return az.error_redirect(
         redirect_uri, error=error.error, description=error.description, state=state, issuer=runtime.issuer
     )
@@ -92,15 +92,17 @@ async def authorize(
 ) -> AuthorizeOutcome:
     """Run the pipeline; :class:`az.UnredirectableError` escapes for the router to show."""
     if repeated & {"client_id", "redirect_uri"}:
-        raise az.UnredirectableError("invalid_request", "client_id and redirect_uri must not be repeated")
+        raise az.UnredirectableError(InvalidRequestError("client_id and redirect_uri must not be repeated"))
     client, redirect_uri = await check_client(runtime, params)
     try:
         if repeated & set(az.REQUEST_PARAMETERS):
             names = ", ".join(sorted(repeated & set(az.REQUEST_PARAMETERS)))
-            raise az.RedirectableError("invalid_request", f"repeated parameter: {names}")
+            raise az.RedirectableError(InvalidRequestError(f"repeated parameter: {names}"))
         request = await parse(runtime, client, params)
     except az.RedirectableError as error:
-        return AuthorizeOutcome("error", error_location(runtime, redirect_uri, error, safe_state(params)))
+        return AuthorizeOutcome(
+            "error", error_location(runtime, redirect_uri, error.cause, safe_state(params))
+        )
 
     needs_login = (
         signed_in is None
@@ -109,7 +111,7 @@ async def authorize(
     )
     if needs_login:
         if "none" in request.prompts:
-            login_required = az.RedirectableError("login_required", "the person must sign in")
+            login_required = LoginRequiredError("the person must sign in")
             return AuthorizeOutcome(
                 "error", error_location(runtime, redirect_uri, login_required, request.state)
             )
@@ -118,7 +120,7 @@ async def authorize(
 
     def ask_consent() -> AuthorizeOutcome:
         if "none" in request.prompts:
-            consent_required = az.RedirectableError("consent_required", "the person must consent")
+            consent_required = ConsentRequiredError("the person must consent")
             return AuthorizeOutcome(
                 "error", error_location(runtime, redirect_uri, consent_required, request.state)
             )

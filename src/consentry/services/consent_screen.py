@@ -14,7 +14,7 @@ from typing import Any
 from consentry.domain import authorization as az
 from consentry.domain.consent import ConsentDecision, InvalidGrantedScopes, granted_from_choice
 from consentry.domain.scopes import InvalidScopeToken, Scopes
-from consentry.errors import InvalidRequestError
+from consentry.errors import AccessDeniedError, InvalidRequestError
 from consentry.runtime import Runtime
 from consentry.services.authorize import (
     ValidatedRequest,
@@ -101,7 +101,7 @@ async def submit_consent(
     try:
         request = await parse(runtime, client_, params)
     except az.RedirectableError as error:
-        return error_location(runtime, redirect_uri, error, params.get("state"))
+        return error_location(runtime, redirect_uri, error.cause, params.get("state"))
 
     if not submission.approved:
         async with runtime.database.unit_of_work() as session:
@@ -113,7 +113,7 @@ async def submit_consent(
                 client_id=client_.id,
                 scopes=request.scopes,
             )
-        denied = az.RedirectableError("access_denied", "the person declined to authorize this application")
+        denied = AccessDeniedError("the person declined to authorize this application")
         return error_location(runtime, request.redirect_uri, denied, request.state)
 
     try:
