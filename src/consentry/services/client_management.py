@@ -12,7 +12,6 @@ from consentry.crypto.hashing import new_secret
 from consentry.domain.clients import (
     ClientMetadata,
     InvalidClientMetadata,
-    SubjectType,
     TokenEndpointAuthMethod,
     build_client_metadata,
 )
@@ -21,7 +20,12 @@ from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM
 from consentry.errors import ConsentryError, ForbiddenError, NotFoundError
 from consentry.outbound import FetchRefused, fetch_document
 from consentry.runtime import Runtime
-from consentry.services.client_registration import IssuedClient, new_webhook_secret, register_client
+from consentry.services.client_registration import (
+    IssuedClient,
+    apply_metadata,
+    new_webhook_secret,
+    register_client,
+)
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.clients import ClientRepository
@@ -226,25 +230,11 @@ async def update_client(
         if "token_endpoint_auth_method" in changes:
             client.token_endpoint_auth_method = TokenEndpointAuthMethod(metadata.token_endpoint_auth_method)
             client.token_endpoint_auth_method_fixed = True
-        client.name = metadata.name
-        client.redirect_uris = list(metadata.redirect_uris)
-        client.scopes = metadata.scopes
-        client.grant_types = list(metadata.grant_types)
-        client.subject_type = SubjectType(metadata.subject_type)
-        client.sector_identifier_uri = metadata.sector_identifier_uri
-        client.sector = metadata.sector
-        client.client_uri, client.logo_uri = metadata.client_uri, metadata.logo_uri
-        client.policy_uri, client.tos_uri = metadata.policy_uri, metadata.tos_uri
-        client.policy_version = metadata.policy_version
-        client.consent_ttl_days = metadata.consent_ttl_days
-        client.id_token_signed_response_alg = metadata.id_token_signed_response_alg
-        client.trusted = metadata.trusted
+        apply_metadata(client, metadata, now=now)
         webhook_secret = None
         if metadata.webhook_url and not client.webhook_secret:
             webhook_secret = new_webhook_secret()
             client.webhook_secret = runtime.secret_box.seal(webhook_secret.encode())
-        client.webhook_url = metadata.webhook_url
-        client.updated_at = now
         await AuditRepository(session).record(
             "client_updated",
             now=now,

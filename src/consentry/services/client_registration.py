@@ -48,30 +48,34 @@ async def register_client(
     webhook_secret = new_webhook_secret() if metadata.webhook_url else None
     client = Client(
         id=new_client_id(),
-        name=metadata.name,
-        client_uri=metadata.client_uri,
-        logo_uri=metadata.logo_uri,
-        policy_uri=metadata.policy_uri,
-        tos_uri=metadata.tos_uri,
-        policy_version=metadata.policy_version,
-        redirect_uris=list(metadata.redirect_uris),
-        grant_types=list(metadata.grant_types),
-        scopes=metadata.scopes,
         token_endpoint_auth_method=TokenEndpointAuthMethod(metadata.token_endpoint_auth_method),
         token_endpoint_auth_method_fixed=metadata.auth_method_fixed,
         secret_hash=secret_hasher.hash(client_secret) if client_secret else None,
         secret_rotated_at=now if client_secret else None,
-        subject_type=SubjectType(metadata.subject_type),
-        sector_identifier_uri=metadata.sector_identifier_uri,
-        sector=metadata.sector,
-        trusted=metadata.trusted,
-        consent_ttl_days=metadata.consent_ttl_days,
-        id_token_signed_response_alg=metadata.id_token_signed_response_alg,
-        webhook_url=metadata.webhook_url,
         webhook_secret=secret_box.seal(webhook_secret.encode()) if webhook_secret else None,
         owner_id=owner_id,
         created_at=now,
-        updated_at=now,
     )
+    apply_metadata(client, metadata, now=now)
     await ClientRepository(session).add_client(client)
     return IssuedClient(client.id, client_secret, webhook_secret, now)
+
+
+def apply_metadata(client: Client, metadata: ClientMetadata, *, now: datetime) -> None:
+    """The client's record takes the validated metadata (on registration, and on every update); its
+    credentials and authentication method are the caller's business."""
+    client.name = metadata.name
+    client.redirect_uris = list(metadata.redirect_uris)
+    client.grant_types = list(metadata.grant_types)
+    client.scopes = metadata.scopes
+    client.subject_type = SubjectType(metadata.subject_type)
+    client.sector_identifier_uri = metadata.sector_identifier_uri
+    client.sector = metadata.sector
+    client.client_uri, client.logo_uri = metadata.client_uri, metadata.logo_uri
+    client.policy_uri, client.tos_uri = metadata.policy_uri, metadata.tos_uri
+    client.policy_version = metadata.policy_version
+    client.consent_ttl_days = metadata.consent_ttl_days
+    client.id_token_signed_response_alg = metadata.id_token_signed_response_alg
+    client.trusted = metadata.trusted
+    client.webhook_url = metadata.webhook_url
+    client.updated_at = now
