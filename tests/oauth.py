@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from consentry.domain import authorization as az
 from consentry.domain.clients import build_client_metadata
 from consentry.domain.pkce import s256_challenge
 from consentry.domain.scopes import Scopes
@@ -127,19 +128,7 @@ async def approve(
     approved: bool = True,
 ) -> str:
     """Answer the consent screen through the JSON API; returns the redirect URL."""
-    body: dict[str, Any] = {
-        key: params[key]
-        for key in (
-            "client_id",
-            "redirect_uri",
-            "scope",
-            "state",
-            "nonce",
-            "code_challenge",
-            "code_challenge_method",
-        )
-        if key in params
-    }
+    body: dict[str, Any] = {key: params[key] for key in az.PENDING_PARAMETERS if key in params}
     body |= {"approved": approved, "remember": remember}
     if granted_scopes is not None:
         body["granted_scopes"] = granted_scopes

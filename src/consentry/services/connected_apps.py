@@ -9,6 +9,7 @@ from datetime import datetime
 from consentry.domain.scopes import Scopes
 from consentry.runtime import Runtime
 from consentry.storage.consents import ConsentRepository
+from consentry.storage.tokens import TokenRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,22 +22,45 @@ class ConnectedApp:
     granted_at: datetime
     last_used: datetime | None
     expires_at: datetime
+    remembered: bool  # False: an approval not remembered, that lasts as long as its tokens
 
 
 async def connected_apps(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) -> list[ConnectedApp]:
-    """Consents that still let an app in: active and not past their expiry, newest first."""
+    """Every app that can see the person now (SPEC §4), newest first: a live remembered consent, or an
+    approval not remembered whose tokens still live (until the last of them expires)."""
     async with runtime.database.read_only() as session:
-        rows = await ConsentRepository(session).live_with_clients(user_id, now=now)
-        return [
+        remembered = await ConsentRepository(session).live_with_clients(user_id, now=now)
+        one_time = await TokenRepository(session).one_time_grants(user_id, now=now)
+    apps = [
+        ConnectedApp(
+            client.id,
+            client.name,
+            client.logo_uri,
+            client.client_uri,
+            consent.scopes,
+            consent.granted_at,
+            consent.last_used_at,
+            consent.expires_at,
+            remembered=True,
+        )
+        for consent, client in remembered
+    ]
+    consented = {app.client_id for app in apps}
+    for grant in one_time:
+        client = await runtime.clients.get(grant.client_id)
+        if client is None or grant.client_id in consented:
+            continue
+        apps.append(
             ConnectedApp(
                 client.id,
                 client.name,
                 client.logo_uri,
                 client.client_uri,
-                consent.scopes,
-                consent.granted_at,
-                consent.last_used_at,
-                consent.expires_at,
+                grant.scopes,
+                grant.granted_at,
+                grant.last_issued_at,
+                grant.expires_at,
+                remembered=False,
             )
-            for consent, client in rows
-        ]
+        )
+    return sorted(apps, key=lambda app: app.granted_at, reverse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from consentry.domain import consent as rules
 from consentry.domain.clients import RegisteredClient
@@ -17,7 +17,7 @@ from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, ConsentsOf, EndedConsent
 from consentry.storage.database import Transaction, retrying_deadlocks
 from consentry.storage.records import AccessToken
-from consentry.storage.tokens import TokenRepository, live_tokens_of
+from consentry.storage.tokens import OneTimeGrant, TokenRepository
 
 CONSENTS_PER_STATEMENT = 1000  # ended at once; more are ended by calling again
 
@@ -98,13 +98,15 @@ async def revoke_consent(
     origin: RequestOrigin,
     now: datetime,
 ) -> int:
-    """In one transaction: the consent is ended (kept as history) and every access and refresh token of this
-    person for this client is revoked. Returns how many tokens died.
+    """In one transaction: the app's access ends, remembered or not (SPEC §4). The consent, if there is one,
+    is ended (kept as history); every access and refresh token of this person for this client is revoked, and
+    every code not yet exchanged. Returns how many tokens died.
 
     The revocation holds the consent while it revokes the tokens, and a group-commit claim on one of them may
     hold that token while it waits for the consent (a token issued before any consent, refreshed as the person
     revokes): PostgreSQL then aborts one of the two, and an aborted revocation runs again."""
     async with runtime.database.unit_of_work() as session:
+        tokens = TokenRepository(session)
         ended = await end_consents(
             runtime,
             session,
@@ -113,27 +115,57 @@ async def revoke_consent(
             origin=origin,
             now=now,
         )
-        if not ended:
-            raise NotFoundError("no active consent for this application")
-        before = ended[0].scopes
-        revoked = await TokenRepository(session).revoke_for_user_and_client(user_id, client_id, now=now)
+        if ended:
+            before, reason = ended[0].scopes, "consent_revoked"
+        else:
+            one_time = await _one_time_grant(tokens, user_id, client_id, now=now)
+            before, reason = one_time.scopes, "access_revoked"
+        await tokens.end_codes_carrying(user_id, client_id, None, now=now)
+        revoked = await tokens.revoke_for_user_and_client(user_id, client_id, now=now)
         if revoked:
-            await AuditRepository(session).record(
-                "token_revoked",
-                now=now,
-                origin=origin,
-                user_id=user_id,
-                client_id=client_id,
-                scopes=before,
-                actor=actor,
-                details={"reason": "consent_revoked", "revoked": revoked},
-            )
-            client = await runtime.clients.get(client_id)
-            if client is not None:
-                await enqueue(
-                    runtime, session, client, "tokens.revoked", user_id=user_id, scopes=before, now=now
-                )
+            await _tell_tokens_revoked(
+                runtime, session, user_id, client_id, before, actor=actor, origin=origin, now=now,
+                details={"reason": reason, "revoked": revoked},
+            )  # fmt: skip
     return revoked
+
+
+async def _one_time_grant(
+    tokens: TokenRepository, user_id: uuid.UUID, client_id: str, *, now: datetime
+) -> OneTimeGrant:
+    """The app's access from approvals not remembered; 404 when it has none either."""
+    for grant in await tokens.one_time_grants(user_id, now=now):
+        if grant.client_id == client_id:
+            return grant
+    raise NotFoundError("no active consent for this application")
+
+
+async def _tell_tokens_revoked(
+    runtime: Runtime,
+    session: Transaction,
+    user_id: uuid.UUID,
+    client_id: str,
+    scopes: Scopes,
+    *,
+    actor: str,
+    origin: RequestOrigin,
+    now: datetime,
+    details: dict[str, Any],
+) -> None:
+    """The audit event and the client's ``tokens.revoked`` webhook for tokens the person's choice ended."""
+    await AuditRepository(session).record(
+        "token_revoked",
+        now=now,
+        origin=origin,
+        user_id=user_id,
+        client_id=client_id,
+        scopes=scopes,
+        actor=actor,
+        details=details,
+    )
+    client = await runtime.clients.get(client_id)
+    if client is not None:
+        await enqueue(runtime, session, client, "tokens.revoked", user_id=user_id, scopes=scopes, now=now)
 
 
 async def narrow_consent(
@@ -146,7 +178,8 @@ async def narrow_consent(
     origin: RequestOrigin,
     now: datetime,
 ) -> Scopes:
-    """Withdraw some scopes: the consent keeps the rest, and every token carrying a withdrawn scope dies.
+    """Withdraw some scopes: the consent (or the approval not remembered) keeps the rest, and every token
+    carrying a withdrawn scope dies.
 
     Withdrawing every scope is a revocation. Returns the scopes left.
     """
@@ -154,9 +187,11 @@ async def narrow_consent(
         raise InvalidRequestError("revoke_scopes must name at least one scope")
     async with runtime.database.read_only() as session:
         current = await ConsentRepository(session).get_active(user_id, client_id)
-    if current is None or now >= current.expires_at:
-        raise NotFoundError("no active consent for this application")
-    if not (current.scopes - revoke_scopes):
+        if current is not None and now < current.expires_at:
+            held = current.scopes
+        else:
+            held = (await _one_time_grant(TokenRepository(session), user_id, client_id, now=now)).scopes
+    if not (held - revoke_scopes):
         await revoke_consent(runtime, user_id, client_id, actor=actor, origin=origin, now=now)
         return Scopes()
     return await _narrow_consent(
@@ -176,29 +211,37 @@ async def _narrow_consent(
     now: datetime,
 ) -> Scopes:
     async with runtime.database.unit_of_work() as session:
-        consents = ConsentRepository(session)
+        consents, tokens = ConsentRepository(session), TokenRepository(session)
         consent = await consents.get_active_for_update(user_id, client_id)
-        if consent is None:
-            raise NotFoundError("no active consent for this application")
-        before = consent.scopes
+        if consent is None:  # an approval not remembered: only its tokens carry the scopes
+            before = (await _one_time_grant(tokens, user_id, client_id, now=now)).scopes
+        else:
+            before = consent.scopes
         withdrawn = before & revoke_scopes
-        consent.scopes = rules.narrow(before, revoke_scopes)
-        consent.updated_at = now
-        tokens = TokenRepository(session)
+        left = rules.narrow(before, revoke_scopes)
         ended_codes = await tokens.end_codes_carrying(user_id, client_id, withdrawn, now=now)
         revoked = 0
-        for token in await live_tokens_of(session, user_id, client_id, now=now):
+        for token in await tokens.live_of(user_id, client_id, now=now, one_time_only=consent is None):
             if not token.scopes & withdrawn:
                 continue
             if isinstance(token, AccessToken):
                 revoked += await tokens.revoke_access_token(token.token_hash, now=now)
             else:  # a refresh token carries its grant's scopes: the whole grant goes
                 revoked += await tokens.revoke_family(token.family_id, now=now)
+        details = {"withdrawn": withdrawn.as_list(), "revoked_tokens": revoked, "ended_codes": ended_codes}
+        if consent is None:
+            if revoked:
+                await _tell_tokens_revoked(
+                    runtime, session, user_id, client_id, withdrawn, actor=actor, origin=origin, now=now,
+                    details={"reason": "scopes_withdrawn", **details},
+                )  # fmt: skip
+            return left
+        consent.scopes = left
+        consent.updated_at = now
         await consents.record_change(
             consent, "narrowed", actor=actor, scopes_before=before, origin=origin, now=now
         )
-        audit = AuditRepository(session)
-        await audit.record(
+        await AuditRepository(session).record(
             "consent_updated",
             now=now,
             origin=origin,
@@ -206,7 +249,7 @@ async def _narrow_consent(
             client_id=client_id,
             scopes=consent.scopes,
             actor=actor,
-            details={"withdrawn": withdrawn.as_list(), "revoked_tokens": revoked, "ended_codes": ended_codes},
+            details=details,
         )
         client = await runtime.clients.get(client_id)
         if client is not None:

@@ -168,7 +168,7 @@ class ConsentRepository:
             .where(Consent.user_id == user_id)
             .order_by(Consent.granted_at)
         )
-        return [(consent, client) for consent, client in rows.tuples()]
+        return [(consent, client) for consent, client in rows]
 
     async def history_of(self, user_id: uuid.UUID) -> list[ConsentHistory]:
         """The person's consent history, in the order it happened."""
@@ -189,7 +189,7 @@ class ConsentRepository:
             )
             .order_by(Consent.granted_at.desc())
         )
-        return [(consent, client) for consent, client in rows.tuples()]
+        return [(consent, client) for consent, client in rows]
 
     async def end_active(
         self,

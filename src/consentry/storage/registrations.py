@@ -49,7 +49,7 @@ class RegistrationLedger:
                         RegistrationRequest.id.in_(request_ids[start : start + CHUNK])
                     )
                 )
-                found.extend(rows.tuples())
+                found.extend(rows)
         return found
 
     async def record_published(

@@ -22,7 +22,7 @@ from consentry.domain.scopes import Scopes
 from consentry.storage.batched_reads import BatchedReader, rows_by_first_column
 from consentry.storage.group_commit import marked_once
 from consentry.storage.key_lists import ByKeys, by_keys
-from consentry.storage.tables import AccessToken, AuthorizationCode, Consent, RefreshToken
+from consentry.storage.tables import AccessToken, AuthorizationCode, Client, Consent, RefreshToken
 
 if TYPE_CHECKING:
     from consentry.storage.database import Database
@@ -181,6 +181,26 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
 
 
+@dataclass(frozen=True, slots=True)
+class OneTimeGrant:
+    """An app's live tokens from approvals the person did not ask to remember (SPEC §4 remembered=false)."""
+
+    client_id: str
+    scopes: Scopes
+    granted_at: datetime
+    last_issued_at: datetime
+    expires_at: datetime
+
+    def with_token(self, scopes: Scopes, created_at: datetime, expires_at: datetime) -> OneTimeGrant:
+        return OneTimeGrant(
+            self.client_id,
+            self.scopes | scopes,
+            min(self.granted_at, created_at),
+            max(self.last_issued_at, created_at),
+            max(self.expires_at, expires_at),
+        )
+
+
 class TokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -195,10 +215,10 @@ class TokenRepository:
         return await self._session.get(RefreshToken, token_hash)
 
     async def end_codes_carrying(
-        self, user_id: uuid.UUID, client_id: str, scopes: Scopes, *, now: datetime
+        self, user_id: uuid.UUID, client_id: str, scopes: Scopes | None, *, now: datetime
     ) -> int:
-        """This person's unused codes for this client that carry any of ``scopes`` expire now: a consent
-        narrowed after they were issued no longer covers them. Returns how many."""
+        """This person's unused codes for this client that carry any of ``scopes`` (None: every one) expire
+        now: a consent narrowed or revoked after they were issued no longer covers them. Returns how many."""
         live = await self._session.execute(
             select(AuthorizationCode.code_hash, AuthorizationCode.scopes).where(
                 AuthorizationCode.expires_at > now,  # the live ones
@@ -207,7 +227,7 @@ class TokenRepository:
                 AuthorizationCode.used_at.is_(None),
             )
         )
-        ending = [code_hash for code_hash, code_scopes in live if code_scopes & scopes]
+        ending = [code_hash for code_hash, code_scopes in live if scopes is None or code_scopes & scopes]
         if ending:
             await self._session.execute(
                 update(AuthorizationCode)
@@ -216,6 +236,49 @@ class TokenRepository:
                 .execution_options(synchronize_session=False)
             )
         return len(ending)
+
+    async def live_of(
+        self, user_id: uuid.UUID, client_id: str, *, now: datetime, one_time_only: bool = False
+    ) -> list[AccessToken | RefreshToken]:
+        """Every live access and refresh token of one person for one client (a bounded set); with
+        ``one_time_only``, those of approvals the person did not ask to remember (no consent record)."""
+        found: list[AccessToken | RefreshToken] = []
+        for table in (AccessToken, RefreshToken):
+            live = select(table).where(
+                table.user_id == user_id,
+                table.client_id == client_id,
+                table.revoked_at.is_(None),
+                table.expires_at > now,
+            )
+            if one_time_only:
+                live = live.where(table.consent_id.is_(None))
+            found.extend(await self._session.scalars(live))
+        return found
+
+    async def one_time_grants(self, user_id: uuid.UUID, *, now: datetime) -> list[OneTimeGrant]:
+        """The person's approvals not remembered as a consent (``remember=false``) whose tokens still live,
+        one per app not deleted: what its tokens carry, when the first was issued and the last expires."""
+        grants: dict[str, OneTimeGrant] = {}
+        for table in (AccessToken, RefreshToken):
+            rows = await self._session.execute(
+                select(table.client_id, table.scopes, table.created_at, table.expires_at)
+                .join(Client, Client.id == table.client_id)
+                .where(
+                    table.user_id == user_id,
+                    table.consent_id.is_(None),
+                    table.revoked_at.is_(None),
+                    table.expires_at > now,
+                    Client.deleted_at.is_(None),
+                )
+            )
+            for client_id, scopes, created_at, expires_at in rows:
+                known = grants.get(client_id)
+                grants[client_id] = (
+                    OneTimeGrant(client_id, scopes, created_at, created_at, expires_at)
+                    if known is None
+                    else known.with_token(scopes, created_at, expires_at)
+                )
+        return sorted(grants.values(), key=lambda grant: grant.granted_at, reverse=True)
 
     async def revoke_access_token(self, token_hash: bytes, *, now: datetime) -> int:
         return await self._revoke(AccessToken, AccessToken.token_hash == token_hash, now=now)
@@ -270,22 +333,3 @@ class TokenRepository:
             .execution_options(synchronize_session=False)
         )
         return _rowcount(result)
-
-
-async def live_tokens_of(
-    session: AsyncSession, user_id: uuid.UUID, client_id: str, *, now: datetime
-) -> list[AccessToken | RefreshToken]:
-    """Every live access and refresh token of one person for one client (a bounded set)."""
-    found: list[AccessToken | RefreshToken] = []
-    for table in (AccessToken, RefreshToken):
-        found.extend(
-            await session.scalars(
-                select(table).where(
-                    table.user_id == user_id,
-                    table.client_id == client_id,
-                    table.revoked_at.is_(None),
-                    table.expires_at > now,
-                )
-            )
-        )
-    return found

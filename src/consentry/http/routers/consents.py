@@ -32,6 +32,7 @@ async def list_consents(runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep
                     "granted_at": c.granted_at.isoformat(),
                     "last_used": c.last_used.isoformat() if c.last_used else None,
                     "expires_at": c.expires_at.isoformat(),
+                    "remembered": c.remembered,
                 }
                 for c in consents
             ]
