@@ -30,6 +30,7 @@ class Person:
     user_id: uuid.UUID
     email: str
     session_token: str
+    session_id: uuid.UUID | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -62,7 +63,7 @@ async def make_person(runtime: Runtime, email: str | None = None, **profile: Any
         for key, value in profile.items():
             setattr(user, key, value)
         new = await create_session(session, user.id, now=utcnow(), ttl=timedelta(hours=1))
-    return Person(user.id, email, new.token)
+    return Person(user.id, email, new.token, new.session_id)
 
 
 async def make_app(

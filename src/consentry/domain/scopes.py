@@ -9,6 +9,8 @@ from collections.abc import Iterable, Iterator
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
 OPENID = "openid"
+# A grant holding it outlives the sign-in session it was made in (OIDC Core §11, SPEC §9).
+OFFLINE_ACCESS = "offline_access"
 
 
 class InvalidScopeToken(ValueError):

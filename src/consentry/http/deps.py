@@ -175,3 +175,10 @@ def documented_body(model: type[BaseModel]) -> dict[str, Any]:
 def wants_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "text/html" in accept and "application/json" not in accept.split(",")[0]
+
+
+def require_script_or_bearer(request: Request) -> None:
+    """A state-changing request with no body, authenticated by the cookie, must come from a script (JSON), not
+    from a form another site could post (the cookie is SameSite=Lax; this closes same-site forms too)."""
+    if bearer_token(request) is None and media_type(request) != "application/json":
+        raise UnauthenticatedError("send the session as a Bearer token, or the request as application/json")

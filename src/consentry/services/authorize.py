@@ -282,6 +282,7 @@ def code_row(
             "nonce": request.nonce,
             "auth_time": signed_in.auth_time,
             "family_id": uuid.uuid4(),
+            "session_id": signed_in.session_id,
             "created_at": now,
             "expires_at": now + runtime.lifetimes.authorization_code,
         },

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from consentry.crypto.hashing import new_token, token_hash
-from consentry.storage.audit import RequestOrigin
+from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.database import Database, Transaction
 from consentry.storage.group_commit import Row, add_rows
 from consentry.storage.records import User, UserSession
 from consentry.storage.sessions import USER_SESSIONS, SessionLookup, SessionRepository
+from consentry.storage.tokens import TokenRepository
 from consentry.storage.users import UserRepository
 
 SESSION_COOKIE = "consentry_session"
@@ -86,8 +87,11 @@ async def authenticate_session(
 
 
 async def end_session(database: Database, session_id: uuid.UUID, *, now: datetime) -> None:
+    """Sign-out: the session ends, and with it what apps were issued in it but a grant with
+    ``offline_access`` (SPEC §9)."""
     async with database.unit_of_work() as session:
         await SessionRepository(session).end(session_id, now=now)
+        await TokenRepository(session).end_session_grants((session_id,), now=now)
 
 
 async def account_overview(
@@ -104,4 +108,18 @@ async def end_own_session(
 ) -> None:
     """The person ends one of their other sessions (the one in use ends by signing out)."""
     async with database.unit_of_work() as session:
-        await SessionRepository(session).end_own(user_id, session_id, now=now)
+        if await SessionRepository(session).end_own(user_id, session_id, now=now):
+            await TokenRepository(session).end_session_grants((session_id,), now=now)
+
+
+async def sign_out_everywhere(
+    database: Database, user_id: uuid.UUID, *, origin: RequestOrigin, now: datetime
+) -> None:
+    """Every session of the person ends and every code, access and refresh token dies, ``offline_access``
+    included; consents stay (SPEC §9)."""
+    async with database.unit_of_work() as session:
+        await SessionRepository(session).end_all_of(user_id, now=now)
+        revoked = await TokenRepository(session).revoke_everything_of(user_id, now=now)
+        await AuditRepository(session).record(
+            "signed_out_everywhere", now=now, origin=origin, user_id=user_id, details={"revoked": revoked}
+        )

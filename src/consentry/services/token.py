@@ -22,7 +22,7 @@ from consentry.domain.clients import (
     GRANT_REFRESH_TOKEN,
     RegisteredClient,
 )
-from consentry.domain.scopes import OPENID, InvalidScopeToken, Scopes
+from consentry.domain.scopes import OFFLINE_ACCESS, OPENID, InvalidScopeToken, Scopes
 from consentry.domain.tokens import ScopeWidening, at_hash, refreshed_scopes
 from consentry.errors import (
     InvalidGrantError,
@@ -44,7 +44,7 @@ from consentry.storage.tokens import (
     token_row,
 )
 
-USER_ONLY_SCOPES = frozenset({OPENID, "offline_access"})
+USER_ONLY_SCOPES = frozenset({OPENID, OFFLINE_ACCESS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,7 @@ class UserGrant:
     consent_id: uuid.UUID | None
     auth_time: datetime | None
     nonce: str | None
+    session_id: uuid.UUID | None  # the sign-in session (sid), which the grant ends with
 
 
 async def exchange(
@@ -99,7 +100,13 @@ async def _authorization_code(
     if stored.used_at is None:
         _check_code(stored, client, form.get("redirect_uri"), form.get("code_verifier"), now=now)
         grant = UserGrant(
-            stored.user_id, stored.scopes, stored.family_id, stored.consent_id, stored.auth_time, stored.nonce
+            stored.user_id,
+            stored.scopes,
+            stored.family_id,
+            stored.consent_id,
+            stored.auth_time,
+            stored.nonce,
+            stored.session_id,
         )
         issued = await _user_tokens(
             runtime, client, grant, grant.scopes, now=now, with_refresh=stored.consent_id is not None
@@ -200,7 +207,13 @@ async def _refresh_token(
         except ScopeWidening as exc:
             raise InvalidScopeError(str(exc)) from exc
         grant = UserGrant(
-            stored.user_id, stored.scopes, stored.family_id, stored.consent_id, stored.auth_time, None
+            stored.user_id,
+            stored.scopes,
+            stored.family_id,
+            stored.consent_id,
+            stored.auth_time,
+            None,
+            stored.session_id,
         )
         issued = await _user_tokens(runtime, client, grant, scopes, now=now, with_refresh=True)
         touch = runtime.consent_usage.due(stored.consent_id, now=now)
@@ -340,6 +353,7 @@ async def _user_tokens(
             user_id=grant.user_id,
             family_id=grant.family_id,
             consent_id=grant.consent_id,
+            session_id=grant.session_id,
             scopes=token_scopes,
             auth_time=grant.auth_time,
             created_at=now,
@@ -376,7 +390,8 @@ def _id_token(
     *,
     now: datetime,
 ) -> str:
-    """OIDC Core §2: iss, sub, aud, exp, iat, auth_time, nonce, at_hash; signed with the active key."""
+    """OIDC Core §2: iss, sub, aud, exp, iat, auth_time, nonce, at_hash, and the session's ``sid`` (Front- and
+    Back-Channel Logout); signed with the active key."""
     issued_at = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": runtime.issuer,
@@ -390,4 +405,6 @@ def _id_token(
         claims["auth_time"] = int(grant.auth_time.timestamp())
     if grant.nonce is not None:
         claims["nonce"] = grant.nonce
+    if grant.session_id is not None:
+        claims["sid"] = str(grant.session_id)
     return runtime.keys.sign(claims, alg=client.id_token_signed_response_alg)

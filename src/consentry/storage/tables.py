@@ -225,6 +225,7 @@ class AuthorizationCode(Base):
         Index(None, "user_id", "client_id"),
         Index(None, "client_id"),
         _index_when_set("consent_id"),
+        _index_when_set("session_id"),
     )
 
     code_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
@@ -238,6 +239,7 @@ class AuthorizationCode(Base):
     nonce: Mapped[str | None] = mapped_column(String(512))
     auth_time: Mapped[datetime]
     family_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # shared by every token this code yields
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the sign-in session it was issued in (sid)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]
@@ -249,6 +251,7 @@ class AccessToken(Base):
         _index_when_set("user_id", "client_id"),
         _index_when_set("consent_id"),
         _index_when_set("family_id"),
+        _index_when_set("session_id"),
     )
 
     token_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
@@ -256,6 +259,7 @@ class AccessToken(Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     family_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # sid; none for a client's own tokens
     scopes: Mapped[Scopes]
     auth_time: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -267,13 +271,18 @@ class RefreshToken(Base):
     """Refresh tokens rotate on every use; all of one grant share ``family_id`` so reuse revokes them all."""
 
     __tablename__ = "refresh_tokens"
-    __table_args__ = (Index(None, "user_id", "client_id"), _index_when_set("consent_id"))
+    __table_args__ = (
+        Index(None, "user_id", "client_id"),
+        _index_when_set("consent_id"),
+        _index_when_set("session_id"),
+    )
 
     token_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # sid, kept through every rotation
     scopes: Mapped[Scopes]
     auth_time: Mapped[datetime | None]
     created_at: Mapped[datetime]

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from consentry.domain.consent import ConsentStatus
-from consentry.domain.scopes import Scopes
+from consentry.domain.scopes import OFFLINE_ACCESS, Scopes
 from consentry.storage.batched_reads import BatchedReader, rows_by_first_column
 from consentry.storage.group_commit import marked_once
 from consentry.storage.key_lists import ByKeys, by_keys
@@ -43,6 +43,7 @@ def token_row(
     user_id: uuid.UUID | None = None,
     family_id: uuid.UUID | None = None,
     consent_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
     auth_time: datetime | None = None,
 ) -> tuple[Table, dict[str, Any]]:
     """An access or refresh token as a row to insert (group-committed: no ORM object on the hot path)."""
@@ -52,6 +53,7 @@ def token_row(
         "user_id": user_id,
         "family_id": family_id,
         "consent_id": consent_id,
+        "session_id": session_id,
         "scopes": scopes,
         "auth_time": auth_time,
         "created_at": created_at,
@@ -105,6 +107,7 @@ class TokenRecord:
     user_id: uuid.UUID | None
     family_id: uuid.UUID | None
     consent_id: uuid.UUID | None
+    session_id: uuid.UUID | None
     scopes: Scopes
     auth_time: datetime | None
     created_at: datetime
@@ -131,6 +134,7 @@ class CodeRecord:
     nonce: str | None
     auth_time: datetime
     family_id: uuid.UUID
+    session_id: uuid.UUID | None
     expires_at: datetime
     used_at: datetime | None
 
@@ -169,6 +173,7 @@ _RECORD_COLUMNS = (
     "user_id",
     "family_id",
     "consent_id",
+    "session_id",
     "scopes",
     "auth_time",
     "created_at",
@@ -295,6 +300,36 @@ class TokenRepository:
         ) + await self._revoke(
             RefreshToken, (RefreshToken.user_id == user_id) & (RefreshToken.client_id == client_id), now=now
         )
+
+    async def end_session_grants(self, session_ids: Sequence[uuid.UUID], *, now: datetime) -> int:
+        """What was issued in these sign-in sessions ends with them (SPEC §9): their unused codes expire, and
+        the tokens of every grant without ``offline_access`` are revoked; a grant with it lives on until the
+        consent or the person ends it. Returns how many tokens were revoked."""
+        await self._session.execute(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.session_id.in_(session_ids),
+                AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.expires_at > now,
+            )
+            .values(expires_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        offline: set[uuid.UUID] = set()
+        for table in (AccessToken, RefreshToken):
+            live = await self._session.execute(
+                select(table.family_id, table.scopes).where(
+                    table.session_id.in_(session_ids), table.revoked_at.is_(None), table.expires_at > now
+                )
+            )
+            offline |= {family for family, scopes in live if family is not None and OFFLINE_ACCESS in scopes}
+        ended = 0
+        for table in (AccessToken, RefreshToken):
+            ending: ColumnElement[bool] = table.session_id.in_(session_ids)
+            if offline:
+                ending = ending & table.family_id.not_in(offline)
+            ended += await self._revoke(table, ending, now=now)
+        return ended
 
     async def revoke_everything_of(self, user_id: uuid.UUID, *, now: datetime) -> int:
         """Every live access and refresh token of one person, whatever the client, and their unused codes."""

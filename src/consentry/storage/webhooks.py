@@ -44,7 +44,7 @@ class WebhookOutboxRepository:
         if self._session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=WebhookOutbox)
         claimed = []
-        for event, url, sealed in (await self._session.execute(query)):
+        for event, url, sealed in await self._session.execute(query):
             result = await self._session.execute(
                 update(WebhookOutbox)
                 .where(WebhookOutbox.id == event.id, WebhookOutbox.next_attempt_at == event.next_attempt_at)

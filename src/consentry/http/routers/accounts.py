@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
-from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
+from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep, require_script_or_bearer
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
-from consentry.services import accounts
+from consentry.services import accounts, sessions
 from consentry.services.cascades import delete_account
 from consentry.services.sessions import SESSION_COOKIE
 
@@ -73,5 +73,18 @@ async def delete_me(runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginD
     response = JSONResponse(
         {"status": "deleted", "deleted_at": now.isoformat(), "purge_after": purge_after.isoformat()}
     )
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/sign-out-everywhere", status_code=204)
+async def sign_out_everywhere(
+    request: Request, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
+) -> Response:
+    """Every session ends, here and elsewhere, and every app's codes and tokens die (``offline_access``
+    included); consents stay, so apps may ask again without a new consent screen."""
+    require_script_or_bearer(request)
+    await sessions.sign_out_everywhere(runtime.database, signed_in.user_id, origin=origin, now=now)
+    response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -20,6 +20,7 @@ from consentry.http.deps import (
     documented_body,
     json_body,
     request_context,
+    require_script_or_bearer,
 )
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
@@ -164,10 +165,7 @@ async def logout(request: Request, runtime: RuntimeDep, signed_in: SignedInOptio
     """Ends the session. With cookie authentication only a JSON request is accepted (no cross-site forms)."""
     if signed_in is None:
         raise UnauthenticatedError()
-    if bearer_token(request) is None and not request.headers.get("content-type", "").startswith(
-        "application/json"
-    ):
-        raise UnauthenticatedError("send the session as a Bearer token, or the request as application/json")
+    require_script_or_bearer(request)
     await end_session(runtime.database, signed_in.session_id, now=now)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
