@@ -232,6 +232,13 @@ def client_create(
             "(without it, either). --public clients use none."
         ),
     ] = None,
+    post_logout_redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(help="Where RP-initiated logout may send the browser back to (repeatable)."),
+    ] = None,
+    backchannel_logout_uri: Annotated[
+        str | None, typer.Option(help="Where a logout token is POSTed when a person's session ends.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Register a client; prints client_id and, for confidential clients, client_secret (shown once)."""
@@ -257,6 +264,9 @@ def client_create(
                 id_token_signed_response_alg=id_token_alg,
                 allow_private_webhooks=runtime.settings.webhook_allow_private
                 or runtime.settings.issuer_is_loopback,
+                issuer_on_loopback=runtime.settings.issuer_is_loopback,
+                post_logout_redirect_uris=post_logout_redirect_uri or [],
+                backchannel_logout_uri=backchannel_logout_uri,
             )
             issued = await register_client(
                 session,

@@ -81,7 +81,7 @@ async def test_ending_one_of_ones_sessions_ends_its_grants(http: httpx.AsyncClie
     person, app = await make_person(runtime), await make_app(runtime)
     tokens = await _tokens(http, app, person, "openid profile")
     assert person.session_id is not None
-    await end_own_session(runtime.database, person.user_id, person.session_id, now=utcnow())
+    await end_own_session(runtime, person.user_id, person.session_id, now=utcnow())
     assert not await _active(http, app, tokens["access_token"])
 
 

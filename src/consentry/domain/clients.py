@@ -131,6 +131,9 @@ class ClientMetadata:
     consent_ttl_days: int | None = None
     id_token_signed_response_alg: str = DEFAULT_SIGNING_ALGORITHM
     auth_method_fixed: bool = True  # see RegisteredClient.accepts_auth_method
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -159,6 +162,9 @@ def build_client_metadata(
     allow_private_webhooks: bool = False,
     auth_method_fixed: bool = True,
     issuer_on_loopback: bool = False,
+    post_logout_redirect_uris: Sequence[str] = (),
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
 ) -> ClientMetadata:
     """Apply every registration rule; raise :class:`InvalidClientMetadata` on the first broken one."""
     name = name.strip()
@@ -213,7 +219,30 @@ def build_client_metadata(
         consent_ttl_days=consent_ttl_days,
         id_token_signed_response_alg=id_token_signed_response_alg,
         auth_method_fixed=auth_method_fixed,
+        post_logout_redirect_uris=validate_post_logout_redirect_uris(post_logout_redirect_uris),
+        backchannel_logout_uri=validate_backchannel_logout_uri(
+            backchannel_logout_uri, allow_loopback_http=issuer_on_loopback or allow_private_webhooks
+        ),
+        backchannel_logout_session_required=backchannel_logout_session_required,
     )
+
+
+def validate_post_logout_redirect_uris(uris: Sequence[str]) -> tuple[str, ...]:
+    """Where RP-Initiated Logout 1.0 may send the browser back to: the rules of redirect URIs (its §3)."""
+    try:
+        return tuple(dict.fromkeys(validate_redirect_uri(uri) for uri in uris))
+    except InvalidClientMetadata as exc:
+        message = str(exc).replace("a redirect URI", "a post-logout redirect URI")
+        raise InvalidClientMetadata("post_logout_redirect_uris", message) from None
+
+
+def validate_backchannel_logout_uri(url: str | None, *, allow_loopback_http: bool) -> str | None:
+    """Back-Channel Logout 1.0 §2.2: an absolute https URL (http on loopback while the issuer is), without
+    fragment; the delivery checks again where its host resolves (SSRF), as for webhooks."""
+    url = validate_https_url("backchannel_logout_uri", url, allow_loopback_http=allow_loopback_http)
+    if url is not None and (urlsplit(url).fragment or url.endswith("#")):
+        raise InvalidClientMetadata("backchannel_logout_uri", "it must not have a fragment")
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +268,9 @@ class RegisteredClient:
     webhook_url: str | None = None
     id_token_signed_response_alg: str = DEFAULT_SIGNING_ALGORITHM
     auth_method_fixed: bool = True
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @property
     def is_public(self) -> bool:

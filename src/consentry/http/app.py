@@ -30,6 +30,7 @@ from consentry.http.routers import (
     demo,
     discovery,
     health,
+    logout,
     pages,
     token,
     userinfo,
@@ -120,7 +121,7 @@ def create_app(
     routers = (
         health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
         consents.router, pages.router, demo.router, admin.router, accounts.router,
-        clients.router,
+        clients.router, logout.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

@@ -37,6 +37,9 @@ def snapshot(client: Client) -> RegisteredClient:
         tos_uri=client.tos_uri,
         webhook_url=client.webhook_url,
         id_token_signed_response_alg=client.id_token_signed_response_alg,
+        post_logout_redirect_uris=tuple(client.post_logout_redirect_uris or ()),
+        backchannel_logout_uri=client.backchannel_logout_uri,
+        backchannel_logout_session_required=client.backchannel_logout_session_required,
     )
 
 

@@ -15,22 +15,25 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
 from standardwebhooks.webhooks import Webhook
 
 from consentry.domain.net import is_private_address
+from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM
 from consentry.domain.webhooks import OutboxStatus
 from consentry.runtime import Runtime
-from consentry.services.webhooks import message_id
+from consentry.services.webhooks import BACKCHANNEL_LOGOUT, message_id
 from consentry.storage.webhooks import WebhookOutboxRepository
 
 log = logging.getLogger(__name__)
 
 BATCH = 50
 MAX_DELAY = timedelta(hours=1)
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_LIFETIME_SECONDS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +41,11 @@ class Claimed:
     id: uuid.UUID
     client_id: str
     url: str
-    secret: str
+    secret: str | None  # a webhook's signing secret; none for a logout token (it is a signed JWT itself)
     body: bytes
     attempts: int
     created_at: datetime
+    logout: dict[str, Any] | None = None  # a back-channel logout's sub and sid
 
 
 def retry_delay(attempts: int, *, base: float, rng: random.Random) -> timedelta:
@@ -86,6 +90,21 @@ class WebhookDelivery:
             due = await WebhookOutboxRepository(session).claim_due(now=now, lease=self._lease, limit=BATCH)
             for item in due:
                 event, url, sealed = item.event, item.url, item.sealed_secret
+                if event.event_type == BACKCHANNEL_LOGOUT:
+                    if item.backchannel_logout_uri:
+                        claimed.append(
+                            Claimed(
+                                event.id,
+                                event.client_id,
+                                item.backchannel_logout_uri,
+                                None,
+                                b"",
+                                event.attempts,
+                                event.created_at,
+                                logout=event.payload,
+                            )
+                        )
+                    continue
                 if not url or not sealed:
                     continue
                 claimed.append(
@@ -116,22 +135,52 @@ class WebhookDelivery:
         refusal = await self._refuse_private(item.url)
         if refusal:
             return refusal
-        msg_id = message_id(item.id)
-        body = item.body.decode()
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(item.secret).sign(msg_id, now, body),
-            "user-agent": "Consentry-Webhooks/1",
-        }
+        if item.logout:
+            content, headers = await self._logout_token(item, now=now)
+        else:
+            content, headers = self._signed(item, now=now)
         try:
-            response = await self._http.post(item.url, content=item.body, headers=headers)
+            response = await self._http.post(item.url, content=content, headers=headers)
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"[:1000]
         if 200 <= response.status_code < 300:
             return None
         return f"HTTP {response.status_code}"
+
+    def _signed(self, item: Claimed, *, now: datetime) -> tuple[bytes, dict[str, str]]:
+        """A webhook: the event as JSON, signed per Standard Webhooks."""
+        assert item.secret is not None
+        msg_id = message_id(item.id)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(item.secret).sign(msg_id, now, item.body.decode()),
+            "user-agent": "Consentry-Webhooks/1",
+        }
+        return item.body, headers
+
+    async def _logout_token(self, item: Claimed, *, now: datetime) -> tuple[bytes, dict[str, str]]:
+        """Back-Channel Logout 1.0 §2.4-2.5: a logout token (``typ`` logout+jwt), signed as the client's ID
+        tokens are, form-encoded. It is made at each attempt: a retry carries a fresh ``iat``/``exp``."""
+        assert item.logout is not None
+        runtime = self._runtime
+        await runtime.keys.ensure_loaded(now=now)
+        client = await runtime.clients.get(item.client_id)
+        issued_at = int(now.timestamp())
+        claims = {
+            "iss": runtime.issuer,
+            "aud": item.client_id,
+            "iat": issued_at,
+            "exp": issued_at + LOGOUT_TOKEN_LIFETIME_SECONDS,
+            "jti": uuid.uuid4().hex,
+            "events": {LOGOUT_EVENT: {}},
+            **{key: item.logout[key] for key in ("sub", "sid") if item.logout.get(key)},
+        }
+        alg = client.id_token_signed_response_alg if client is not None else DEFAULT_SIGNING_ALGORITHM
+        token = runtime.keys.sign(claims, alg=alg, typ="logout+jwt")
+        headers = {"content-type": "application/x-www-form-urlencoded", "user-agent": "Consentry-Logout/1"}
+        return urlencode({"logout_token": token}).encode(), headers
 
     async def _refuse_private(self, url: str) -> str | None:
         """SSRF: refuse hosts that resolve to private or loopback addresses (unless allowed)."""

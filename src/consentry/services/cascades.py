@@ -11,6 +11,7 @@ from consentry.errors import ForbiddenError, NotFoundError
 from consentry.runtime import Runtime
 from consentry.services.consent_endings import end_all_consents, revoke_consent
 from consentry.services.sessions import SignedIn
+from consentry.services.webhooks import queue_logout_tokens
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.clients import ClientRepository
 from consentry.storage.consents import ConsentRepository, ConsentsOf
@@ -73,7 +74,8 @@ async def delete_account(
         user.updated_at = now
         # grants that had no remembered consent
         await TokenRepository(session).revoke_tokens_of_users((user_id,), now=now)
-        await SessionRepository(session).end_all_of(user_id, now=now)
+        ended = await SessionRepository(session).end_all_of(user_id, now=now)
+        await queue_logout_tokens(runtime, session, user_id, ended, now=now)
         await AuditRepository(session).record(
             "user_deleted",
             now=now,

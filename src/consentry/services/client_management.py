@@ -71,6 +71,9 @@ def describe(client: Client) -> dict[str, Any]:
         "consent_ttl_days": client.consent_ttl_days,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "trusted": client.trusted,
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris or []),
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "created_at": client.created_at.isoformat(),
         "updated_at": client.updated_at.isoformat(),
     }
@@ -100,6 +103,9 @@ def _build(runtime: Runtime, values: dict[str, Any], known: frozenset[str], *, t
             allow_private_webhooks=runtime.settings.webhook_allow_private
             or runtime.settings.issuer_is_loopback,
             issuer_on_loopback=runtime.settings.issuer_is_loopback,
+            post_logout_redirect_uris=values.get("post_logout_redirect_uris") or [],
+            backchannel_logout_uri=values.get("backchannel_logout_uri"),
+            backchannel_logout_session_required=bool(values.get("backchannel_logout_session_required")),
         )
     except (InvalidClientMetadata, InvalidScopeToken) as exc:
         raise metadata_error(exc) from None

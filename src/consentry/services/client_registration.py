@@ -78,4 +78,7 @@ def apply_metadata(client: Client, metadata: ClientMetadata, *, now: datetime) -
     client.id_token_signed_response_alg = metadata.id_token_signed_response_alg
     client.trusted = metadata.trusted
     client.webhook_url = metadata.webhook_url
+    client.post_logout_redirect_uris = list(metadata.post_logout_redirect_uris) or None
+    client.backchannel_logout_uri = metadata.backchannel_logout_uri
+    client.backchannel_logout_session_required = metadata.backchannel_logout_session_required
     client.updated_at = now

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from consentry.crypto.hashing import new_token, token_hash
+from consentry.runtime import Runtime
+from consentry.services.webhooks import queue_logout_tokens
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.database import Database, Transaction
 from consentry.storage.group_commit import Row, add_rows
@@ -86,12 +88,21 @@ async def authenticate_session(
     return SignedIn(found.user_id, found.session_id, found.auth_time, found.is_admin)
 
 
-async def end_session(database: Database, session_id: uuid.UUID, *, now: datetime) -> None:
+async def end_session(runtime: Runtime, signed_in: SignedIn, *, now: datetime) -> None:
     """Sign-out: the session ends, and with it what apps were issued in it but a grant with
-    ``offline_access`` (SPEC §9)."""
-    async with database.unit_of_work() as session:
-        await SessionRepository(session).end(session_id, now=now)
-        await TokenRepository(session).end_session_grants((session_id,), now=now)
+    ``offline_access``; the apps that registered for it hear of it by back-channel (SPEC §9)."""
+    async with runtime.database.unit_of_work() as session:
+        await SessionRepository(session).end(signed_in.session_id, now=now)
+        await _ended(runtime, session, signed_in.user_id, [signed_in.session_id], now=now)
+
+
+async def _ended(
+    runtime: Runtime, session: Transaction, user_id: uuid.UUID, session_ids: list[uuid.UUID], *, now: datetime
+) -> None:
+    """What follows sessions' end: their grants end (but offline_access), logout tokens are queued."""
+    if session_ids:
+        await TokenRepository(session).end_session_grants(session_ids, now=now)
+        await queue_logout_tokens(runtime, session, user_id, session_ids, now=now)
 
 
 async def account_overview(
@@ -104,21 +115,22 @@ async def account_overview(
 
 
 async def end_own_session(
-    database: Database, user_id: uuid.UUID, session_id: uuid.UUID, *, now: datetime
+    runtime: Runtime, user_id: uuid.UUID, session_id: uuid.UUID, *, now: datetime
 ) -> None:
     """The person ends one of their other sessions (the one in use ends by signing out)."""
-    async with database.unit_of_work() as session:
+    async with runtime.database.unit_of_work() as session:
         if await SessionRepository(session).end_own(user_id, session_id, now=now):
-            await TokenRepository(session).end_session_grants((session_id,), now=now)
+            await _ended(runtime, session, user_id, [session_id], now=now)
 
 
 async def sign_out_everywhere(
-    database: Database, user_id: uuid.UUID, *, origin: RequestOrigin, now: datetime
+    runtime: Runtime, user_id: uuid.UUID, *, origin: RequestOrigin, now: datetime
 ) -> None:
     """Every session of the person ends and every code, access and refresh token dies, ``offline_access``
     included; consents stay (SPEC §9)."""
-    async with database.unit_of_work() as session:
-        await SessionRepository(session).end_all_of(user_id, now=now)
+    async with runtime.database.unit_of_work() as session:
+        ended = await SessionRepository(session).end_all_of(user_id, now=now)
+        await queue_logout_tokens(runtime, session, user_id, ended, now=now)
         revoked = await TokenRepository(session).revoke_everything_of(user_id, now=now)
         await AuditRepository(session).record(
             "signed_out_everywhere", now=now, origin=origin, user_id=user_id, details={"revoked": revoked}

@@ -33,6 +33,7 @@ from consentry.services.authorize import complete_without_prompt, validate
 from consentry.services.consent_screen import ConsentScreen
 from consentry.services.sessions import NewSession, SignedIn, create_session, new_session
 from consentry.services.users import check_password_policy, create_user, terms_accepted
+from consentry.services.webhooks import queue_logout_tokens
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
 from consentry.storage.consents import ConsentRepository
 from consentry.storage.database import Transaction
@@ -370,7 +371,8 @@ async def change_password(
         if await runtime.passwords.verify_off_loop(old, password):
             raise PasswordReusedError(f"choose a password you have not used for your last {PASSWORD_HISTORY}")
     await users.replace_password(user.id, await runtime.passwords.hash_off_loop(password), now=now)
-    await SessionRepository(session).end_all_of(user.id, now=now, keep=keep_session)
+    ended = await SessionRepository(session).end_all_of(user.id, now=now, keep=keep_session)
+    await queue_logout_tokens(runtime, session, user.id, ended, now=now)
     await TokenRepository(session).revoke_everything_of(user.id, now=now)
     user.updated_at = now
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -11,6 +12,7 @@ from consentry.domain.scopes import Scopes
 from consentry.domain.webhooks import OutboxStatus
 from consentry.storage.database import Transaction
 from consentry.storage.records import WebhookOutbox
+from consentry.storage.tokens import TokenRepository
 from consentry.storage.webhooks import WebhookOutboxRepository
 
 if TYPE_CHECKING:
@@ -19,6 +21,11 @@ if TYPE_CHECKING:
 EventType = Literal[
     "consent.granted", "consent.updated", "consent.revoked", "consent.expired", "tokens.revoked"
 ]
+
+
+# Back-Channel Logout 1.0: an outbox event whose delivery is a logout token POSTed to the client's
+# backchannel_logout_uri (signed when it is sent, so a retry carries a fresh one), not a webhook.
+BACKCHANNEL_LOGOUT = "backchannel.logout"
 
 
 def message_id(outbox_id: uuid.UUID) -> str:
@@ -62,3 +69,36 @@ async def enqueue(
             next_attempt_at=now,
         )
     )
+
+
+async def queue_logout_tokens(
+    runtime: Runtime,
+    session: Transaction,
+    user_id: uuid.UUID,
+    session_ids: Sequence[uuid.UUID],
+    *,
+    now: datetime,
+) -> None:
+    """Back-Channel Logout 1.0 §2.5: the sessions ended; every client that was issued a code or a token in
+    one of them and registered a ``backchannel_logout_uri`` is sent a logout token naming the session
+    (``sid``) and the person as it knows them (``sub``), from the outbox like webhooks."""
+    outbox = WebhookOutboxRepository(session)
+    for client_id, session_id in await TokenRepository(session).clients_issued_in(session_ids):
+        client = await runtime.clients.get(client_id)
+        if client is None or not client.backchannel_logout_uri:
+            continue
+        outbox.add(
+            WebhookOutbox(
+                id=uuid.uuid4(),
+                client_id=client.id,
+                event_type=BACKCHANNEL_LOGOUT,
+                payload={
+                    "sub": await runtime.subjects.subject_for(session, user_id, client, now=now),
+                    "sid": str(session_id),
+                },
+                status=OutboxStatus.PENDING,
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )

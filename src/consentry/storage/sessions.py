@@ -81,12 +81,23 @@ class SessionRepository:
             update(UserSession).where(UserSession.id == session_id).values(revoked_at=now)
         )
 
-    async def end_all_of(self, user_id: uuid.UUID, *, now: datetime, keep: uuid.UUID | None = None) -> None:
-        """Every live session of one person but ``keep`` (the one a change was made from, if any)."""
-        ending = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+    async def end_all_of(
+        self, user_id: uuid.UUID, *, now: datetime, keep: uuid.UUID | None = None
+    ) -> list[uuid.UUID]:
+        """Every live session of one person but ``keep`` (the one a change was made from, if any); returns
+        the sessions ended."""
+        live = select(UserSession.id).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         if keep is not None:
-            ending = ending.where(UserSession.id != keep)
-        await self._session.execute(ending.values(revoked_at=now))
+            live = live.where(UserSession.id != keep)
+        ending = list(await self._session.scalars(live.with_for_update()))
+        if ending:
+            await self._session.execute(
+                update(UserSession)
+                .where(UserSession.id.in_(ending), UserSession.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return ending
 
     async def live_of(self, user_id: uuid.UUID, *, now: datetime) -> list[UserSession]:
         """The person's live sessions, newest first."""

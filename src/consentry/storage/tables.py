@@ -192,6 +192,10 @@ class Client(Base):
     consent_ttl_days: Mapped[int | None] = mapped_column(Integer)
     id_token_signed_response_alg: Mapped[str] = mapped_column(String(8), server_default="RS256")
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    # OpenID Connect RP-Initiated and Back-Channel Logout 1.0 (SPEC §9); NULL: none registered.
+    post_logout_redirect_uris: Mapped[list[str] | None] = mapped_column(StringList())
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2048))
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, server_default=false())
     webhook_secret: Mapped[str | None] = mapped_column(
         String(256)
     )  # encrypted (SecretBox): HMAC needs it back

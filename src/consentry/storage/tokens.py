@@ -301,6 +301,16 @@ class TokenRepository:
             RefreshToken, (RefreshToken.user_id == user_id) & (RefreshToken.client_id == client_id), now=now
         )
 
+    async def clients_issued_in(self, session_ids: Sequence[uuid.UUID]) -> list[tuple[str, uuid.UUID]]:
+        """The (client, session) pairs of these sessions in which the client was issued a code or a token."""
+        pairs: set[tuple[str, uuid.UUID]] = set()
+        for table in (AuthorizationCode, AccessToken, RefreshToken):
+            issued = select(table.client_id, table.session_id).where(table.session_id.in_(session_ids))
+            for client_id, session_id in await self._session.execute(issued.distinct()):
+                if session_id is not None:
+                    pairs.add((client_id, session_id))
+        return sorted(pairs)
+
     async def end_session_grants(self, session_ids: Sequence[uuid.UUID], *, now: datetime) -> int:
         """What was issued in these sign-in sessions ends with them (SPEC §9): their unused codes expire, and
         the tokens of every grant without ``offline_access`` are revoked; a grant with it lives on until the

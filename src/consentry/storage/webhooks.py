@@ -21,6 +21,7 @@ class DueEvent:
     event: WebhookOutbox
     url: str | None
     sealed_secret: str | None
+    backchannel_logout_uri: str | None
 
 
 class WebhookOutboxRepository:
@@ -35,7 +36,7 @@ class WebhookOutboxRepository:
         attempt one ``lease`` on (a conditional UPDATE: two deliverers never claim the same event; on
         PostgreSQL they also skip each other's rows)."""
         query = (
-            select(WebhookOutbox, Client.webhook_url, Client.webhook_secret)
+            select(WebhookOutbox, Client.webhook_url, Client.webhook_secret, Client.backchannel_logout_uri)
             .join(Client, Client.id == WebhookOutbox.client_id)
             .where(WebhookOutbox.status == OutboxStatus.PENDING, WebhookOutbox.next_attempt_at <= now)
             .order_by(WebhookOutbox.next_attempt_at, WebhookOutbox.created_at)
@@ -44,14 +45,14 @@ class WebhookOutboxRepository:
         if self._session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=WebhookOutbox)
         claimed = []
-        for event, url, sealed in await self._session.execute(query):
+        for event, url, sealed, logout_uri in await self._session.execute(query):
             result = await self._session.execute(
                 update(WebhookOutbox)
                 .where(WebhookOutbox.id == event.id, WebhookOutbox.next_attempt_at == event.next_attempt_at)
                 .values(next_attempt_at=now + lease)
             )
             if getattr(result, "rowcount", 0) == 1:
-                claimed.append(DueEvent(event, url, sealed))
+                claimed.append(DueEvent(event, url, sealed, logout_uri))
         return claimed
 
     async def settle(self, event_id: uuid.UUID, outcome: dict[str, Any]) -> None:

@@ -84,7 +84,7 @@ async def sign_out_everywhere(
     """Every session ends, here and elsewhere, and every app's codes and tokens die (``offline_access``
     included); consents stay, so apps may ask again without a new consent screen."""
     require_script_or_bearer(request)
-    await sessions.sign_out_everywhere(runtime.database, signed_in.user_id, origin=origin, now=now)
+    await sessions.sign_out_everywhere(runtime, signed_in.user_id, origin=origin, now=now)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -166,7 +166,7 @@ async def logout(request: Request, runtime: RuntimeDep, signed_in: SignedInOptio
     if signed_in is None:
         raise UnauthenticatedError()
     require_script_or_bearer(request)
-    await end_session(runtime.database, signed_in.session_id, now=now)
+    await end_session(runtime, signed_in, now=now)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -36,6 +36,9 @@ class ClientFields(RequestBody):
     consent_ttl_days: int | None = Field(default=None, ge=1, le=3650)
     id_token_signed_response_alg: str | None = Field(default=None, max_length=8)
     trusted: bool | None = None
+    post_logout_redirect_uris: Annotated[list[Url], Field(max_length=20)] | None = None
+    backchannel_logout_uri: Url | None = None
+    backchannel_logout_session_required: bool | None = None
 
 
 class NewClient(ClientFields):

@@ -30,6 +30,7 @@ async def metadata(runtime: Runtime) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/oauth2/jwks",
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "end_session_endpoint": f"{issuer}/oauth2/logout",
         "scopes_supported": sorted(await runtime.clients.known_scopes()),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -46,6 +47,8 @@ async def metadata(runtime: Runtime) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
 
 

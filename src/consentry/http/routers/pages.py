@@ -206,11 +206,11 @@ async def end_session_form(
     except ValueError:
         raise InvalidRequestError("unknown session") from None
     if target == signed_in.session_id:
-        await end_session(runtime.database, target, now=now)
+        await end_session(runtime, signed_in, now=now)
         response = _redirect("/login")
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
-    await end_own_session(runtime.database, signed_in.user_id, target, now=now)
+    await end_own_session(runtime, signed_in.user_id, target, now=now)
     return _redirect("/account")
 
 

@@ -1,0 +1,65 @@
+"""``end_session_endpoint`` (OpenID Connect RP-Initiated Logout 1.0, SPEC §9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from consentry.errors import InvalidRequestError
+from consentry.http.deps import NowDep, RuntimeDep, SignedInOptional, form_values
+from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, error_page, render
+from consentry.http.schemas import answers
+from consentry.services.logout import LogoutPlan, LogoutRequest, plan_logout
+from consentry.services.sessions import SESSION_COOKIE, end_session
+
+router = APIRouter(tags=["sign-in"])
+
+PARAMETERS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales")
+
+
+@router.api_route("/oauth2/logout", methods=["GET", "POST"], responses=answers(302, 400))
+async def logout(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep) -> Response:
+    """A valid ``id_token_hint`` for the session in use signs out at once; otherwise the person confirms.
+    Either way the browser then goes to the registered ``post_logout_redirect_uri`` (with ``state``)."""
+    values: dict[str, Any] = dict(request.query_params)
+    if request.method == "POST":
+        values |= await form_values(request)
+    asked = LogoutRequest(
+        id_token_hint=values.get("id_token_hint") or None,
+        client_id=values.get("client_id") or None,
+        post_logout_redirect_uri=values.get("post_logout_redirect_uri") or None,
+        state=values.get("state") or None,
+    )
+    try:
+        plan = await plan_logout(runtime, asked, signed_in, now=now)
+    except InvalidRequestError as error:
+        return error_page(request, error.error, error.description)
+    if signed_in is None:
+        return _signed_out(request, plan)
+    confirmed = request.method == "POST" and values.get("confirm") == "yes"
+    if confirmed and not csrf_valid(runtime.csrf_key, signed_in.session_id, values.get("csrf_token")):
+        return error_page(
+            request, "invalid_request", "the form has expired; reload the page", status_code=403
+        )
+    if plan.names_this_session or confirmed:
+        await end_session(runtime, signed_in, now=now)
+        response = _signed_out(request, plan)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+    context = {
+        "client": plan.client,
+        "fields": {key: values[key] for key in PARAMETERS if values.get(key)},
+        "csrf_token": csrf_token(runtime.csrf_key, signed_in.session_id),
+    }
+    page = render(request, "logout.html", context)
+    if plan.redirect_to:
+        allow_form_redirect_to(page, plan.redirect_to)
+    return page
+
+
+def _signed_out(request: Request, plan: LogoutPlan) -> Response:
+    if plan.redirect_to:
+        return RedirectResponse(plan.redirect_to, status_code=302, headers={"Cache-Control": "no-store"})
+    return render(request, "logout.html", {"signed_out": True, "client": plan.client})
