@@ -33,13 +33,12 @@ from consentry.storage.tokens import TokenLookup
 
 def tune_collector_for_long_run() -> None:
     """For a long-running process, once started: what start-up built lives as long as the process, and moved
-    out of the collector's sight the full collections no longer walk it. Under HTTP load they took ~100 ms and
-    set the p99; in the registration worker they were a sixth of its time. Not for a test process that builds
-    many runtimes.
+    out of the collector's sight the full collections no longer walk it (under load they set the tail latency,
+    and in the registration worker they took much of its time). Not for a test process that builds many
+    runtimes.
 
     The youngest generation is collected less often too. Each collection of it walks the live objects of the
-    requests in flight, most of which are not garbage: after every 10,000 allocations instead of Python's
-    700, it walks them 14 times less often."""
+    requests in flight, most of which are not garbage: every 10,000 allocations instead of Python's 700."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])

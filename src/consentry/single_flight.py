@@ -1,8 +1,8 @@
 """One load at a time per key: concurrent callers share the running load instead of starting their own.
 
 In-process caches (clients, signing keys) expire while a server is under load; without this, every request in
-flight at that moment missed at once and each ran the load itself — for signing keys 32 RSA key imports of
-~33 ms each, a one-second stall of the event loop every minute.
+flight at that moment missed at once and each ran the load itself: for signing keys, one slow RSA key import
+per request in flight, a long stall of the event loop every minute.
 
 A load runs as a task of its own, in the context of the caller that started it, and is shared by callers that
 did not: call it outside any unit of work (a load that writes takes SQLite's write lock itself).

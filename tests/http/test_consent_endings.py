@@ -1,6 +1,6 @@
 """SPEC §9: every path that ends a consent — the person (DELETE, PATCH), an admin, a client's deletion, an
 account's deletion and purge, bulk soft delete, expiry — writes the consent history and the audit event and
-tells the client by webhook. One home does it (services/consents.end_consents); this walks every path."""
+tells the client by webhook. One home does it (consent_endings.end_consents); this walks every path."""
 
 from __future__ import annotations
 

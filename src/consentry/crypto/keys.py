@@ -111,7 +111,7 @@ class KeyStore:
         return row
 
     def _install(self, rows: list[SigningKey]) -> None:
-        # An RSA private key import costs ~33 ms: each key is imported once, then reused by its kid.
+        # An RSA private key import is slow (tens of milliseconds): each is imported once, then reused by kid.
         imported = {key.kid: key for key in self._signing.values()}
         signing: dict[str, SigningJWK] = {}
         public = []

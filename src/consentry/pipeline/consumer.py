@@ -134,8 +134,8 @@ class RegistrationConsumer:
         On PostgreSQL, while a full batch is being written the next one is received, and written beside it on
         a second connection: the database works on other cores, so one batch's statements overlap the other's
         Python (a third write in flight gave no more). SQLite has one writer, which a claim from the database
-        queue also needs: overlapping measured slower there, so its batches are written strictly in turn. None
-        is left running when this returns.
+        queue also needs: overlapping only makes them wait for each other, so its batches are written strictly
+        in turn. None is left running when this returns.
         """
         arrived = 0
         writing: list[_Write] = []

@@ -1,7 +1,7 @@
 """Many rows into one table through the driver's executemany, each value encoded once per column.
 
-SQLAlchemy's executemany builds and processes a parameter dict per row (16.6 µs per token row, 4.8 µs through
-the driver alone; for a thousand registrations most of the consumer's time on SQLite). Here the INSERT is
+SQLAlchemy's executemany builds and processes a parameter dict per row, several times the driver's own cost
+(for a thousand registrations most of the consumer's time on SQLite). Here the INSERT is
 compiled once per table and column set, each column's bind processor runs over the batch, and a value that is
 the very object of the row before (a batch's ``now``) is encoded once. Columns a row leaves out take their
 Python-side default, as SQLAlchemy would give them, or their server default.
@@ -131,7 +131,7 @@ def _renumbered(sql: str, offset: int) -> str:
 
 def _insert_statement(table: Table, given: tuple[str, ...], dialect: Dialect) -> _Insert:
     """Built once per table, column set and dialect: group commit inserts a batch per table many times a
-    second, and the encoders alone cost ~8 µs to look up for a token row."""
+    second, and looking the encoders up is a noticeable part of a token row's cost."""
     key = (table, given, dialect.name)
     if key not in _compiled:
         compiled = insert(table).compile(dialect=dialect, column_keys=list(given))

@@ -175,7 +175,7 @@ def _ping_after_idle(engine: AsyncEngine) -> None:
     restarted or a proxy's idle timeout shows there); a dead one is replaced, and the pool's others with it.
 
     SQLAlchemy's ``pool_pre_ping`` pings at every checkout, and asyncpg's ping is three round trips (BEGIN, an
-    empty query, ROLLBACK): ~170 µs of event-loop time per password sign-in, one ping per batch of tokens. A
+    empty query, ROLLBACK) of event-loop time per password sign-in, and one per batch of tokens. A
     connection in steady use is not pinged: were the database to go away under load, the statement that finds
     out fails, and SQLAlchemy then discards the pool's connections, as it does with pre-ping."""
     pool, dialect = engine.sync_engine.pool, engine.sync_engine.dialect
@@ -249,7 +249,7 @@ class HeldConnection:
     (a batched reader; the group committer's one-statement batches), taken from ``engine`` (on PostgreSQL one
     outside the pool: :meth:`Database.held_connection`).
 
-    On PostgreSQL a checkout and return cost ~80 µs of event-loop time per statement, more than a point read
+    On PostgreSQL a checkout and return cost more event-loop time per statement than a point read
     itself (``bench/statements.py``). As the pool does for its own, the connection is pinged before a
     statement that follows ``PING_AFTER_IDLE_SECONDS`` of idleness and replaced if dead, and replaced at
     ``RECYCLE_SECONDS`` of age; it is let go when the driver finds it lost, so a database that went away under
@@ -451,8 +451,8 @@ class Database:
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads by statements alone (``autocommit_engine``): a one-row read costs ~40 % less
-        event-loop time than through :meth:`read_only`'s session. Nothing may be written through it."""
+        """A connection for reads by statements alone (``autocommit_engine``): a one-row read costs clearly
+        less event-loop time than through :meth:`read_only`'s session. Nothing may be written through it."""
         async with self.autocommit_engine.connect() as connection:
             yield connection
 

@@ -2,7 +2,7 @@
 
 An expanding list is rendered anew at each execution, a placeholder per key, and on PostgreSQL every list
 length is a statement of its own for asyncpg to prepare; ``key = ANY($1)`` is one prepared statement for every
-batch size (a batched token read: ~225 µs of client CPU with the list, ~183 µs with the array). SQLite has no
+batch size, and costs the client less CPU for a batched token read. SQLite has no
 arrays, so it keeps the list.
 """
 
@@ -36,7 +36,7 @@ def one_of(
 ) -> ColumnElement[bool]:
     """``key`` among ``values``, or among the parameter ``keys`` given at each execution when None: as one
     array parameter (``array``, for PostgreSQL) or as an expanding ``IN`` list. A registration batch's
-    thousand values as a list cost ~3 µs each to render, and PostgreSQL parses and plans each of them."""
+    thousand values as a list are each rendered, and PostgreSQL parses and plans each of them."""
     if array:
         return key == any_(bindparam("keys" if values is None else None, values, type_=ARRAY(key.type)))
     return key.in_(bindparam("keys") if values is None else values)

@@ -64,9 +64,8 @@ async def write_batch(
     """One transaction; if it fails, one transaction per message, so a bad one cannot sink the rest.
 
     The transaction is synchronous work (:meth:`Database.run_in_transaction`): on a SQLite file it runs whole
-    on the writer thread, and the checkpoint thread copies its pages into the database file. Through an
-    aiosqlite session every other batch's commit ran a checkpoint itself: 100,000 registrations on one core,
-    8,100 / 8,300 users/s before, 9,300 / 9,900 after. PostgreSQL measured the same either way.
+    on the writer thread, and the checkpoint thread copies its pages into the database file (through an
+    aiosqlite session every other batch's commit ran a checkpoint itself).
     """
     try:
         return await database.run_in_transaction(functools.partial(_write, messages=messages, now=now))
@@ -177,8 +176,8 @@ def _write(connection: Connection, messages: Sequence[RegistrationMessage], *, n
     postgresql = connection.dialect.name == "postgresql"
     if postgresql:
         # Planned for the tables as they are now: a generic plan cached while the tables were small (a
-        # sequential scan) outlives their growth during a bulk registration until autovacuum analyzes them;
-        # measured at 100,000 queued: 0.7 s per batch on the email check, 1,270 users/s in all.
+        # sequential scan) outlives their growth during a bulk registration until autovacuum analyzes them,
+        # and each batch's email check then walks the whole table.
         connection.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     result = WriteResult()
     ids = [m.request_id for m in messages]

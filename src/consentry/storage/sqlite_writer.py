@@ -1,7 +1,7 @@
 """SQLite write transactions run whole on one thread, and the hot paths' point reads on another.
 
-Through aiosqlite every statement is a hand-over to the connection's thread and back: ~55 µs of event-loop
-time for a trivial statement, against ~11 µs for the same statement on a plain sqlite3 connection. A group
+Through aiosqlite every statement is a hand-over to the connection's thread and back, several times the
+event-loop time of the same statement on a plain sqlite3 connection. A group
 commit is three to five statements (a claim, an INSERT per table, the COMMIT); here the whole transaction is
 one hand-over to a thread that owns a synchronous connection to the same file, and the event loop waits for
 it without working.
@@ -37,9 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHECKPOINT_INTERVAL_SECONDS = 0.2
-# The writer's own wal_autocheckpoint, for when the checkpoint thread falls behind. At 10,000 pages the log
-# grew to 41 MB and a backstop checkpoint then held its commit long: ES256 exchange p99 48-55 ms, against
-# 34-36 at 2,000 and 29-31 with no checkpoint thread (SQLite's default, 1,000, in the commit).
+# The writer's own wal_autocheckpoint, for when the checkpoint thread falls behind: high enough that it
+# rarely runs in a commit, low enough that the log stays small and a backstop checkpoint stays short.
 BACKSTOP_PAGES = 2_000
 
 
@@ -92,8 +91,8 @@ class SqliteWriter:
 class SqliteReader:
     """Point reads run whole on one thread that owns a synchronous connection, as the writer's transactions.
 
-    Through the async pool a one-row read costs ~125 µs on one core, ~107 µs of it on the event loop (the pool
-    checkout, the greenlet, aiosqlite's hand-over); here ~52 µs, ~20 µs on the loop (``bench/statements.py``).
+    Through the async pool most of a one-row read's cost is on the event loop (the pool checkout, the
+    greenlet, aiosqlite's hand-over); here little of it is (``bench/statements.py`` measures both).
     Reads in WAL mode wait for no writer, and each read outside a transaction sees the latest commit. The
     connection is ``query_only``. Only short indexed reads belong here: they take turns on the one thread.
     """
@@ -110,7 +109,7 @@ class SqliteReader:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._read, work)
 
     def _read(self, work: Callable[[Connection], T]) -> T:
-        # Kept open: a checkout and return per read cost ~20 µs, a third of the read.
+        # Kept open: a checkout and return per read would cost a good part of the read itself.
         connection = self._connection = self._connection or self.engine.connect()
         try:
             return work(connection)
