@@ -82,6 +82,8 @@ async def test_non_admins_are_refused_on_every_admin_route(http: httpx.AsyncClie
         ("GET", "/api/v1/admin/stats"),
         ("GET", "/api/v1/admin/webhooks"),
         ("POST", "/api/v1/admin/users/bulk"),
+        ("GET", f"/api/v1/admin/users?user_id={person.user_id}"),
+        ("GET", f"/api/v1/admin/users/{person.user_id}"),
     ):
         response = await http.request(
             method,

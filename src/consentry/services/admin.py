@@ -7,12 +7,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from consentry.domain.accounts import BulkAction
+from consentry.domain.identifiers import InvalidIdentifier, parse_identifier
 from consentry.domain.webhooks import OutboxStatus
+from consentry.errors import InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
+from consentry.services.accounts import describe
+from consentry.services.connected_apps import connected_apps
 from consentry.services.consent_endings import end_all_consents
 from consentry.services.export import audit_entry
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentsOf
+from consentry.storage.records import User
 from consentry.storage.sessions import SessionRepository
 from consentry.storage.statistics import statistics as read_statistics
 from consentry.storage.tokens import TokenRepository
@@ -23,6 +28,59 @@ from consentry.storage.webhooks import WebhookOutboxRepository
 async def statistics(runtime: Runtime, *, now: datetime, top: int = 10) -> dict[str, Any]:
     async with runtime.database.read_only() as session:
         return await read_statistics(session, dialect=runtime.database.dialect, now=now, top=top)
+
+
+def _account(user: User) -> dict[str, Any]:
+    return {
+        **describe(user),
+        "status": user.status.value,
+        "deleted_at": user.deleted_at.isoformat() if user.deleted_at else None,
+        "purge_after": user.purge_after.isoformat() if user.purge_after else None,
+    }
+
+
+async def look_up_users(
+    runtime: Runtime, *, identifier: str | None, user_id: uuid.UUID | None
+) -> list[dict[str, Any]]:
+    """Accounts, deleted ones included, by email or phone (normalised as at sign-in) or by id (SPEC §9)."""
+    email = phone = None
+    if identifier:
+        try:
+            found = parse_identifier(identifier)
+        except InvalidIdentifier as exc:
+            raise InvalidRequestError(str(exc)) from None
+        email, phone = (found.value, None) if found.kind == "email" else (None, found.value)
+    async with runtime.database.read_only() as session:
+        users = await UserRepository(session).look_up(email=email, phone=phone, user_id=user_id)
+        return [_account(user) for user in users]
+
+
+async def user_overview(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) -> dict[str, Any]:
+    """One account as an administrator helping its owner sees it: profile, verification, state, live
+    sessions, the apps that can see it, and linked accounts (SPEC §9)."""
+    async with runtime.database.read_only() as session:
+        user = await UserRepository(session).get_user(user_id)
+        if user is None:
+            raise NotFoundError("no such user")
+        sessions = await SessionRepository(session).live_of(user_id, now=now)
+        account = _account(user)
+    apps = await connected_apps(runtime, user_id, now=now)
+    return {
+        **account,
+        "sessions": [
+            {
+                "session_id": str(s.id),
+                "created_at": s.created_at.isoformat(),
+                "last_seen_at": s.last_seen_at.isoformat() if s.last_seen_at else None,
+                "expires_at": s.expires_at.isoformat(),
+                "ip": s.ip,
+                "user_agent": s.user_agent,
+            }
+            for s in sessions
+        ],
+        "consents": [app.as_json() for app in apps],
+        "linked_accounts": [],
+    }
 
 
 async def audit_trail(

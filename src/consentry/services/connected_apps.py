@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from consentry.domain.scopes import Scopes
 from consentry.runtime import Runtime
@@ -23,6 +24,19 @@ class ConnectedApp:
     last_used: datetime | None
     expires_at: datetime
     remembered: bool  # False: an approval not remembered, that lasts as long as its tokens
+
+    def as_json(self) -> dict[str, Any]:
+        """SPEC §4's shape of one entry of ``GET /api/v1/oauth2/consents``."""
+        return {
+            "client_id": self.client_id,
+            "client_name": self.client_name,
+            "logo_uri": self.logo_uri,
+            "scopes": self.scopes.as_list(),
+            "granted_at": self.granted_at.isoformat(),
+            "last_used": self.last_used.isoformat() if self.last_used else None,
+            "expires_at": self.expires_at.isoformat(),
+            "remembered": self.remembered,
+        }
 
 
 async def connected_apps(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) -> list[ConnectedApp]:

@@ -11,10 +11,18 @@ from starlette.responses import Response
 
 from consentry.domain.accounts import BulkAction
 from consentry.domain.webhooks import OutboxStatus
+from consentry.errors import InvalidRequestError
 from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
-from consentry.services.admin import audit_trail, bulk_users, statistics, webhook_deliveries
+from consentry.services.admin import (
+    audit_trail,
+    bulk_users,
+    look_up_users,
+    statistics,
+    user_overview,
+    webhook_deliveries,
+)
 from consentry.services.consent_endings import revoke_consent
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=answers(401, 403))
@@ -37,6 +45,28 @@ async def audit(
         runtime, event_type=event_type, user_id=user_id, client_id=client_id, limit=limit, offset=offset
     )
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/users", responses=answers(400))
+async def look_up(
+    runtime: RuntimeDep,
+    _admin: AdminDep,
+    identifier: Annotated[str | None, Query(max_length=320)] = None,
+    user_id: uuid.UUID | None = None,
+    provider: Annotated[str | None, Query(max_length=64)] = None,
+    provider_uid: Annotated[str | None, Query(max_length=255)] = None,
+) -> JSONResponse:
+    """Accounts by email or phone, or by id; by upstream provider once accounts are linked to one."""
+    if not (identifier or user_id or (provider and provider_uid)):
+        raise InvalidRequestError("give identifier, user_id, or provider with provider_uid")
+    users = await look_up_users(runtime, identifier=identifier, user_id=user_id)
+    return JSONResponse({"users": users}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/users/{user_id}", responses=answers(404))
+async def user(user_id: uuid.UUID, runtime: RuntimeDep, _admin: AdminDep, now: NowDep) -> JSONResponse:
+    """Profile, verification, state, live sessions, connected apps and linked accounts of one account."""
+    return JSONResponse(await user_overview(runtime, user_id, now=now), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/webhooks")

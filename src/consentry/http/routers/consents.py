@@ -22,22 +22,7 @@ router = APIRouter(prefix="/api/v1/oauth2/consents", tags=["consents"], response
 async def list_consents(runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep) -> JSONResponse:
     consents = await connected_apps(runtime, signed_in.user_id, now=now)
     return JSONResponse(
-        {
-            "consents": [
-                {
-                    "client_id": c.client_id,
-                    "client_name": c.client_name,
-                    "logo_uri": c.logo_uri,
-                    "scopes": c.scopes.as_list(),
-                    "granted_at": c.granted_at.isoformat(),
-                    "last_used": c.last_used.isoformat() if c.last_used else None,
-                    "expires_at": c.expires_at.isoformat(),
-                    "remembered": c.remembered,
-                }
-                for c in consents
-            ]
-        },
-        headers={"Cache-Control": "no-store"},
+        {"consents": [consent.as_json() for consent in consents]}, headers={"Cache-Control": "no-store"}
     )
 
 
