@@ -104,8 +104,9 @@ async def test_sign_in_consent_return_and_revoke(
         await page.goto(f"{server.url}/account/apps")
         assert await page.get_by_text("Acme Notes").is_visible()
         await page.screenshot(path=shots / "6-connected-apps.png", full_page=True)
+        page.on("dialog", lambda dialog: dialog.accept())  # "Stop Acme Notes from seeing your account?"
         await page.get_by_role("button", name="Revoke access for Acme Notes").click()
-        await page.get_by_text("Access revoked.").wait_for()
+        await page.get_by_text("Acme Notes can no longer see your account.").wait_for()
         await page.screenshot(path=shots / "7-revoked.png", full_page=True)
         assert await page.locator("li[data-client-id]").count() == 0
 

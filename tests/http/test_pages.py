@@ -157,7 +157,8 @@ async def test_revoke_form_fallback_with_csrf(http: httpx.AsyncClient, runtime: 
     )
     assert response.status_code == 302
     after = await http.get(response.headers["location"], headers=person.headers)
-    assert "Access revoked." in after.text and "Fallback App" not in after.text
+    assert "Fallback App can no longer see your account." in after.text  # the page's words, naming the app
+    assert "data-client-id" not in after.text
 
 
 SITE_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"

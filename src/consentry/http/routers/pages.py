@@ -225,7 +225,7 @@ async def apps_page(
     context = {
         "apps": apps,
         "csrf_token": csrf_token(runtime.csrf_key, signed_in.session_id),
-        "notice": request.query_params.get("notice"),
+        "notice": await _revoked_notice(runtime, request.query_params.get("revoked")),
         "descriptions": {name: scope.description for name, scope in catalogue.items()},
     }
     response = render(request, "apps.html", context)
@@ -246,4 +246,10 @@ async def revoke_form(
         return _need_sign_in()
     _check_form_csrf(runtime, signed_in, await form_values(request))
     await revoke_consent(runtime, signed_in.user_id, client_id, origin=origin, now=now)
-    return _redirect("/account/apps?notice=Access+revoked.")
+    return _redirect(f"/account/apps?{urlencode({'revoked': client_id})}")
+
+
+async def _revoked_notice(runtime: Runtime, client_id: str | None) -> str | None:
+    """The page's own words about an app it just revoked; nothing a link could carry is shown as text."""
+    client = await runtime.clients.get(client_id) if client_id else None
+    return f"{client.name} can no longer see your account." if client is not None else None

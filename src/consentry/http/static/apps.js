@@ -4,6 +4,10 @@ document.querySelectorAll("form.revoke").forEach((form) => {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const item = form.closest("li");
+    const name = item.querySelector("strong").textContent;
+    if (!window.confirm(`Stop ${name} from seeing your account? It loses access at once.`)) {
+      return;
+    }
     const button = form.querySelector("button");
     button.disabled = true;
     const response = await fetch(`/api/v1/oauth2/consents/${encodeURIComponent(item.dataset.clientId)}`, {
@@ -14,7 +18,7 @@ document.querySelectorAll("form.revoke").forEach((form) => {
       item.remove();
       const status = document.createElement("p");
       status.setAttribute("role", "status");
-      status.textContent = "Access revoked.";
+      status.textContent = `${name} can no longer see your account.`;
       document.querySelector("h1").after(status);
     } else {
       button.disabled = false;
