@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -9,23 +10,52 @@ from starlette.responses import RedirectResponse, Response
 
 from consentry.errors import InvalidRequestError
 from consentry.http.deps import NowDep, RuntimeDep, SignedInOptional, form_values
+from consentry.http.openapi import HTML, form_body, query_parameters
 from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, error_page, render
 from consentry.http.schemas import answers
+from consentry.runtime import Runtime
 from consentry.services.logout import LogoutPlan, LogoutRequest, plan_logout
-from consentry.services.sessions import SESSION_COOKIE, end_session
+from consentry.services.sessions import SESSION_COOKIE, SignedIn, end_session
 
 router = APIRouter(tags=["sign-in"])
 
 PARAMETERS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales")
 
 
-@router.api_route("/oauth2/logout", methods=["GET", "POST"], responses=answers(302, 400))
+PAGES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The confirmation, or the signed-out page", "content": HTML},
+    **answers(302),
+    400: {"description": "A request that does not check out (nothing is ended)", "content": HTML},
+    403: {"description": "An expired confirmation form", "content": HTML},
+}
+
+
+@router.get("/oauth2/logout", responses=PAGES, openapi_extra={"parameters": query_parameters(*PARAMETERS)})
 async def logout(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep) -> Response:
     """A valid ``id_token_hint`` for the session in use signs out at once; otherwise the person confirms.
     Either way the browser then goes to the registered ``post_logout_redirect_uri`` (with ``state``)."""
+    return await _logout(request, runtime, signed_in, now)
+
+
+@router.post(
+    "/oauth2/logout",
+    responses=PAGES,
+    openapi_extra={"requestBody": form_body(*PARAMETERS, "confirm", "csrf_token")},
+)
+async def logout_form(
+    request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
+) -> Response:
+    """The same request as a form: the page's confirmation, or an app's POST."""
+    return await _logout(request, runtime, signed_in, now)
+
+
+async def _logout(request: Request, runtime: Runtime, signed_in: SignedIn | None, now: datetime) -> Response:
     values: dict[str, Any] = dict(request.query_params)
     if request.method == "POST":
-        values |= await form_values(request)
+        try:
+            values |= await form_values(request)
+        except InvalidRequestError as error:  # a page answers with a page
+            return error_page(request, error.error, error.description)
     asked = LogoutRequest(
         id_token_hint=values.get("id_token_hint") or None,
         client_id=values.get("client_id") or None,
