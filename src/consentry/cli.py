@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
@@ -21,6 +22,7 @@ from consentry.runtime import Runtime, tune_collector_for_long_run, utcnow
 from consentry.settings import get_settings
 from consentry.storage.clients import ClientRepository
 from consentry.storage.migrate import upgrade_to_head
+from consentry.storage.pseudonyms import SectorPin
 
 T = TypeVar("T")
 
@@ -442,7 +444,7 @@ def keys_rotate() -> None:
 
 @pseudonyms_app.command("rotate")
 def pseudonyms_rotate() -> None:
-    """Start a new pseudonym version; pseudonyms of the previous one still resolve."""
+    """Start a new pseudonym version for sectors still to come; no sector's pseudonyms change."""
 
     async def _rotate(runtime: Runtime) -> int:
         async with runtime.database.unit_of_work() as session:  # make sure a first version exists
@@ -450,18 +452,51 @@ def pseudonyms_rotate() -> None:
         return await runtime.subjects.rotate(now=utcnow())
 
     version = run(_rotate, migrate=True)
-    out.print(f"pseudonym version [bold]{version}[/] is active; the previous one is retiring")
+    out.print(
+        f"pseudonym version [bold]{version}[/] is active for new sectors; `pseudonyms migrate` moves others"
+    )
+
+
+@pseudonyms_app.command("migrate")
+def pseudonyms_migrate(
+    sector: Annotated[str | None, typer.Option(help="The sector (a host) to move.")] = None,
+    all_sectors: Annotated[bool, typer.Option("--all", help="Move every sector.")] = False,
+    window_days: Annotated[
+        int, typer.Option(min=1, max=365, help="How long the previous pseudonyms stay valid beside the new.")
+    ] = 30,
+) -> None:
+    """Move sectors to the active version: for the window their clients see the new sub and sub_previous."""
+    if (sector is None) == (not all_sectors):
+        raise fail("give --sector HOST or --all")
+
+    from consentry.services.pseudonyms import migrate_sectors
+
+    async def _migrate(runtime: Runtime) -> tuple[list[SectorPin], int]:
+        now = utcnow()
+        moved = await migrate_sectors(runtime, sector, window=timedelta(days=window_days), now=now)
+        return moved, await runtime.subjects.issuing_version(now=now)
+
+    moved, active = run(_migrate, migrate=True)
+    for pin in moved:
+        out.print(f"{pin.sector}: version {pin.previous_version} → {pin.version} until {pin.migrating_until}")
+    if not moved:
+        out.print(f"no sector to move: every one is on version {active}, the active one")
 
 
 @pseudonyms_app.command("rollback")
-def pseudonyms_rollback() -> None:
-    """Retire the active pseudonym version and restore the previous one."""
+def pseudonyms_rollback(
+    sector: Annotated[str | None, typer.Option(help="Only this sector (a host).")] = None,
+) -> None:
+    """Put migrating sectors (or one) back on their previous version at once; with none migrating, undo the
+    last rotation."""
 
-    async def _rollback(runtime: Runtime) -> int:
-        return await runtime.subjects.rollback(now=utcnow())
+    async def _rollback(runtime: Runtime) -> tuple[list[SectorPin], int]:
+        return await runtime.subjects.rollback(sector, now=utcnow())
 
-    version = run(_rollback, migrate=True)
-    out.print(f"pseudonym version [bold]{version}[/] is active again")
+    restored, active = run(_rollback, migrate=True)
+    for pin in restored:
+        out.print(f"{pin.sector}: back on version {pin.version}")
+    out.print(f"pseudonym version [bold]{active}[/] is active for new sectors")
 
 
 DEMO_EMAIL = "demo@example.com"

@@ -174,7 +174,13 @@ def test_pseudonyms_rotate_and_rollback(env: dict[str, str], tmp_path: Path) -> 
     assert "no previous pseudonym version" in nothing_to_roll_back.stderr
     rotated = cli(["pseudonyms", "rotate"], env, tmp_path)
     assert rotated.returncode == 0, rotated.stderr
-    assert "version 2 is active" in rotated.stdout
+    assert "version 2 is active for new sectors" in rotated.stdout
+    nowhere = cli(["pseudonyms", "migrate"], env, tmp_path)
+    assert nowhere.returncode != 0
+    assert "--sector HOST or --all" in nowhere.stderr
+    migrated = cli(["pseudonyms", "migrate", "--all", "--window-days", "7"], env, tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "no sector to move" in migrated.stdout  # no pairwise client has made a pseudonym yet
     rolled_back = cli(["pseudonyms", "rollback"], env, tmp_path)
     assert rolled_back.returncode == 0, rolled_back.stderr
-    assert "version 1 is active again" in rolled_back.stdout
+    assert "version 1 is active for new sectors" in rolled_back.stdout

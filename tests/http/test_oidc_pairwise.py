@@ -1,11 +1,19 @@
-"""Pairwise subject identifiers (OIDC Core §8.1, SPEC §6): stable per sector, rotatable, rollback-able."""
+"""Pairwise subject identifiers (OIDC Core §8.1, SPEC §6): stable per sector, pinned across rotations,
+migrated gradually (sub_previous for a window), rolled back at once."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
+from sqlalchemy import select
 
 from consentry.runtime import Runtime, utcnow
+from consentry.services.pseudonyms import migrate_sectors
+from consentry.services.sessions import create_session
+from consentry.storage.pseudonyms import PseudonymSectorRepository
+from consentry.storage.tables import WebhookOutbox
 from tests.oauth import App, Person, make_app, make_person, tokens_for
 
 
@@ -53,32 +61,98 @@ async def test_sector_identifier_uri_groups_hosts(
     assert await sub_of(http, runtime, one, person) == await sub_of(http, runtime, two, person)
 
 
-async def test_rotation_issues_new_pseudonyms_while_old_ones_resolve_and_rollback_restores(
+async def test_a_sector_keeps_its_sub_across_rotation_then_migrates_gradually_and_rolls_back(
     http: httpx.AsyncClient, runtime: Runtime, person: Person
 ) -> None:
-    app = await make_app(runtime, subject_type="pairwise")
+    receiver_url = "https://hooks.app.example.com/consentry"
+    app = await make_app(
+        runtime,
+        subject_type="pairwise",
+        post_logout_redirect_uris=["https://app.example.com/bye"],
+        webhook_url=receiver_url,
+    )
     before = await sub_of(http, runtime, app, person)
+    old_tokens = await tokens_for(http, runtime, app, person)
+
     version = await runtime.subjects.rotate(now=utcnow())
-    after = await sub_of(http, runtime, app, person)
-    assert after != before
+    assert await sub_of(http, runtime, app, person) == before  # a rotation changes no sub a client knows
+    newcomer = await make_app(runtime, subject_type="pairwise", redirect_uris=["https://new.example.org/cb"])
+    await sub_of(http, runtime, newcomer, person)
     async with runtime.database.read_only() as session:
-        assert await runtime.subjects.resolve(session, "app.example.com", before) == person.user_id
-        assert await runtime.subjects.resolve(session, "app.example.com", after) == person.user_id
-        assert await runtime.subjects.resolve(session, "other.example.com", after) is None
-    states = {v.version: v.state for v in await runtime.subjects.versions()}
-    assert states[version] == "active" and states[version - 1] == "retiring"
+        pins = {pin.sector: pin.version for pin in await PseudonymSectorRepository(session).all()}
+    assert pins == {"app.example.com": version - 1, "new.example.org": version}
 
-    restored = await runtime.subjects.rollback(now=utcnow())
-    assert restored == version - 1
-    assert await sub_of(http, runtime, app, person) == before
+    moved = await migrate_sectors(runtime, "app.example.com", window=timedelta(days=30), now=utcnow())
+    assert [(pin.sector, pin.previous_version, pin.version) for pin in moved] == [
+        ("app.example.com", version - 1, version)
+    ]
+    tokens = await tokens_for(http, runtime, app, person)
+    claims = runtime.keys.verify(tokens["id_token"])
+    after = claims["sub"]
+    assert after != before and claims["sub_previous"] == before
+    userinfo = await http.get(
+        "/oauth2/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert (userinfo.json()["sub"], userinfo.json()["sub_previous"]) == (after, before)
+    introspected = await http.post(
+        "/oauth2/introspect", data={"token": tokens["access_token"]}, auth=app.basic()
+    )
+    assert (introspected.json()["sub"], introspected.json()["sub_previous"]) == (after, before)
     async with runtime.database.read_only() as session:
-        assert (
-            await runtime.subjects.resolve(session, "app.example.com", after) is None
-        )  # rolled-back version
-        assert await runtime.subjects.resolve(session, "app.example.com", before) == person.user_id
+        for sub in (before, after):
+            assert (
+                await runtime.subjects.resolve(session, "app.example.com", sub, now=utcnow())
+                == person.user_id
+            )
+        later = utcnow() + timedelta(days=31)  # the window closed: only the new one resolves
+        assert await runtime.subjects.resolve(session, "app.example.com", before, now=later) is None
+        assert await runtime.subjects.resolve(session, "app.example.com", after, now=later) == person.user_id
+        events = await session.scalars(select(WebhookOutbox).where(WebhookOutbox.client_id == app.client_id))
+        migrating = [e.payload["data"] for e in events if e.event_type == "subjects.migrating"]
+    assert migrating == [
+        {
+            "client_id": app.client_id,
+            "sector": "app.example.com",
+            "version": version,
+            "previous_version": version - 1,
+            "migrating_until": moved[0].migrating_until.isoformat() if moved[0].migrating_until else None,
+        }
+    ]
+    client = await runtime.clients.get(app.client_id)
+    assert client is not None
+    assert (await runtime.subjects.subject(person.user_id, client, now=later)).previous is None
+
+    # An ID token from before the migration, holding the old sub, still ends the session it names.
+    logout = await http.get(
+        "/oauth2/logout",
+        params={
+            "id_token_hint": old_tokens["id_token"],
+            "post_logout_redirect_uri": "https://app.example.com/bye",
+        },
+        headers=person.headers,
+    )
+    assert logout.status_code == 302
+
+    restored, active = await runtime.subjects.rollback("app.example.com", now=utcnow())
+    assert [(pin.sector, pin.version) for pin in restored] == [("app.example.com", version - 1)]
+    assert active == version
+    again = await make_person(runtime)
+    assert (
+        runtime.keys.verify((await tokens_for(http, runtime, app, again))["id_token"]).get("sub_previous")
+        is None
+    )
+    person_tokens = await tokens_for(http, runtime, app, await _signed_in_again(runtime, person))
+    assert runtime.keys.verify(person_tokens["id_token"])["sub"] == before
 
 
-async def test_a_second_rotation_retires_the_oldest(
+async def _signed_in_again(runtime: Runtime, person: Person) -> Person:
+    """A new session for the same person (the old one was signed out above)."""
+    async with runtime.database.unit_of_work() as session:
+        new = await create_session(session, person.user_id, now=utcnow(), ttl=timedelta(hours=1))
+    return Person(person.user_id, person.email, new.token, new.session_id)
+
+
+async def test_rotations_retire_only_versions_no_sector_uses(
     http: httpx.AsyncClient, runtime: Runtime, person: Person
 ) -> None:
     app = await make_app(runtime, subject_type="pairwise")
@@ -86,9 +160,11 @@ async def test_a_second_rotation_retires_the_oldest(
     await runtime.subjects.rotate(now=utcnow())
     await runtime.subjects.rotate(now=utcnow())
     async with runtime.database.read_only() as session:
-        assert await runtime.subjects.resolve(session, "app.example.com", first) is None
+        assert (
+            await runtime.subjects.resolve(session, "app.example.com", first, now=utcnow()) == person.user_id
+        )
     states = [v.state for v in await runtime.subjects.versions()]
-    assert states == ["retired", "retiring", "active"]
+    assert states == ["retiring", "retired", "active"]  # version 1 is the sector's; 2 was never used
 
 
 async def test_rollback_without_a_previous_version_is_refused(
@@ -99,4 +175,4 @@ async def test_rollback_without_a_previous_version_is_refused(
     app = await make_app(runtime, subject_type="pairwise")
     await sub_of(http, runtime, app, person)
     with pytest.raises(ConfigurationError):
-        await runtime.subjects.rollback(now=utcnow())
+        await runtime.subjects.rollback(None, now=utcnow())

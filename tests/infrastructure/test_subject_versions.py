@@ -20,7 +20,7 @@ async def test_concurrent_refreshes_share_one_read(runtime: Runtime) -> None:
     client = await runtime.clients.get(app.client_id)
     assert client is not None
     subjects = SubjectService(runtime.database, secret=b"s" * 32, refresh_interval=0)
-    await subjects.pseudonym(uuid.uuid4(), client, now=utcnow())  # creates version 1
+    await subjects.subject(uuid.uuid4(), client, now=utcnow())  # creates version 1
     reads: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -29,8 +29,8 @@ async def test_concurrent_refreshes_share_one_read(runtime: Runtime) -> None:
 
     event.listen(runtime.database.engine.sync_engine, "before_cursor_execute", seen)
     user = uuid.uuid4()
-    results = await asyncio.gather(*(subjects.pseudonym(user, client, now=utcnow()) for _ in range(20)))
-    assert len({value for value, _ in results}) == 1
+    results = await asyncio.gather(*(subjects.subject(user, client, now=utcnow()) for _ in range(20)))
+    assert len({subject.value for subject in results}) == 1
     assert len(reads) == 1
 
 
@@ -39,12 +39,8 @@ async def test_a_read_overtaken_by_a_rotation_is_not_adopted(runtime: Runtime, m
         pytest.skip(
             "SQLite serialises this process's writers: a rotation cannot overtake the load's transaction"
         )
-    app = await make_app(runtime, subject_type="pairwise")
-    client = await runtime.clients.get(app.client_id)
-    assert client is not None
     subjects = SubjectService(runtime.database, secret=b"s" * 32, refresh_interval=0.05)
-    user = uuid.uuid4()
-    before, _ = await subjects.pseudonym(user, client, now=utcnow())
+    before = await subjects.issuing_version(now=utcnow())
     await asyncio.sleep(0.06)  # stale: the next call reads
     read_done, release = asyncio.Event(), asyncio.Event()
     original = PseudonymVersionRepository.all
@@ -56,11 +52,11 @@ async def test_a_read_overtaken_by_a_rotation_is_not_adopted(runtime: Runtime, m
         return versions
 
     monkeypatch.setattr(PseudonymVersionRepository, "all", held)
-    stale = asyncio.create_task(subjects.pseudonym(user, client, now=utcnow()))
+    stale = asyncio.create_task(subjects.issuing_version(now=utcnow()))
     await read_done.wait()
     monkeypatch.setattr(PseudonymVersionRepository, "all", original)
     await subjects.rotate(now=utcnow())
     release.set()
-    assert (await stale)[0] == before  # it asked before the rotation
-    after, _ = await subjects.pseudonym(user, client, now=utcnow())
-    assert after != before  # the rotation holds: the stale read was not cached
+    assert await stale == before  # it asked before the rotation
+    after = await subjects.issuing_version(now=utcnow())
+    assert after == before + 1  # the rotation holds: the stale read was not cached

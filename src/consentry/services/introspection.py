@@ -61,16 +61,17 @@ async def introspect(
         "aud": record.client_id,
     }
     if record.user_id is not None:
-        response["sub"] = await subject_seen_by(runtime, record.user_id, caller, now=now)
+        response |= await subject_seen_by(runtime, record.user_id, caller, now=now)
     return response
 
 
 async def subject_seen_by(
     runtime: Runtime, user_id: uuid.UUID, client: RegisteredClient, *, now: datetime
-) -> str:
-    """The ``sub`` ``client`` knows the person by; a new pseudonym is recorded (group-committed) first."""
-    subject, record = await runtime.subjects.pseudonym(user_id, client, now=now)
-    if record is not None:
-        await runtime.writes.write(WriteUnit(statements=(record.statement,)))
-        runtime.subjects.remember(record)
-    return subject
+) -> dict[str, str]:
+    """The ``sub`` ``client`` knows the person by, and ``sub_previous`` while its sector migrates (SPEC §6);
+    a new pseudonym is recorded (group-committed) first."""
+    subject = await runtime.subjects.subject(user_id, client, now=now)
+    if subject.record is not None:
+        await runtime.writes.write(WriteUnit(statements=(subject.record.statement,)))
+        runtime.subjects.remember(subject.record)
+    return subject.claims()

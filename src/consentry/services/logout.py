@@ -60,9 +60,28 @@ async def plan_logout(
             raise InvalidRequestError("post_logout_redirect_uri is not registered for this client")
         redirect_to = _with_state(request.post_logout_redirect_uri, request.state)
     names_this_session = (
-        signed_in is not None and hint is not None and hint.get("sid") == str(signed_in.session_id)
+        signed_in is not None
+        and hint is not None
+        and (
+            hint.get("sid") == str(signed_in.session_id)
+            if "sid" in hint
+            else await _names_person(runtime, client, hint.get("sub"), signed_in, now=now)
+        )
     )
     return LogoutPlan(client, redirect_to, names_this_session)
+
+
+async def _names_person(
+    runtime: Runtime, client: RegisteredClient | None, sub: object, signed_in: SignedIn, *, now: datetime
+) -> bool:
+    """A hint from before ID tokens carried ``sid``: does its ``sub`` (while a sector migrates, the new one or
+    the previous) name the person signed in?"""
+    if client is None or not isinstance(sub, str):
+        return False
+    if client.subject_type != "pairwise":
+        return sub == str(signed_in.user_id)
+    async with runtime.database.read_only() as session:
+        return await runtime.subjects.resolve(session, client.sector, sub, now=now) == signed_in.user_id
 
 
 def _hint_claims(runtime: Runtime, token: str) -> dict[str, object]:

@@ -31,7 +31,7 @@ from consentry.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from consentry.infrastructure.subjects import PseudonymRecord
+from consentry.infrastructure.subjects import PseudonymRecord, Subject
 from consentry.runtime import Runtime
 from consentry.storage.audit import AuditRepository, RequestOrigin, audit_row
 from consentry.storage.group_commit import Claim, ClaimLost, Row, Statement, WriteUnit
@@ -374,9 +374,10 @@ async def _user_tokens(
         issued.rows.append(person_token("refresh", refresh, grant.scopes, now + lifetimes.refresh_token))
         issued.response["refresh_token"] = refresh
     if OPENID in scopes:
-        subject, issued.pseudonym = await runtime.subjects.pseudonym(grant.user_id, client, now=now)
-        if issued.pseudonym is not None:
-            issued.statements.append(issued.pseudonym.statement)
+        subject = await runtime.subjects.subject(grant.user_id, client, now=now)
+        issued.pseudonym = subject.record
+        if subject.record is not None:
+            issued.statements.append(subject.record.statement)
         issued.response["id_token"] = _id_token(runtime, client, grant, subject, access, now=now)
     return issued
 
@@ -385,17 +386,17 @@ def _id_token(
     runtime: Runtime,
     client: RegisteredClient,
     grant: UserGrant,
-    subject: str,
+    subject: Subject,
     access_token: str,
     *,
     now: datetime,
 ) -> str:
-    """OIDC Core §2: iss, sub, aud, exp, iat, auth_time, nonce, at_hash, and the session's ``sid`` (Front- and
-    Back-Channel Logout); signed with the active key."""
+    """OIDC Core §2: iss, sub (and sub_previous while the sector migrates, SPEC §6), aud, exp, iat, auth_time,
+    nonce, at_hash, and the session's ``sid`` (Back-Channel Logout); signed with the active key."""
     issued_at = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": runtime.issuer,
-        "sub": subject,
+        **subject.claims(),
         "aud": client.id,
         "exp": issued_at + int(runtime.lifetimes.access_token.total_seconds()),
         "iat": issued_at,

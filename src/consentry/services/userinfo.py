@@ -45,5 +45,4 @@ async def userinfo(runtime: Runtime, access_token: str, *, now: datetime) -> dic
         user = await UserRepository(session).get_user(token.user_id) if token.user_id else None
     if user is None or client is None or user.status != "active":
         raise InvalidTokenError("the access token is no longer valid")
-    subject = await subject_seen_by(runtime, user.id, client, now=now)
-    return {"sub": subject, **claims_for(user, token.scopes)}
+    return {**await subject_seen_by(runtime, user.id, client, now=now), **claims_for(user, token.scopes)}

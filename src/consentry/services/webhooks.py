@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from consentry.domain.clients import RegisteredClient
 from consentry.domain.scopes import Scopes
@@ -19,7 +19,12 @@ if TYPE_CHECKING:
     from consentry.runtime import Runtime
 
 EventType = Literal[
-    "consent.granted", "consent.updated", "consent.revoked", "consent.expired", "tokens.revoked"
+    "consent.granted",
+    "consent.updated",
+    "consent.revoked",
+    "consent.expired",
+    "tokens.revoked",
+    "subjects.migrating",
 ]
 
 
@@ -43,20 +48,32 @@ async def enqueue(
     scopes: Scopes,
     now: datetime,
 ) -> None:
-    """Queue an event for a client that has a webhook URL; ``sub`` is the one this client knows."""
+    """Queue an event about one person for a client that has a webhook URL; ``sub`` is the one this client
+    knows."""
+    if not client.webhook_url:
+        return
+    data = {
+        "client_id": client.id,
+        "sub": await runtime.subjects.subject_for(session, user_id, client, now=now),
+        "scopes": scopes.as_list(),
+    }
+    await enqueue_event(session, client, event_type, data, now=now)
+
+
+async def enqueue_event(
+    session: Transaction,
+    client: RegisteredClient,
+    event_type: EventType,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+) -> None:
+    """Queue ``data`` as a ``event_type`` event for a client that has a webhook URL, in the caller's
+    transaction (the outbox: it is sent only if what it reports is committed)."""
     if not client.webhook_url:
         return
     outbox_id = uuid.uuid4()
-    payload = {
-        "id": message_id(outbox_id),
-        "type": event_type,
-        "occurred_at": now.isoformat(),
-        "data": {
-            "client_id": client.id,
-            "sub": await runtime.subjects.subject_for(session, user_id, client, now=now),
-            "scopes": scopes.as_list(),
-        },
-    }
+    payload = {"id": message_id(outbox_id), "type": event_type, "occurred_at": now.isoformat(), "data": data}
     WebhookOutboxRepository(session).add(
         WebhookOutbox(
             id=outbox_id,

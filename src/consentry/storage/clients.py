@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from consentry.domain.clients import SubjectType
 from consentry.storage.tables import Client, Scope
 
 
@@ -37,6 +38,13 @@ class ClientRepository:
             .order_by(Client.created_at)
         )
         return list(await self._session.scalars(owned))
+
+    async def pairwise_in_sector(self, sector: str) -> list[str]:
+        """The live pairwise clients of a sector."""
+        found = select(Client.id).where(
+            Client.sector == sector, Client.subject_type == SubjectType.PAIRWISE, Client.deleted_at.is_(None)
+        )
+        return list(await self._session.scalars(found))
 
     async def scopes(self) -> dict[str, Scope]:
         """The scope catalogue by name."""

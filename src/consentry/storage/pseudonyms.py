@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -12,9 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.pairwise import PseudonymVersionState
 from consentry.storage.group_commit import Statement
-from consentry.storage.tables import Pseudonym, PseudonymVersion
-
-RESOLVABLE = (PseudonymVersionState.ACTIVE, PseudonymVersionState.RETIRING)
+from consentry.storage.tables import Pseudonym, PseudonymSector, PseudonymVersion
 
 
 def pseudonym_insert(
@@ -37,17 +37,94 @@ class PseudonymRepository:
         """Run a :func:`pseudonym_insert` in this transaction."""
         await self._session.execute(statement)
 
-    async def resolve(self, sector: str, subject: str) -> uuid.UUID | None:
-        """The user behind a pseudonym of an active or retiring version (both resolve during a migration)."""
+    async def resolve(self, sector: str, subject: str, versions: Sequence[int]) -> uuid.UUID | None:
+        """The user behind a pseudonym of one of ``versions`` in ``sector``."""
         return await self._session.scalar(
-            select(Pseudonym.user_id)
-            .join(PseudonymVersion, PseudonymVersion.version == Pseudonym.version)
-            .where(
+            select(Pseudonym.user_id).where(
                 Pseudonym.sector == sector.lower(),
                 Pseudonym.pseudonym == subject,
-                PseudonymVersion.state.in_(RESOLVABLE),
+                Pseudonym.version.in_(versions),
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SectorPin:
+    """The version a sector's clients see, and during a migration the one they saw before, until when."""
+
+    sector: str
+    version: int
+    previous_version: int | None = None
+    migrating_until: datetime | None = None
+
+    def previous(self, *, now: datetime) -> int | None:
+        """The previous version while the migration window is open."""
+        if self.previous_version is None or self.migrating_until is None or now >= self.migrating_until:
+            return None
+        return self.previous_version
+
+    def versions(self, *, now: datetime) -> tuple[int, ...]:
+        previous = self.previous(now=now)
+        return (self.version,) if previous is None else (self.version, previous)
+
+
+def _pin(row: PseudonymSector) -> SectorPin:
+    return SectorPin(row.sector, row.version, row.previous_version, row.migrating_until)
+
+
+class PseudonymSectorRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def pin(self, sector: str, *, version: int, now: datetime) -> SectorPin:
+        """The sector's pin; a sector seen for the first time is pinned to ``version`` (whoever pins it first,
+        of concurrent requests or nodes, decides)."""
+        insert = pg_insert if self._session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await self._session.execute(
+            insert(PseudonymSector)
+            .values(sector=sector, version=version, updated_at=now)
+            .on_conflict_do_nothing()
+        )
+        row = await self._session.get(PseudonymSector, sector, populate_existing=True)
+        assert row is not None
+        return _pin(row)
+
+    async def find(self, sector: str) -> SectorPin | None:
+        row = await self._session.get(PseudonymSector, sector)
+        return None if row is None else _pin(row)
+
+    async def all(self) -> list[SectorPin]:
+        return [_pin(row) for row in await self._session.scalars(select(PseudonymSector))]
+
+    async def move(
+        self, sector: str | None, *, to: int, until: datetime | None, now: datetime
+    ) -> list[SectorPin]:
+        """Move ``sector`` (None: every sector) to version ``to``, keeping the one it had as previous until
+        ``until``; sectors already there stay as they are. Returns the sectors moved, as they are now."""
+        moving = select(PseudonymSector).where(PseudonymSector.version != to).with_for_update()
+        if sector is not None:
+            moving = moving.where(PseudonymSector.sector == sector)
+        moved = []
+        for row in await self._session.scalars(moving):
+            row.previous_version, row.version = row.version, to
+            row.migrating_until, row.updated_at = until, now
+            moved.append(_pin(row))
+        return moved
+
+    async def roll_back(self, sector: str | None, *, now: datetime) -> list[SectorPin]:
+        """Put ``sector`` (None: every sector that has one) back on its previous version at once."""
+        going_back = (
+            select(PseudonymSector).where(PseudonymSector.previous_version.is_not(None)).with_for_update()
+        )
+        if sector is not None:
+            going_back = going_back.where(PseudonymSector.sector == sector)
+        restored = []
+        for row in await self._session.scalars(going_back):
+            assert row.previous_version is not None
+            row.version, row.previous_version = row.previous_version, None
+            row.migrating_until, row.updated_at = None, now
+            restored.append(_pin(row))
+        return restored
 
 
 class PseudonymVersionRepository:

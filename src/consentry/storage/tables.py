@@ -381,6 +381,19 @@ class Pseudonym(Base):
     created_at: Mapped[datetime]
 
 
+class PseudonymSector(Base):
+    """The pseudonym version a sector's clients see (SPEC §6): pinned at the sector's first pseudonym, moved
+    only by ``consentry pseudonyms migrate``, the previous one still honoured until ``migrating_until``."""
+
+    __tablename__ = "pseudonym_sectors"
+
+    sector: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(ForeignKey("pseudonym_versions.version"))
+    previous_version: Mapped[int | None] = mapped_column(ForeignKey("pseudonym_versions.version"))
+    migrating_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
 # --- keys, audit, outbox, pipeline -------------------------------------------------------------
 
 

@@ -52,6 +52,21 @@ class UserRepository:
         """The accounts (any status) holding these emails."""
         return list(await self._session.scalars(select(User.id).where(User.email.in_(emails))))
 
+    async def look_up(self, *, email: str | None, phone: str | None, user_id: uuid.UUID | None) -> list[User]:
+        """Accounts in any state holding this email or phone, or this id (an administrator's look-up)."""
+        conditions: list[ColumnElement[bool]] = []
+        if email is not None:
+            conditions.append(User.email == email)
+        if phone is not None:
+            conditions.append(User.phone == phone)
+        if user_id is not None:
+            conditions.append(User.id == user_id)
+        if not conditions:
+            return []
+        return list(
+            await self._session.scalars(select(User).where(or_(*conditions)).order_by(User.created_at))
+        )
+
     async def find_active(self, kind: str, value: str) -> User | None:
         """The active account whose ``kind`` identifier (email or phone) is ``value``."""
         return await self._session.scalar(select(User).where(active_account(User, kind, value)))
