@@ -163,10 +163,22 @@ async def exchange_code(
 
 
 async def tokens_for(
-    http: httpx.AsyncClient, runtime: Runtime, app: App, person: Person, scope: str = "openid profile"
+    http: httpx.AsyncClient,
+    runtime: Runtime,
+    app: App,
+    person: Person,
+    scope: str = "openid profile",
+    **consent: Any,
 ) -> dict[str, Any]:
+    """Authorize (answering the consent screen with ``consent`` if it is shown) and exchange the code."""
     verifier, challenge = pkce_pair()
-    code = await get_code(http, person, authorize_params(app, scope=scope, challenge=challenge))
+    code = await get_code(http, person, authorize_params(app, scope=scope, challenge=challenge), **consent)
     response = await exchange_code(http, app, code, verifier)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def is_active(http: httpx.AsyncClient, app: App, token: str) -> bool:
+    """What RFC 7662 introspection, asked by ``app``, says of ``token``."""
+    result = await http.post("/oauth2/introspect", data={"token": token}, auth=app.basic())
+    return bool(result.json()["active"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import urllib.parse
 import warnings
-from typing import Any
 
 import httpx
 import pytest
@@ -16,16 +15,7 @@ from joserfc.jwk import KeySet
 from consentry.domain import authorization as az
 from consentry.jobs.webhooks import WebhookDelivery
 from consentry.runtime import Runtime, utcnow
-from tests.oauth import (
-    App,
-    Person,
-    authorize_params,
-    exchange_code,
-    get_code,
-    make_app,
-    make_person,
-    pkce_pair,
-)
+from tests.oauth import is_active, make_app, make_person, tokens_for
 from tests.receiver import Receiver
 
 with warnings.catch_warnings():
@@ -36,19 +26,6 @@ with warnings.catch_warnings():
 ISSUER = "http://127.0.0.1:8000"
 AFTER_LOGOUT = "http://127.0.0.1:9000/signed-out"
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
-
-
-async def _tokens(http: httpx.AsyncClient, app: App, person: Person, scope: str) -> dict[str, Any]:
-    verifier, challenge = pkce_pair()
-    code = await get_code(http, person, authorize_params(app, scope=scope, challenge=challenge))
-    response = await exchange_code(http, app, code, verifier)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def _active(http: httpx.AsyncClient, app: App, token: str) -> bool:
-    result = await http.post("/oauth2/introspect", data={"token": token}, auth=app.basic())
-    return bool(result.json()["active"])
 
 
 async def test_discovery_names_the_logout_endpoints(http: httpx.AsyncClient) -> None:
@@ -99,7 +76,7 @@ async def test_rp_initiated_logout_with_authlib_ends_the_session_and_its_tokens(
     assert signed_out.status_code == 302
     assert signed_out.headers["location"] == f"{AFTER_LOGOUT}?state=bye"
     assert (await http.get("/api/v1/users/me", headers=person.headers)).status_code == 401
-    assert not await _active(http, app, token["access_token"])
+    assert not await is_active(http, app, token["access_token"])
 
 
 async def test_without_a_hint_for_this_session_the_person_confirms(
@@ -154,8 +131,8 @@ async def test_back_channel_logout_token_reaches_a_real_receiver_and_verifies(
     )
     bystander = await make_app(runtime)  # issued tokens, but registered no back-channel
     person = await make_person(runtime)
-    await _tokens(http, app, person, "openid profile")
-    await _tokens(http, bystander, person, "openid")
+    await tokens_for(http, runtime, app, person, "openid profile")
+    await tokens_for(http, runtime, bystander, person, "openid")
 
     assert (await http.post("/api/v1/auth/logout", headers=person.headers)).status_code == 204
     delivery = WebhookDelivery(runtime)

@@ -4,39 +4,21 @@ once."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from consentry.runtime import Runtime
 from tests.oauth import (
-    App,
-    Person,
     authorize_params,
     exchange_code,
     get_code,
+    is_active,
     make_app,
     make_person,
     pkce_pair,
+    tokens_for,
 )
 
 API = "/api/v1/oauth2/consents"
-
-
-async def _approved_once(
-    http: httpx.AsyncClient, runtime: Runtime, app: App, person: Person, scope: str
-) -> dict[str, Any]:
-    verifier, challenge = pkce_pair()
-    params = authorize_params(app, scope=scope, challenge=challenge)
-    code = await get_code(http, person, params, remember=False)
-    response = await exchange_code(http, app, code, verifier)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def _active(http: httpx.AsyncClient, app: App, token: str) -> bool:
-    result = await http.post("/oauth2/introspect", data={"token": token}, auth=app.basic())
-    return bool(result.json()["active"])
 
 
 async def test_an_approval_not_remembered_is_listed_until_revoked(
@@ -44,7 +26,7 @@ async def test_an_approval_not_remembered_is_listed_until_revoked(
 ) -> None:
     person = await make_person(runtime)
     notes = await make_app(runtime, name="Notes")
-    tokens = await _approved_once(http, runtime, notes, person, "openid profile")
+    tokens = await tokens_for(http, runtime, notes, person, "openid profile", remember=False)
     assert "refresh_token" not in tokens  # what was not remembered lasts as long as one access token
 
     listed = (await http.get(API, headers=person.headers)).json()["consents"]
@@ -55,7 +37,7 @@ async def test_an_approval_not_remembered_is_listed_until_revoked(
     assert listed[0]["expires_at"] > listed[0]["granted_at"]
 
     assert (await http.delete(f"{API}/{notes.client_id}", headers=person.headers)).status_code == 204
-    assert not await _active(http, notes, tokens["access_token"])
+    assert not await is_active(http, notes, tokens["access_token"])
     assert (await http.get(API, headers=person.headers)).json()["consents"] == []
     assert (await http.delete(f"{API}/{notes.client_id}", headers=person.headers)).status_code == 404
 
@@ -75,16 +57,16 @@ async def test_withdrawing_a_scope_of_an_approval_not_remembered_ends_the_tokens
 ) -> None:
     person = await make_person(runtime)
     app = await make_app(runtime)
-    with_email = await _approved_once(http, runtime, app, person, "openid email")
-    without = await _approved_once(http, runtime, app, person, "openid")
+    with_email = await tokens_for(http, runtime, app, person, "openid email", remember=False)
+    without = await tokens_for(http, runtime, app, person, "openid", remember=False)
 
     response = await http.patch(
         f"{API}/{app.client_id}", json={"revoke_scopes": ["email"]}, headers=person.headers
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"client_id": app.client_id, "scopes": ["openid"], "revoked": False}
-    assert not await _active(http, app, with_email["access_token"])
-    assert await _active(http, app, without["access_token"])
+    assert not await is_active(http, app, with_email["access_token"])
+    assert await is_active(http, app, without["access_token"])
     listed = (await http.get(API, headers=person.headers)).json()["consents"]
     assert [c["scopes"] for c in listed] == [["openid"]]
 
@@ -94,7 +76,7 @@ async def test_the_connected_apps_page_shows_an_approval_not_remembered(
 ) -> None:
     person = await make_person(runtime)
     app = await make_app(runtime, name="Calendar")
-    await _approved_once(http, runtime, app, person, "openid profile")
+    await tokens_for(http, runtime, app, person, "openid profile", remember=False)
     page = await http.get("/account/apps", headers=person.headers)
     assert page.status_code == 200
     assert "Calendar" in page.text

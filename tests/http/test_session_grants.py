@@ -3,8 +3,6 @@ in ID tokens); signing out ends them but a grant with ``offline_access``; signin
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -14,27 +12,15 @@ from consentry.services.sessions import end_own_session
 from consentry.storage.consents import ConsentRepository
 from tests.oauth import (
     App,
-    Person,
     authorize_params,
     exchange_code,
     get_code,
+    is_active,
     make_app,
     make_person,
     pkce_pair,
+    tokens_for,
 )
-
-
-async def _tokens(http: httpx.AsyncClient, app: App, person: Person, scope: str) -> dict[str, Any]:
-    verifier, challenge = pkce_pair()
-    code = await get_code(http, person, authorize_params(app, scope=scope, challenge=challenge))
-    response = await exchange_code(http, app, code, verifier)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def _active(http: httpx.AsyncClient, app: App, token: str) -> bool:
-    result = await http.post("/oauth2/introspect", data={"token": token}, auth=app.basic())
-    return bool(result.json()["active"])
 
 
 async def _refreshes(http: httpx.AsyncClient, app: App, refresh_token: str) -> bool:
@@ -46,7 +32,7 @@ async def test_id_tokens_name_the_session_they_were_issued_in(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     person, app = await make_person(runtime), await make_app(runtime)
-    tokens = await _tokens(http, app, person, "openid profile")
+    tokens = await tokens_for(http, runtime, app, person, "openid profile")
     keys = KeySet.import_key_set((await http.get("/oauth2/jwks")).json())
     assert jwt.decode(tokens["id_token"], keys).claims["sid"] == str(person.session_id)
     form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
@@ -58,44 +44,44 @@ async def test_signing_out_ends_the_sessions_grants_but_offline_access(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     person, app = await make_person(runtime), await make_app(runtime)
-    online = await _tokens(http, app, person, "openid profile")
-    offline = await _tokens(http, app, person, "openid offline_access")
+    online = await tokens_for(http, runtime, app, person, "openid profile")
+    offline = await tokens_for(http, runtime, app, person, "openid offline_access")
     elsewhere = await make_person(runtime)
-    theirs = await _tokens(http, app, elsewhere, "openid profile")
+    theirs = await tokens_for(http, runtime, app, elsewhere, "openid profile")
     verifier, challenge = pkce_pair()
     unused_code = await get_code(http, person, authorize_params(app, challenge=challenge))
 
     logout = await http.post("/api/v1/auth/logout", headers=person.headers)
     assert logout.status_code == 204
 
-    assert not await _active(http, app, online["access_token"])
+    assert not await is_active(http, app, online["access_token"])
     assert not await _refreshes(http, app, online["refresh_token"])
     assert (await exchange_code(http, app, unused_code, verifier)).status_code == 400
-    assert await _active(http, app, offline["access_token"])  # "keep access while you are away"
+    assert await is_active(http, app, offline["access_token"])  # "keep access while you are away"
     assert await _refreshes(http, app, offline["refresh_token"])
-    assert await _active(http, app, theirs["access_token"])  # another person's session is not this one
+    assert await is_active(http, app, theirs["access_token"])  # another person's session is not this one
 
 
 async def test_ending_one_of_ones_sessions_ends_its_grants(http: httpx.AsyncClient, runtime: Runtime) -> None:
     """What the account page's "end this session" does (for a session other than the one in use)."""
     person, app = await make_person(runtime), await make_app(runtime)
-    tokens = await _tokens(http, app, person, "openid profile")
+    tokens = await tokens_for(http, runtime, app, person, "openid profile")
     assert person.session_id is not None
     await end_own_session(runtime, person.user_id, person.session_id, now=utcnow())
-    assert not await _active(http, app, tokens["access_token"])
+    assert not await is_active(http, app, tokens["access_token"])
 
 
 async def test_signing_out_everywhere_ends_every_session_and_token_but_not_consents(
     http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     person, app = await make_person(runtime), await make_app(runtime)
-    offline = await _tokens(http, app, person, "openid offline_access")
+    offline = await tokens_for(http, runtime, app, person, "openid offline_access")
     assert (await http.get("/api/v1/oauth2/consents", headers=person.headers)).json()["consents"]
 
     done = await http.post("/api/v1/users/me/sign-out-everywhere", headers=person.headers)
     assert done.status_code == 204
     assert (await http.get("/api/v1/users/me", headers=person.headers)).status_code == 401
-    assert not await _active(http, app, offline["access_token"])
+    assert not await is_active(http, app, offline["access_token"])
     assert not await _refreshes(http, app, offline["refresh_token"])
 
     async with runtime.database.read_only() as session:
