@@ -5,6 +5,8 @@ Written as one pure ASGI middleware (not BaseHTTPMiddleware) so the hot path pay
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -164,6 +166,8 @@ class EdgeMiddleware:
             await self.app(scope, limited_receive, send_with_headers)
         except BodyTooLarge:
             if not response_started:
+                if not body_done:
+                    await _drain(receive)
                 await _too_large(send, limit)
             status = 413
         except (CallerGone, ClientLeft):
@@ -194,6 +198,26 @@ class EdgeMiddleware:
                 status,
                 extra={"route": template, "status": status, "duration_ms": round(elapsed * 1000, 2)},
             )
+
+
+DRAIN_BYTES = 4 * 1024 * 1024
+DRAIN_SECONDS = 2.0
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop what is left of a refused body, within bounds, before answering: most HTTP/1.1 clients
+    send the whole request before they read the answer, and a connection closed on a body still arriving is
+    reset, so they would see a broken connection instead of the 413 (a lingering close, as web servers do)."""
+    drained = 0
+    with contextlib.suppress(TimeoutError, ClientLeft):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while drained < DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
 
 async def _too_large(send: Send, limit: int) -> None:
