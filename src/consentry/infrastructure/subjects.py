@@ -121,8 +121,11 @@ class SubjectService:
         return await self._pin_loads.run(sector, lambda: self._load_pin(sector, active, now=now))
 
     async def _load_pin(self, sector: str, active: int, *, now: datetime) -> SectorPin:
-        async with self._database.unit_of_work() as session:
-            pin = await PseudonymSectorRepository(session).pin(sector, version=active, now=now)
+        async with self._database.read_only() as session:  # a sector seen before: no write transaction
+            pin = await PseudonymSectorRepository(session).find(sector)
+        if pin is None:
+            async with self._database.unit_of_work() as session:
+                pin = await PseudonymSectorRepository(session).pin(sector, version=active, now=now)
         return self._keep(pin) if self._pin_loads.is_current(sector) else pin
 
     def _keep(self, pin: SectorPin) -> SectorPin:

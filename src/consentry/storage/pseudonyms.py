@@ -79,6 +79,9 @@ class PseudonymSectorRepository:
     async def pin(self, sector: str, *, version: int, now: datetime) -> SectorPin:
         """The sector's pin; a sector seen for the first time is pinned to ``version`` (whoever pins it first,
         of concurrent requests or nodes, decides)."""
+        found = await self.find(sector)
+        if found is not None:  # the common case: a read, no write
+            return found
         insert = pg_insert if self._session.get_bind().dialect.name == "postgresql" else sqlite_insert
         await self._session.execute(
             insert(PseudonymSector)
@@ -90,7 +93,7 @@ class PseudonymSectorRepository:
         return _pin(row)
 
     async def find(self, sector: str) -> SectorPin | None:
-        row = await self._session.get(PseudonymSector, sector)
+        row = await self._session.get(PseudonymSector, sector, populate_existing=True)
         return None if row is None else _pin(row)
 
     async def all(self) -> list[SectorPin]:
