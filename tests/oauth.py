@@ -16,10 +16,13 @@ from consentry.domain import authorization as az
 from consentry.domain.clients import build_client_metadata
 from consentry.domain.pkce import s256_challenge
 from consentry.domain.scopes import Scopes
+from consentry.domain.webhooks import OutboxStatus
 from consentry.runtime import Runtime, utcnow
 from consentry.services.client_registration import register_client
 from consentry.services.sessions import create_session
 from consentry.services.users import create_user
+from consentry.services.webhooks import BACKCHANNEL_LOGOUT
+from consentry.storage.webhooks import WebhookOutboxRepository
 
 REDIRECT_URI = "https://app.example.com/callback"
 PASSWORD = "correct horse battery staple"
@@ -182,3 +185,10 @@ async def is_active(http: httpx.AsyncClient, app: App, token: str) -> bool:
     """What RFC 7662 introspection, asked by ``app``, says of ``token``."""
     result = await http.post("/oauth2/introspect", data={"token": token}, auth=app.basic())
     return bool(result.json()["active"])
+
+
+async def queued_logout_tokens(runtime: Runtime) -> list[tuple[str, dict[str, Any]]]:
+    """(client, payload) of each logout token waiting in the outbox."""
+    async with runtime.database.read_only() as session:
+        pending = await WebhookOutboxRepository(session).by_status(OutboxStatus.PENDING, limit=100)
+    return [(row.client_id, dict(row.payload)) for row in pending if row.event_type == BACKCHANNEL_LOGOUT]

@@ -16,7 +16,7 @@ from consentry.services.sessions import create_session
 from consentry.settings import Settings
 from tests.conftest import make_settings
 from tests.mail import Mailbox, SmsGateway
-from tests.oauth import PASSWORD, Person, make_app, tokens_for
+from tests.oauth import PASSWORD, Person, make_app, queued_logout_tokens, tokens_for
 
 API = "/api/v1/auth"
 VICTIM = "victim@example.com"
@@ -67,11 +67,13 @@ async def test_the_owner_who_proves_the_address_sets_the_password_and_the_regist
     async with runtime.database.unit_of_work() as session:
         held = await create_session(session, uuid.UUID(account), now=utcnow(), ttl=timedelta(hours=1))
     registrant = Person(uuid.UUID(account), VICTIM, held.token)
-    app = await make_app(runtime)
+    app = await make_app(runtime, backchannel_logout_uri="http://127.0.0.1:9/logout")
     tokens = await tokens_for(served, runtime, app, registrant, scope="openid offline_access")
 
     verified = await prove(served, VICTIM, mailbox.last_code)
     assert verified["next"] == "set_password"
+    # The app hears that the registrant's session ended (Back-Channel Logout).
+    assert [payload["sid"] for _, payload in await queued_logout_tokens(runtime)] == [str(held.session_id)]
 
     assert (await served.get("/api/v1/users/me", headers=registrant.headers)).status_code == 401
     introspected = await served.post(

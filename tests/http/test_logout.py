@@ -15,7 +15,7 @@ from joserfc.jwk import KeySet
 from consentry.domain import authorization as az
 from consentry.jobs.webhooks import WebhookDelivery
 from consentry.runtime import Runtime, utcnow
-from tests.oauth import is_active, make_app, make_person, tokens_for
+from tests.oauth import is_active, make_app, make_person, queued_logout_tokens, tokens_for
 from tests.receiver import Receiver
 
 with warnings.catch_warnings():
@@ -155,6 +155,28 @@ async def test_back_channel_logout_token_reaches_a_real_receiver_and_verifies(
     assert claims["sub"] == str(person.user_id)
     assert "nonce" not in claims
     assert claims["exp"] > claims["iat"] and claims["jti"]
+
+
+async def test_an_admins_bulk_soft_delete_tells_the_apps_by_back_channel(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    app = await make_app(runtime, backchannel_logout_uri="http://127.0.0.1:9/logout")
+    person, other = await make_person(runtime), await make_person(runtime)
+    admin = await make_person(runtime, is_admin=True)
+    await tokens_for(http, runtime, app, person, "openid")
+    await tokens_for(http, runtime, app, other, "openid")
+    deleted = await http.post(
+        "/api/v1/admin/users/bulk",
+        json={"action": "soft_delete", "user_ids": [str(person.user_id), str(other.user_id)]},
+        headers=admin.headers,
+    )
+    assert deleted.status_code == 200, deleted.text
+    queued = await queued_logout_tokens(runtime)
+    assert sorted(payload["sid"] for _, payload in queued) == sorted(
+        [str(person.session_id), str(other.session_id)]
+    )
+    assert {payload["sub"] for _, payload in queued} == {str(person.user_id), str(other.user_id)}
+    assert {client for client, _ in queued} == {app.client_id}
 
 
 async def test_clients_register_logout_metadata_through_the_api(

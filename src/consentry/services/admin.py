@@ -15,6 +15,7 @@ from consentry.services.accounts import describe
 from consentry.services.connected_apps import connected_apps
 from consentry.services.consent_endings import end_all_consents
 from consentry.services.export import audit_entry
+from consentry.services.webhooks import queue_logout_tokens
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentsOf
 from consentry.storage.records import User
@@ -133,7 +134,8 @@ async def bulk_users(
         affected = await UserRepository(session).apply_bulk(action, user_ids, grace=grace, now=now)
         if action == "soft_delete":
             await TokenRepository(session).revoke_tokens_of_users(user_ids, now=now)
-            await SessionRepository(session).end_all_of_users(user_ids, now=now)
+            ended = await SessionRepository(session).end_all_of_users(user_ids, now=now)
+            await queue_logout_tokens(runtime, session, ended, now=now)
             await end_all_consents(
                 runtime, session, ConsentsOf(user_ids=user_ids), actor="admin", origin=origin, now=now
             )

@@ -75,7 +75,7 @@ async def delete_account(
         # grants that had no remembered consent
         await TokenRepository(session).revoke_tokens_of_users((user_id,), now=now)
         ended = await SessionRepository(session).end_all_of(user_id, now=now)
-        await queue_logout_tokens(runtime, session, user_id, ended, now=now)
+        await queue_logout_tokens(runtime, session, dict.fromkeys(ended, user_id), now=now)
         await AuditRepository(session).record(
             "user_deleted",
             now=now,

@@ -102,7 +102,7 @@ async def _ended(
     """What follows sessions' end: their grants end (but offline_access), logout tokens are queued."""
     if session_ids:
         await TokenRepository(session).end_session_grants(session_ids, now=now)
-        await queue_logout_tokens(runtime, session, user_id, session_ids, now=now)
+        await queue_logout_tokens(runtime, session, dict.fromkeys(session_ids, user_id), now=now)
 
 
 async def account_overview(
@@ -130,7 +130,7 @@ async def sign_out_everywhere(
     included; consents stay (SPEC §9)."""
     async with runtime.database.unit_of_work() as session:
         ended = await SessionRepository(session).end_all_of(user_id, now=now)
-        await queue_logout_tokens(runtime, session, user_id, ended, now=now)
+        await queue_logout_tokens(runtime, session, dict.fromkeys(ended, user_id), now=now)
         revoked = await TokenRepository(session).revoke_everything_of(user_id, now=now)
         await AuditRepository(session).record(
             "signed_out_everywhere", now=now, origin=origin, user_id=user_id, details={"revoked": revoked}

@@ -220,7 +220,7 @@ async def verify_identifier(
                 else:
                     failure = InvalidCodeError(f"the code is not correct; {left} tries left")
             else:
-                next_step = await _after_verification(session, flow, now=now)
+                next_step = await _after_verification(runtime, session, flow, now=now)
         if failure is not None:  # raised after commit, so the failed attempt is counted
             await attempt.failed()
             raise failure
@@ -235,7 +235,9 @@ async def _restorable(session: Transaction, identifier: Identifier, *, now: date
     return await UserRepository(session).find_restorable(identifier.kind, identifier.value, now=now)
 
 
-async def _after_verification(session: Transaction, flow: SigninFlow, *, now: datetime) -> Step:
+async def _after_verification(
+    runtime: Runtime, session: Transaction, flow: SigninFlow, *, now: datetime
+) -> Step:
     identifier = Identifier(flow.identifier_type, flow.identifier)  # type: ignore[arg-type]
     if flow.purpose == "restore":
         deleted = await _restorable(session, identifier, now=now)
@@ -249,7 +251,7 @@ async def _after_verification(session: Transaction, flow: SigninFlow, *, now: da
     flow.code_hash = None
     next_step: Step = "set_password"
     if user is not None and not _verified(user, identifier):
-        user = await _first_proof(session, user, identifier, flow, now=now)
+        user = await _first_proof(runtime, session, user, identifier, flow, now=now)
     if user is not None:
         if identifier.kind == "email":
             user.email_verified = True
@@ -266,7 +268,13 @@ async def _after_verification(session: Transaction, flow: SigninFlow, *, now: da
 
 
 async def _first_proof(
-    session: Transaction, user: User, identifier: Identifier, flow: SigninFlow, *, now: datetime
+    runtime: Runtime,
+    session: Transaction,
+    user: User,
+    identifier: Identifier,
+    flow: SigninFlow,
+    *,
+    now: datetime,
 ) -> User | None:
     """Someone has just proved control of an identifier that nobody had proved on this account (SPEC §3,
     account pre-hijacking). Whoever registered it may not be that person, so nothing they set survives:
@@ -288,7 +296,8 @@ async def _first_proof(
         flow.purpose = "signup"
         return None
     await UserRepository(session).discard_passwords(user.id)
-    await SessionRepository(session).end_all_of(user.id, now=now)
+    ended = await SessionRepository(session).end_all_of(user.id, now=now)
+    await queue_logout_tokens(runtime, session, dict.fromkeys(ended, user.id), now=now)
     await TokenRepository(session).revoke_everything_of(user.id, now=now)
     await audit.record(
         "account_claimed", now=now, user_id=user.id, details={"identifier_type": identifier.kind}
@@ -372,7 +381,7 @@ async def change_password(
             raise PasswordReusedError(f"choose a password you have not used for your last {PASSWORD_HISTORY}")
     await users.replace_password(user.id, await runtime.passwords.hash_off_loop(password), now=now)
     ended = await SessionRepository(session).end_all_of(user.id, now=now, keep=keep_session)
-    await queue_logout_tokens(runtime, session, user.id, ended, now=now)
+    await queue_logout_tokens(runtime, session, dict.fromkeys(ended, user.id), now=now)
     await TokenRepository(session).revoke_everything_of(user.id, now=now)
     user.updated_at = now
 
@@ -460,6 +469,5 @@ async def _complete(
         )
     if location is not None:
         return Completion(user_id, new_session, redirect_url=location)
-    catalogue = await runtime.clients.scope_catalogue()
-    screen = ConsentScreen(pending, decision, {name: scope.description for name, scope in catalogue.items()})
+    screen = ConsentScreen(pending, decision, await runtime.clients.scope_descriptions())
     return Completion(user_id, new_session, consent_info=screen.as_json())

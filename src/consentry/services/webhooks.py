@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -91,16 +91,18 @@ async def enqueue_event(
 async def queue_logout_tokens(
     runtime: Runtime,
     session: Transaction,
-    user_id: uuid.UUID,
-    session_ids: Sequence[uuid.UUID],
+    ended: Mapping[uuid.UUID, uuid.UUID],
     *,
     now: datetime,
 ) -> None:
     """Back-Channel Logout 1.0 §2.5: the sessions ended; every client that was issued a code or a token in
     one of them and registered a ``backchannel_logout_uri`` is sent a logout token naming the session
-    (``sid``) and the person as it knows them (``sub``), from the outbox like webhooks."""
+    (``sid``) and the person as it knows them (``sub``), from the outbox like webhooks. ``ended`` maps each
+    session to its person."""
+    if not ended:
+        return
     outbox = WebhookOutboxRepository(session)
-    for client_id, session_id in await TokenRepository(session).clients_issued_in(session_ids):
+    for client_id, session_id in await TokenRepository(session).clients_issued_in(list(ended)):
         client = await runtime.clients.get(client_id)
         if client is None or not client.backchannel_logout_uri:
             continue
@@ -110,7 +112,7 @@ async def queue_logout_tokens(
                 client_id=client.id,
                 event_type=BACKCHANNEL_LOGOUT,
                 payload={
-                    "sub": await runtime.subjects.subject_for(session, user_id, client, now=now),
+                    "sub": await runtime.subjects.subject_for(session, ended[session_id], client, now=now),
                     "sid": str(session_id),
                 },
                 status=OutboxStatus.PENDING,

@@ -121,14 +121,25 @@ class SessionRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def end_all_of_users(self, user_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
-        """Every live session of these people (their accounts are being deleted)."""
-        await self._session.execute(
-            update(UserSession)
-            .where(UserSession.user_id.in_(user_ids), UserSession.revoked_at.is_(None))
-            .values(revoked_at=now)
-            .execution_options(synchronize_session=False)
+    async def end_all_of_users(
+        self, user_ids: Sequence[uuid.UUID], *, now: datetime
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """Every live session of these people (their accounts are being deleted); returns each session ended
+        with its person."""
+        live = select(UserSession.id, UserSession.user_id).where(
+            UserSession.user_id.in_(user_ids), UserSession.revoked_at.is_(None)
         )
+        ending = {
+            session_id: user_id for session_id, user_id in await self._session.execute(live.with_for_update())
+        }
+        if ending:
+            await self._session.execute(
+                update(UserSession)
+                .where(UserSession.user_id.in_(user_ids), UserSession.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return ending
 
 
 class SigninFlowRepository:
