@@ -144,6 +144,12 @@ class ForbiddenError(ConsentryError):
     status_code = 403
 
 
+class ExpiredFormError(ForbiddenError):
+    """A page's form whose CSRF token no longer matches: too old, or posted from another site."""
+
+    default_description = "the form has expired or did not come from this site; reload the page"
+
+
 class NotFoundError(ConsentryError):
     error = "not_found"
     status_code = 404

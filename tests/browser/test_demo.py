@@ -21,6 +21,7 @@ async def test_demo_walkthrough(server: Server, browser: Browser, tmp_path: Path
     await page.get_by_role("button", name="Continue").click()
     await page.get_by_label("Password", exact=True).fill("consentry-demo")
     await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_label("Remember my decision").check()  # remembered: a refresh token too
     await page.get_by_role("button", name="Allow").click()
     await page.get_by_text("Signed in to the demo app").wait_for()
     body = await page.content()

@@ -73,6 +73,7 @@ async def test_sign_in_consent_return_and_revoke(
     assert "Acme Notes wants to access your account" in text
     assert "See your email address" in text and "See your name, username, picture" in text
     await page.screenshot(path=shots / "4-consent.png", full_page=True)
+    await page.get_by_label("Remember my decision").check()
     await page.get_by_role("button", name="Allow").click()
     await page.locator("h1", has_text="Acme Notes callback").wait_for()
     query = parse_qs(urlsplit(landed[-1]).query)

@@ -207,6 +207,19 @@ def test_merge_granting_a_declined_scope_clears_the_decline() -> None:
     assert merged.declined_scopes == S("")
 
 
+def test_merge_never_declines_a_scope_granted_before() -> None:
+    # The incremental screen asks for the new scopes alone: what was granted before stays, not declined.
+    merged = merge(
+        stored("openid profile"),
+        requested=S("openid profile email"),
+        granted=S("openid email"),
+        ttl=timedelta(days=1),
+        now=NOW,
+    )
+    assert merged.scopes == S("openid profile email")
+    assert merged.declined_scopes == S("")
+
+
 @pytest.mark.parametrize("dead", [stored(revoked=True), stored(days_left=-1)], ids=["revoked", "expired"])
 def test_merge_starts_afresh_over_a_dead_consent(dead: StoredConsent) -> None:
     merged = merge(

@@ -157,3 +157,38 @@ async def test_a_revocation_that_postgresql_aborts_to_break_a_deadlock_runs_agai
             )
         )
         assert list(live) == []  # the narrowing withdrew email, which every refresh token here carries
+
+
+async def test_a_declined_scope_is_listed_and_the_person_lets_the_app_ask_again(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    person = await make_person(runtime)
+    notes = await make_app(runtime, name="Notes")
+    await tokens_for(http, runtime, notes, person, "openid email phone", granted_scopes=["openid", "email"])
+    [listed] = (await http.get(API, headers=person.headers)).json()["consents"]
+    assert (listed["scopes"], listed["declined_scopes"]) == (["email", "openid"], ["phone"])
+    # Declined: the app's next request for it is answered without asking, and without it.
+    asked = await http.get(
+        "/oauth2/authorize", params=authorize_params(notes, scope="openid phone"), headers=person.headers
+    )
+    assert not asked.headers["location"].startswith("/consent")
+
+    lifted = await http.patch(
+        f"{API}/{notes.client_id}", json={"ask_again_scopes": ["phone"]}, headers=person.headers
+    )
+    assert lifted.status_code == 200 and lifted.json()["declined_scopes"] == []
+    asked = await http.get(
+        "/oauth2/authorize", params=authorize_params(notes, scope="openid phone"), headers=person.headers
+    )
+    assert asked.headers["location"].startswith("/consent")  # asked again; nothing granted meanwhile
+    [listed] = (await http.get(API, headers=person.headers)).json()["consents"]
+    assert (listed["scopes"], listed["declined_scopes"]) == (["email", "openid"], [])
+
+    not_declined = await http.patch(
+        f"{API}/{notes.client_id}", json={"ask_again_scopes": ["email"]}, headers=person.headers
+    )
+    assert not_declined.status_code == 400
+    both = {"ask_again_scopes": ["phone"], "revoke_scopes": ["email"]}
+    for body in (both, {}):
+        refused = await http.patch(f"{API}/{notes.client_id}", json=body, headers=person.headers)
+        assert refused.status_code == 400

@@ -120,13 +120,15 @@ def merge(
 ) -> MergedConsent:
     """Approving adds the granted scopes to a live consent; unticked ones are remembered as declined.
 
-    A scope granted now is no longer declined; the expiry restarts from now.
+    A scope granted now is no longer declined, and one granted before is never declined by leaving it out
+    (withdrawing it is a separate act: :func:`narrow`); the expiry restarts from now.
     """
     live = stored is not None and stored.is_live(now=now)
     previous = stored.scopes if live and stored else Scopes()
     previously_declined = stored.declined_scopes if live and stored else Scopes()
-    declined = (previously_declined | (requested - granted)) - granted
-    return MergedConsent(scopes=previous | granted, declined_scopes=declined, expires_at=now + ttl)
+    scopes = previous | granted
+    declined = (previously_declined | (requested - scopes)) - scopes
+    return MergedConsent(scopes=scopes, declined_scopes=declined, expires_at=now + ttl)
 
 
 def narrow(stored_scopes: Scopes, revoke: Scopes) -> Scopes:

@@ -9,7 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from consentry.errors import ConsentryError
+from consentry.errors import ConsentryError, ExpiredFormError
+from consentry.http.deps import wants_html
+from consentry.http.pages import error_page
 from consentry.http.responses import error_response
 
 log = logging.getLogger(__name__)
@@ -47,9 +49,27 @@ def unexpected_error_response(request: Request, exc: Exception) -> Response:
     return error_response(500, "server_error", "an unexpected error occurred; it has been logged")
 
 
+def _for_a_person(request: Request) -> bool:
+    """A browser navigating to a page (not a program calling the API) reads a page, not JSON."""
+    return wants_html(request) and not request.url.path.startswith(_API_PATHS)
+
+
+_API_PATHS = ("/api/", "/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/userinfo")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConsentryError)
-    async def _consentry_error(_request: Request, exc: ConsentryError) -> Response:
+    async def _consentry_error(request: Request, exc: ConsentryError) -> Response:
+        if _for_a_person(request):
+            page = error_page(
+                request,
+                exc.error,
+                exc.description,
+                status_code=exc.status_code,
+                expired_form=isinstance(exc, ExpiredFormError),
+            )
+            page.headers.update(exc.headers())
+            return page
         return refusal_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -57,12 +77,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, "invalid_request", _describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_ERROR_CODES.get(
             exc.status_code, "invalid_request" if exc.status_code < 500 else "server_error"
         )
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return error_response(exc.status_code, code, detail, dict(exc.headers) if exc.headers else None)
+        headers = dict(exc.headers) if exc.headers else None
+        if _for_a_person(request):
+            page = error_page(request, code, detail or code.replace("_", " "), status_code=exc.status_code)
+            page.headers.update(headers or {})
+            return page
+        return error_response(exc.status_code, code, detail, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

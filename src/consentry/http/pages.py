@@ -51,9 +51,14 @@ def allow_form_redirect_to(response: Response, redirect_uri: str) -> None:
     )
 
 
-def error_page(request: Request, error: str, description: str, *, status_code: int = 400) -> HTMLResponse:
+def error_page(
+    request: Request, error: str, description: str, *, status_code: int = 400, expired_form: bool = False
+) -> HTMLResponse:
     return render(
-        request, "error.html", {"error": error, "description": description}, status_code=status_code
+        request,
+        "error.html",
+        {"error": error, "description": description, "status": status_code, "expired_form": expired_form},
+        status_code=status_code,
     )
 
 

@@ -87,5 +87,9 @@ class ClientDirectory:
         self._scopes = (scopes, time.monotonic())
         return scopes
 
+    async def scope_descriptions(self) -> dict[str, str]:
+        """What each scope lets an app do, in the words the pages show a person."""
+        return {name: scope.description for name, scope in (await self.scope_catalogue()).items()}
+
     async def known_scopes(self) -> frozenset[str]:
         return frozenset(await self.scope_catalogue())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ class ConnectedApp:
     last_used: datetime | None
     expires_at: datetime
     remembered: bool  # False: an approval not remembered, that lasts as long as its tokens
+    declined_scopes: Scopes = field(default_factory=Scopes)  # not asked again until the person lets it
 
     def as_json(self) -> dict[str, Any]:
         """SPEC §4's shape of one entry of ``GET /api/v1/oauth2/consents``."""
@@ -36,6 +37,7 @@ class ConnectedApp:
             "last_used": self.last_used.isoformat() if self.last_used else None,
             "expires_at": self.expires_at.isoformat(),
             "remembered": self.remembered,
+            "declined_scopes": self.declined_scopes.as_list(),
         }
 
 
@@ -56,6 +58,7 @@ async def connected_apps(runtime: Runtime, user_id: uuid.UUID, *, now: datetime)
             consent.last_used_at,
             consent.expires_at,
             remembered=True,
+            declined_scopes=consent.declined_scopes - consent.scopes,
         )
         for consent, client in remembered
     ]

@@ -29,6 +29,7 @@ from consentry.services.consent_grants import consent_ttl, record_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository
+from consentry.storage.users import UserRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class ConsentScreen:
     pending: ValidatedRequest
     decision: ConsentDecision
     descriptions: dict[str, str]
+    signed_in_as: str = ""  # the person's email or phone, so that someone else can see it is not them
 
     def as_json(self) -> dict[str, Any]:
         """SPEC §2's JSON shape of the pending request's consent information."""
@@ -73,8 +75,9 @@ async def consent_screen(
         decision = await consent_decision(
             session, pending.client, pending.request, signed_in.user_id, now=now
         )
-    catalogue = await runtime.clients.scope_catalogue()
-    return ConsentScreen(pending, decision, {name: scope.description for name, scope in catalogue.items()})
+        person = await UserRepository(session).get_user(signed_in.user_id)
+    descriptions = await runtime.clients.scope_descriptions()
+    return ConsentScreen(pending, decision, descriptions, (person and (person.email or person.phone)) or "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from consentry.domain import authorization as az
-from consentry.errors import ForbiddenError, InvalidRequestError, UnauthenticatedError
+from consentry.errors import ExpiredFormError, InvalidRequestError, UnauthenticatedError
 from consentry.http.deps import (
     FORM_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
@@ -31,6 +32,7 @@ from consentry.http.responses import JSONResponse, error_response
 from consentry.http.schemas import RequestBody, answers
 from consentry.services.authorize import authorize
 from consentry.services.consent_screen import ConsentSubmission, consent_screen, submit_consent
+from consentry.services.sessions import SESSION_COOKIE, end_session
 
 router = APIRouter(tags=["authorization"])
 AUTHORIZATION_REQUEST = query_parameters(*az.REQUEST_PARAMETERS, "request", "request_uri")
@@ -76,6 +78,10 @@ async def authorize_endpoint(request: Request) -> Response:
     return _redirect(outcome.location)
 
 
+def _sign_in_first(scope: str) -> tuple[bool, str]:
+    return scope != "openid", scope
+
+
 async def _show_consent(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep, *, as_json: bool
 ) -> Response:
@@ -97,7 +103,10 @@ async def _show_consent(
     context: dict[str, Any] = {
         "client": client,
         "info": info,
-        "scopes_in_order": sorted(info["scopes"], key=lambda name: (name != "openid", name)),  # sign-in first
+        # Granted before and still wanted: shown apart, not asked again (SPEC §6); sign-in comes first.
+        "already": sorted(screen.decision.previously_granted, key=_sign_in_first),
+        "asked": sorted(screen.decision.new_scopes, key=_sign_in_first),
+        "signed_in_as": screen.signed_in_as,
         "fields": screen.form_fields(),
         "csrf_token": csrf_token(runtime.csrf_key, signed_in.session_id),
         "ttl_days": client.consent_ttl_days or runtime.settings.consent_ttl_days,
@@ -198,7 +207,12 @@ async def consent_decision(
             request, "unauthenticated", "your session has ended; sign in again", status_code=401
         )
     if not csrf_valid(runtime.csrf_key, signed_in.session_id, form.get("csrf_token")):
-        raise ForbiddenError("the form has expired or did not come from this site; reload the page")
+        raise ExpiredFormError()
+    if form.get("decision") == "switch_account":  # "Not you?": sign out, and sign in again for this request
+        await end_session(runtime, signed_in, now=now)
+        response = _redirect(f"/login?{urlencode(az.pending_request(form))}")
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
     try:
         body = ConsentDecisionBody.model_validate(
             {

@@ -7,12 +7,13 @@ from pydantic import Field
 from starlette.responses import Response
 
 from consentry.domain.scopes import InvalidScopeToken, Scopes
-from consentry.errors import InvalidScopeError
+from consentry.errors import InvalidRequestError, InvalidScopeError
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
 from consentry.services.connected_apps import connected_apps
 from consentry.services.consent_endings import narrow_consent, revoke_consent
+from consentry.services.declined_scopes import ask_again
 from consentry.services.export import export_consents
 
 router = APIRouter(prefix="/api/v1/oauth2/consents", tags=["consents"], responses=answers(401))
@@ -37,24 +38,35 @@ async def export(runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep) -> JS
     )
 
 
-class NarrowBody(RequestBody):
-    revoke_scopes: list[str] = Field(min_length=1, max_length=64)
+class ChangeBody(RequestBody):
+    revoke_scopes: list[str] = Field(default_factory=list, max_length=64)
+    ask_again_scopes: list[str] = Field(default_factory=list, max_length=64)
+
+
+def _scopes(names: list[str]) -> Scopes:
+    try:
+        return Scopes(names)
+    except InvalidScopeToken as exc:
+        raise InvalidScopeError(str(exc)) from None
 
 
 @router.patch("/{client_id}", responses=answers(400, 404))
-async def narrow(
+async def change(
     client_id: str,
-    body: NarrowBody,
+    body: ChangeBody,
     runtime: RuntimeDep,
     signed_in: SignedInDep,
     origin: OriginDep,
     now: NowDep,
 ) -> JSONResponse:
-    """Withdraw some scopes; tokens carrying a withdrawn scope are revoked at once."""
-    try:
-        withdraw = Scopes(body.revoke_scopes)
-    except InvalidScopeToken as exc:
-        raise InvalidScopeError(str(exc)) from None
+    """Withdraw some scopes (``revoke_scopes``: tokens carrying one are revoked at once), or let the app ask
+    again for scopes the person declined (``ask_again_scopes``)."""
+    withdraw, ask = _scopes(body.revoke_scopes), _scopes(body.ask_again_scopes)
+    if bool(withdraw) == bool(ask):
+        raise InvalidRequestError("send either revoke_scopes or ask_again_scopes, with at least one scope")
+    if ask:
+        declined = await ask_again(runtime, signed_in.user_id, client_id, ask, origin=origin, now=now)
+        return JSONResponse({"client_id": client_id, "declined_scopes": declined.as_list()})
     left = await narrow_consent(runtime, signed_in.user_id, client_id, withdraw, origin=origin, now=now)
     return JSONResponse({"client_id": client_id, "scopes": left.as_list(), "revoked": not left})
 

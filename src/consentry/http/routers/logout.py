@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from consentry.errors import InvalidRequestError
+from consentry.errors import ExpiredFormError, InvalidRequestError
 from consentry.http.deps import NowDep, RuntimeDep, SignedInOptional, form_values
 from consentry.http.openapi import HTML, form_body, query_parameters
 from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, error_page, render
@@ -70,9 +70,7 @@ async def _logout(request: Request, runtime: Runtime, signed_in: SignedIn | None
         return _signed_out(request, plan)
     confirmed = request.method == "POST" and values.get("confirm") == "yes"
     if confirmed and not csrf_valid(runtime.csrf_key, signed_in.session_id, values.get("csrf_token")):
-        return error_page(
-            request, "invalid_request", "the form has expired; reload the page", status_code=403
-        )
+        raise ExpiredFormError()
     if plan.names_this_session or confirmed:
         await end_session(runtime, signed_in, now=now)
         response = _signed_out(request, plan)

@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Mapping
+from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 
 from consentry.domain import authorization as az
-from consentry.errors import ConsentryError, ForbiddenError, InvalidRequestError
-from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values
+from consentry.domain.scopes import InvalidScopeToken, Scopes
+from consentry.errors import ConsentryError, ExpiredFormError, InvalidRequestError
+from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values, wants_html
 from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, render, same_secret
+from consentry.http.responses import JSONResponse
 from consentry.http.routers.auth import set_session_cookie
 from consentry.runtime import Runtime
 from consentry.services import signin
 from consentry.services.connected_apps import connected_apps
-from consentry.services.consent_endings import revoke_consent
+from consentry.services.consent_endings import narrow_consent, revoke_consent
+from consentry.services.declined_scopes import ask_again
 from consentry.services.sessions import (
     SESSION_COOKIE,
     SignedIn,
@@ -34,6 +39,7 @@ from consentry.services.sessions import (
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "consentry_login_csrf"
+FAVICON = str(files("consentry") / "http" / "static" / "favicon.ico")
 
 
 def _redirect(location: str) -> RedirectResponse:
@@ -72,6 +78,22 @@ async def _login_page(
     return response
 
 
+@router.get("/")
+async def home(request: Request, runtime: RuntimeDep) -> Response:
+    """A person lands on their account (or sign-in); a program is pointed at the discovery document."""
+    if wants_html(request):
+        return _redirect("/account")
+    discovery = f"{runtime.issuer}/.well-known/openid-configuration"
+    return JSONResponse({"issuer": runtime.issuer, "openid_configuration": discovery})
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    return FileResponse(
+        FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
 @router.get("/login")
 async def login_form(request: Request, runtime: RuntimeDep) -> Response:
     query = dict(request.query_params)
@@ -92,7 +114,7 @@ async def login_step(request: Request, runtime: RuntimeDep, origin: OriginDep, n
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     csrf = form.get("csrf_token", "")
     if not cookie or not same_secret(cookie, csrf):
-        raise ForbiddenError("the form has expired or did not come from this site; reload the page")
+        raise ExpiredFormError()
     context = _context_from(form, "ctx_")
     step, action = form.get("step", ""), form.get("action", "")
     shown = form.get("identifier_shown") or form.get("identifier", "")
@@ -191,7 +213,7 @@ async def account_page(
 
 def _check_form_csrf(runtime: Runtime, signed_in: SignedIn, form: dict[str, str]) -> None:
     if not csrf_valid(runtime.csrf_key, signed_in.session_id, form.get("csrf_token")):
-        raise ForbiddenError("the form has expired or did not come from this site; reload the page")
+        raise ExpiredFormError()
 
 
 @router.post("/account/sessions/{session_id}/end")
@@ -221,15 +243,14 @@ async def apps_page(
     if signed_in is None:
         return _need_sign_in()
     apps = await connected_apps(runtime, signed_in.user_id, now=now)
-    catalogue = await runtime.clients.scope_catalogue()
+    descriptions = await runtime.clients.scope_descriptions()
     context = {
         "apps": apps,
         "csrf_token": csrf_token(runtime.csrf_key, signed_in.session_id),
-        "notice": await _revoked_notice(runtime, request.query_params.get("revoked")),
-        "descriptions": {name: scope.description for name, scope in catalogue.items()},
+        "notice": await _notice(runtime, request.query_params, descriptions),
+        "descriptions": descriptions,
     }
-    response = render(request, "apps.html", context)
-    return response
+    return render(request, "apps.html", context)
 
 
 @router.post("/account/apps/{client_id}/revoke")
@@ -241,7 +262,7 @@ async def revoke_form(
     origin: OriginDep,
     now: NowDep,
 ) -> Response:
-    """The no-JavaScript path of the Revoke button: the same use case as the consent API's DELETE."""
+    """The Revoke button: the same use case as the consent API's DELETE."""
     if signed_in is None:
         return _need_sign_in()
     _check_form_csrf(runtime, signed_in, await form_values(request))
@@ -249,7 +270,50 @@ async def revoke_form(
     return _redirect(f"/account/apps?{urlencode({'revoked': client_id})}")
 
 
-async def _revoked_notice(runtime: Runtime, client_id: str | None) -> str | None:
-    """The page's own words about an app it just revoked; nothing a link could carry is shown as text."""
-    client = await runtime.clients.get(client_id) if client_id else None
-    return f"{client.name} can no longer see your account." if client is not None else None
+@router.post("/account/apps/{client_id}/scopes")
+async def change_scopes_form(
+    request: Request,
+    client_id: str,
+    runtime: RuntimeDep,
+    signed_in: SignedInOptional,
+    origin: OriginDep,
+    now: NowDep,
+) -> Response:
+    """Withdraw one scope, or let the app ask again for one the person declined: the consent API's PATCH."""
+    if signed_in is None:
+        return _need_sign_in()
+    form = await form_values(request)
+    _check_form_csrf(runtime, signed_in, form)
+    try:
+        if "withdraw" in form:
+            scope = Scopes([form["withdraw"]])
+            await narrow_consent(runtime, signed_in.user_id, client_id, scope, origin=origin, now=now)
+            done = "withdrawn"
+        elif "ask_again" in form:
+            scope = Scopes([form["ask_again"]])
+            await ask_again(runtime, signed_in.user_id, client_id, scope, origin=origin, now=now)
+            done = "asked_again"
+        else:
+            raise InvalidRequestError("say which scope to withdraw or to let the app ask for again")
+    except InvalidScopeToken as exc:
+        raise InvalidRequestError(str(exc)) from None
+    return _redirect(f"/account/apps?{urlencode({done: client_id, 'scope': scope.format()})}")
+
+
+async def _notice(runtime: Runtime, query: Mapping[str, str], descriptions: dict[str, str]) -> str | None:
+    """The page's own words about what it just did; nothing a link carries is shown as text: only a known
+    app's name and a known scope's description."""
+    for done in ("revoked", "withdrawn", "asked_again"):
+        client = await runtime.clients.get(query[done]) if query.get(done) else None
+        if client is None:
+            continue
+        if done == "revoked":
+            return f"{client.name} can no longer see your account."
+        description = descriptions.get(query.get("scope", ""))
+        if description is None:
+            return None
+        what = description[:1].lower() + description[1:]
+        if done == "withdrawn":
+            return f"{client.name} can no longer {what}."
+        return f"{client.name} may ask again to {what}; nothing is shared until you allow it."
+    return None
