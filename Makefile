@@ -24,8 +24,8 @@ bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q --no-install-recommends wrk; }
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/vulture
 	$(BIN)/lint-imports
 

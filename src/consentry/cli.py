@@ -19,10 +19,11 @@ from consentry.domain.identifiers import InvalidIdentifier
 from consentry.domain.scopes import InvalidScopeToken, Scopes
 from consentry.errors import ConfigurationError, ConsentryError
 from consentry.runtime import Runtime, tune_collector_for_long_run, utcnow
+from consentry.services.scopes import ScopeSpec
 from consentry.settings import get_settings
-from consentry.storage.clients import ClientRepository
 from consentry.storage.migrate import upgrade_to_head
 from consentry.storage.pseudonyms import SectorPin
+from consentry.storage.resources import CatalogueRepository
 
 T = TypeVar("T")
 
@@ -45,6 +46,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(pseudonyms_app, name="pseudonyms")
+resource_app = typer.Typer(help="Register the APIs tokens are issued for (RFC 8707).", no_args_is_help=True)
+scope_app = typer.Typer(help="Define custom scopes.", no_args_is_help=True)
+app.add_typer(resource_app, name="resource")
+app.add_typer(scope_app, name="scope")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -252,7 +257,7 @@ def client_create(
                 name=name,
                 redirect_uris=redirect_uri,
                 scopes=Scopes.parse(scope),
-                known_scopes=await ClientRepository(session).known_scope_names(),
+                known_scopes=frozenset((await CatalogueRepository(session).catalogue()).scopes),
                 grant_types=grant_type,
                 token_endpoint_auth_method="none"
                 if public
@@ -292,6 +297,90 @@ def client_create(
         out.print(f"{key}: [bold]{value}[/]")
     if "client_secret" in result:
         out.print("[yellow]The secret is shown once; store it now.[/]")
+
+
+def _scope_spec(value: str) -> ScopeSpec:
+    name, sep, description = value.partition("=")
+    if not sep or not name or not description:
+        raise fail(f"--scope takes NAME=DESCRIPTION, not {value!r}")
+    return ScopeSpec(name.strip(), description.strip())
+
+
+@resource_app.command("create")
+def resource_create(
+    identifier: Annotated[str, typer.Option("--identifier", help="The API's absolute URI (RFC 8707).")],
+    name: Annotated[str, typer.Option("--name", help="Its name, as the consent screen shows it.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="A scope of this API, NAME=DESCRIPTION (repeatable)."),
+    ] = None,
+    token_format: Annotated[
+        str, typer.Option(help="opaque (the API introspects) or jwt (RFC 9068, validated locally).")
+    ] = "opaque",
+    access_token_ttl: Annotated[
+        int | None, typer.Option(help="Access token lifetime for this API, in seconds.")
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Where revoked tokens (tokens.revoked) are POSTed.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Register an API; prints resource_id and the credentials it introspects with (the secret once)."""
+    from consentry.services.resources import create_resource
+
+    specs = [_scope_spec(value) for value in scope or []]
+
+    async def _create(runtime: Runtime) -> dict[str, Any]:
+        issued = await create_resource(
+            runtime,
+            identifier=identifier,
+            name=name,
+            scopes=specs,
+            token_format=token_format,
+            access_token_ttl=access_token_ttl,
+            webhook_url=webhook_url,
+            actor="cli",
+            now=utcnow(),
+        )
+        return issued.as_json()
+
+    result = run(_create, migrate=True)
+    if as_json:
+        print_json(result)
+        return
+    for key in ("resource_id", "identifier", "client_id", "client_secret", "webhook_secret"):
+        if key in result:
+            out.print(f"{key}: [bold]{result[key]}[/]")
+    out.print("[yellow]The secrets are shown once; store them now.[/]")
+
+
+@scope_app.command("create")
+def scope_create(
+    name: Annotated[str, typer.Argument(help="The scope token, e.g. photos:read.")],
+    description: Annotated[
+        str, typer.Option("--description", help="What the consent screen says it allows.")
+    ],
+    resource: Annotated[
+        str | None, typer.Option("--resource", help="The identifier of the API it belongs to.")
+    ] = None,
+    restricted: Annotated[
+        bool, typer.Option("--restricted", help="Only trusted clients may be granted it, and only to admins.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Define a custom scope (of an API, or of none)."""
+    from consentry.services.scopes import create_scope
+
+    async def _create(runtime: Runtime) -> dict[str, Any]:
+        spec = ScopeSpec(name, description, restricted)
+        return await create_scope(runtime, spec, resource=resource, actor="cli", now=utcnow())
+
+    result = run(_create, migrate=True)
+    if as_json:
+        print_json(result)
+        return
+    owner = f" of {result['resource']}" if result["resource"] else ""
+    out.print(f"scope [bold]{result['name']}[/]{owner} created")
 
 
 @user_app.command("create")
@@ -528,7 +617,7 @@ def demo() -> None:
                 name="Consentry Demo App",
                 redirect_uris=[demo_redirect_uri(runtime.issuer)],
                 scopes=Scopes.parse(DEMO_SCOPE),
-                known_scopes=await ClientRepository(session).known_scope_names(),
+                known_scopes=frozenset((await CatalogueRepository(session).catalogue()).scopes),
                 token_endpoint_auth_method="none",
             )
             issued = await register_client(

@@ -70,6 +70,12 @@ class InvalidScopeError(ConsentryError):
     error = "invalid_scope"
 
 
+class InvalidTargetError(ConsentryError):
+    """RFC 8707 §2: an unknown resource, or scopes that do not belong to the resources asked for."""
+
+    error = "invalid_target"
+
+
 class InvalidTokenError(ConsentryError):
     """RFC 6750 §3.1: the access token is expired, revoked, malformed, or invalid."""
 

@@ -15,6 +15,7 @@ from consentry.runtime import Runtime
 from consentry.services.client_registration import register_client
 from consentry.services.users import create_user
 from consentry.storage.clients import ClientRepository
+from consentry.storage.resources import CatalogueRepository
 from consentry.storage.tables import Client, UserCredential
 from consentry.storage.users import UserRepository
 
@@ -65,7 +66,7 @@ async def test_register_confidential_client_stores_only_a_keyed_hash(runtime: Ru
             name="App",
             redirect_uris=["https://app.example.com/cb"],
             scopes=Scopes.parse("openid email"),
-            known_scopes=await ClientRepository(session).known_scope_names(),
+            known_scopes=frozenset((await CatalogueRepository(session).catalogue()).scopes),
             webhook_url="https://hooks.example.com/consentry",
         )
         issued = await register_client(

@@ -14,12 +14,14 @@ from urllib.parse import urlencode
 from consentry.domain import pkce
 from consentry.domain.clients import GRANT_AUTHORIZATION_CODE, RegisteredClient
 from consentry.domain.prompts import InvalidPrompt, parse_prompt
+from consentry.domain.resources import Catalogue, InvalidTarget, RestrictedScope, parse_resources
 from consentry.domain.scopes import InvalidScopeToken, Scopes
 from consentry.errors import (
     ConsentryError,
     InvalidClientError,
     InvalidRequestError,
     InvalidScopeError,
+    InvalidTargetError,
     RequestNotSupportedError,
     RequestUriNotSupportedError,
     UnauthorizedClientError,
@@ -33,19 +35,25 @@ MAX_LOGIN_HINT = 320
 # The parameters that identify a pending request, in the order they are written into URLs.
 REQUEST_PARAMETERS = (
     "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
-    "code_challenge_method", "prompt", "max_age", "login_hint",
+    "code_challenge_method", "prompt", "max_age", "login_hint", "resource",
 )  # fmt: skip
 # What a pending request carries through sign-in (``oauth2_context``, SPEC §3) and back from the consent
 # screen: the parameters that decide what is granted and where it goes.
 PENDING_PARAMETERS = (
     "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method", "nonce",
+    "resource",
 )  # fmt: skip
 
 
 def pending_request(values: Mapping[str, Any]) -> dict[str, str]:
     """The authorization request ``values`` (an ``oauth2_context``, a consent decision) stand for."""
-    present = {key: str(values[key]) for key in PENDING_PARAMETERS if values.get(key) is not None}
+    present = {key: _one_value(values[key]) for key in PENDING_PARAMETERS if values.get(key) is not None}
     return {"response_type": "code", **present}
+
+
+def _one_value(value: Any) -> str:
+    """A list (``resource`` may be one, SPEC §7) as its space-separated values; anything else as text."""
+    return " ".join(str(one) for one in value) if isinstance(value, list) else str(value)
 
 
 class _AuthorizationError(ValueError):
@@ -78,6 +86,7 @@ class AuthorizationRequest:
     prompts: frozenset[str] = field(default_factory=frozenset)
     max_age: int | None = None
     login_hint: str | None = None
+    resources: tuple[str, ...] = ()  # RFC 8707, each once, in the order asked
 
     def as_parameters(self, *, without_prompt: bool = False) -> dict[str, str]:
         """The request as query parameters, to carry it to /login or /consent and back."""
@@ -93,6 +102,7 @@ class AuthorizationRequest:
             "prompt": None if without_prompt or not self.prompts else " ".join(sorted(self.prompts)),
             "max_age": None if self.max_age is None else str(self.max_age),
             "login_hint": self.login_hint,
+            "resource": " ".join(self.resources) or None,
         }
         return {key: value for key, value in values.items() if value is not None}
 
@@ -114,9 +124,10 @@ def check_client_and_redirect(client: RegisteredClient | None, redirect_uri: str
 
 
 def parse_request(
-    params: Mapping[str, str], client: RegisteredClient, *, known_scopes: frozenset[str]
+    params: Mapping[str, str], client: RegisteredClient, *, catalogue: Catalogue
 ) -> AuthorizationRequest:
-    """Stage two (after :func:`check_client_and_redirect`): every other parameter."""
+    """Stage two (after :func:`check_client_and_redirect`): every other parameter. ``resource`` arrives
+    space-separated when it was repeated."""
     redirect_uri = check_client_and_redirect(client, params.get("redirect_uri"))
     response_type = params.get("response_type")
     if not response_type:
@@ -143,9 +154,17 @@ def parse_request(
         raise RedirectableError(
             InvalidScopeError(f"scope not allowed for this client: {not_allowed.format()}")
         )
-    unknown = scopes - known_scopes
+    unknown = scopes - catalogue.scopes.keys()
     if unknown:
         raise RedirectableError(InvalidScopeError(f"unknown scope: {unknown.format()}"))
+    try:
+        resources = parse_resources(params.get("resource"))
+        catalogue.check_targets(resources, scopes)
+        catalogue.grantable(scopes, trusted_client=client.trusted, admin=True)
+    except InvalidTarget as exc:
+        raise RedirectableError(InvalidTargetError(str(exc))) from exc
+    except RestrictedScope as exc:
+        raise RedirectableError(InvalidScopeError(str(exc))) from exc
     try:
         challenge = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
     except pkce.PKCEError as exc:
@@ -173,6 +192,7 @@ def parse_request(
         prompts=prompts,
         max_age=max_age,
         login_hint=login_hint,
+        resources=resources,
     )
 
 

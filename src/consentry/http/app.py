@@ -25,6 +25,7 @@ from consentry.http.routers import (
     admin,
     auth,
     authorize,
+    catalogue,
     clients,
     consents,
     demo,
@@ -32,6 +33,7 @@ from consentry.http.routers import (
     health,
     logout,
     pages,
+    resources,
     token,
     userinfo,
 )
@@ -121,7 +123,7 @@ def create_app(
     routers = (
         health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
         consents.router, pages.router, demo.router, admin.router, accounts.router,
-        clients.router, logout.router,
+        clients.router, logout.router, catalogue.router, resources.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

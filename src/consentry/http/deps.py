@@ -103,13 +103,21 @@ def refuse_nul(name: str, value: str) -> str:
     return value
 
 
+# RFC 8707 §2: ``resource`` may repeat. Its values are absolute URIs, which hold no space: internally they
+# travel as one space-separated value, as scopes do.
+REPEATABLE = "resource"
+
+
 def single_query_values(request: Request) -> tuple[dict[str, str], frozenset[str]]:
-    """Query parameters, first values, and the names that were repeated."""
+    """Query parameters, first values (every ``resource``, space-separated), and the names that were
+    repeated."""
     values: dict[str, str] = {}
     repeated: set[str] = set()
     for name, value in request.query_params.multi_items():
         refuse_nul(name, value)
-        if name in values:
+        if name == REPEATABLE and name in values:
+            values[name] = f"{values[name]} {value}"
+        elif name in values:
             repeated.add(name)
         else:
             values[name] = value
@@ -122,7 +130,8 @@ def media_type(request: Request) -> str:
 
 
 async def form_values(request: Request) -> dict[str, str]:
-    """An ``application/x-www-form-urlencoded`` body (RFC 6749 §3.2); repeated parameters are refused.
+    """An ``application/x-www-form-urlencoded`` body (RFC 6749 §3.2); repeated parameters are refused but
+    ``resource`` (space-separated, as in :func:`single_query_values`).
 
     Parsed with the standard library, decoded as Starlette's form parser decodes (bytes as Latin-1, then
     percent-escapes as UTF-8, invalid sequences replaced), without its streaming parser's per-byte callbacks
@@ -139,9 +148,12 @@ async def form_values(request: Request) -> dict[str, str]:
         raise InvalidRequestError(f"more than {MAX_FORM_FIELDS} parameters") from None
     values: dict[str, str] = {}
     for name, value in pairs:
-        if name in values:
+        if name == REPEATABLE and name in values:
+            values[name] = f"{values[name]} {refuse_nul(name, value)}"
+        elif name in values:
             raise InvalidRequestError(f"repeated parameter: {name}")
-        values[name] = refuse_nul(name, value)
+        else:
+            values[name] = refuse_nul(name, value)
     return values
 
 

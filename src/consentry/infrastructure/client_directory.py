@@ -1,4 +1,5 @@
-"""Clients and the scope catalogue as immutable snapshots, cached in-process for the hot paths.
+"""Clients and the catalogue (scopes and resources) as immutable snapshots, cached in-process for the hot
+paths.
 
 A change made through this process invalidates at once; other processes see it within ``ttl`` seconds.
 When an entry expires under load, one read refreshes it and the requests arriving meanwhile wait for that
@@ -8,12 +9,17 @@ read (single_flight).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 
 from consentry.domain.clients import RegisteredClient
+from consentry.domain.resources import Catalogue, CatalogueScope
 from consentry.single_flight import SingleFlight
 from consentry.storage.clients import ClientRepository
 from consentry.storage.database import Database
-from consentry.storage.records import Client, Scope
+from consentry.storage.records import Client
+from consentry.storage.resources import CatalogueRepository
+
+CATALOGUE_REREAD_AFTER = 1.0  # seconds: how often a request for an unknown scope may read the catalogue again
 
 
 def snapshot(client: Client) -> RegisteredClient:
@@ -49,8 +55,8 @@ class ClientDirectory:
         self._ttl = ttl
         self._clients: dict[str, tuple[RegisteredClient | None, float]] = {}
         self._reads: SingleFlight[str, RegisteredClient | None] = SingleFlight()
-        self._scopes: tuple[dict[str, Scope], float] | None = None
-        self._catalogue_reads: SingleFlight[None, dict[str, Scope]] = SingleFlight()
+        self._catalogue: tuple[Catalogue, float] | None = None
+        self._catalogue_reads: SingleFlight[None, Catalogue] = SingleFlight()
 
     async def get(self, client_id: str | None) -> RegisteredClient | None:
         """A live client, or None (unknown or deleted)."""
@@ -76,20 +82,43 @@ class ClientDirectory:
         self._clients.pop(client_id, None)
         self._reads.forget(client_id)
 
-    async def scope_catalogue(self) -> dict[str, Scope]:
-        if self._scopes is not None and time.monotonic() - self._scopes[1] < self._ttl * 12:
-            return self._scopes[0]
+    async def catalogue(self) -> Catalogue:
+        """Every scope and resource (they change rarely: cached for longer than clients)."""
+        if self._catalogue is not None and time.monotonic() - self._catalogue[1] < self._ttl * 12:
+            return self._catalogue[0]
         return await self._catalogue_reads.run(None, self._load_catalogue)
 
-    async def _load_catalogue(self) -> dict[str, Scope]:
+    async def _load_catalogue(self) -> Catalogue:
         async with self._database.read_only() as session:
-            scopes = await ClientRepository(session).scopes()
-        self._scopes = (scopes, time.monotonic())
-        return scopes
+            catalogue = await CatalogueRepository(session).catalogue()
+        if self._catalogue_reads.is_current(None):
+            self._catalogue = (catalogue, time.monotonic())
+        return catalogue
+
+    async def catalogue_covering(self, scopes: Iterable[str], resources: Iterable[str] = ()) -> Catalogue:
+        """The catalogue, read again when it lacks a scope or resource asked for (one that another process,
+        such as `consentry scope create`, has just made), at most once a second."""
+        catalogue = await self.catalogue()
+        if all(name in catalogue.scopes for name in scopes) and all(
+            r in catalogue.resources for r in resources
+        ):
+            return catalogue
+        if self._catalogue is not None and time.monotonic() - self._catalogue[1] < CATALOGUE_REREAD_AFTER:
+            return catalogue
+        self.invalidate_catalogue()
+        return await self.catalogue()
+
+    def invalidate_catalogue(self) -> None:
+        self._catalogue = None
+        self._catalogue_reads.forget(None)
+
+    async def scope_catalogue(self) -> Mapping[str, CatalogueScope]:
+        return (await self.catalogue()).scopes
 
     async def scope_descriptions(self) -> dict[str, str]:
         """What each scope lets an app do, in the words the pages show a person."""
         return {name: scope.description for name, scope in (await self.scope_catalogue()).items()}
 
-    async def known_scopes(self) -> frozenset[str]:
-        return frozenset(await self.scope_catalogue())
+    async def known_scopes(self, covering: Iterable[str] = ()) -> frozenset[str]:
+        """Every scope's name, read again if one of ``covering`` is missing (see catalogue_covering)."""
+        return frozenset((await self.catalogue_covering(covering)).scopes)

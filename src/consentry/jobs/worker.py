@@ -7,6 +7,7 @@ import logging
 import time
 
 from consentry.jobs.cleanup import run_cleanup
+from consentry.jobs.revocation_pushes import push_revocations
 from consentry.jobs.webhooks import WebhookDelivery
 from consentry.pipeline.consumer import RegistrationConsumer, rung_within
 from consentry.runtime import Runtime, utcnow
@@ -39,7 +40,8 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
-                    busy = await webhooks.run_once(now=utcnow())
+                    busy = await push_revocations(runtime, now=utcnow())
+                    busy += await webhooks.run_once(now=utcnow())
                     if time.monotonic() >= next_cleanup:
                         report = await run_cleanup(runtime, now=utcnow())
                         log.info("cleanup done", extra={"counts": report.counts})

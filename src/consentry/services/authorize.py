@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -22,7 +22,13 @@ from consentry.domain.clients import RegisteredClient
 from consentry.domain.consent import ClientConsentPolicy, ConsentDecision, StoredConsent, decide
 from consentry.domain.scopes import Scopes
 from consentry.domain.tokens import auth_too_old
-from consentry.errors import ConsentRequiredError, ConsentryError, InvalidRequestError, LoginRequiredError
+from consentry.errors import (
+    AccessDeniedError,
+    ConsentRequiredError,
+    ConsentryError,
+    InvalidRequestError,
+    LoginRequiredError,
+)
 from consentry.runtime import Runtime
 from consentry.services.consent_grants import consent_ttl, record_consent
 from consentry.services.sessions import SignedIn
@@ -56,16 +62,27 @@ async def check_client(runtime: Runtime, params: Mapping[str, str]) -> tuple[Reg
 
 
 async def parse(
-    runtime: Runtime, client: RegisteredClient, params: Mapping[str, str]
+    runtime: Runtime, client: RegisteredClient, params: Mapping[str, str], person: SignedIn | None
 ) -> az.AuthorizationRequest:
-    """Stage two, for a client that passed stage one: :class:`az.RedirectableError` if anything is wrong."""
-    return az.parse_request(params, client, known_scopes=await runtime.clients.known_scopes())
+    """Stage two, for a client that passed stage one: :class:`az.RedirectableError` if anything is wrong.
+
+    For a ``person`` who is not an admin, restricted scopes are left out (SPEC §7)."""
+    catalogue = await runtime.clients.catalogue_covering(
+        (params.get("scope") or "").split(), (params.get("resource") or "").split()
+    )
+    request = az.parse_request(params, client, catalogue=catalogue)
+    if person is None or person.is_admin:
+        return request
+    scopes = catalogue.grantable(request.scopes, trusted_client=client.trusted, admin=False)
+    if not scopes:
+        raise az.RedirectableError(AccessDeniedError("what this application asks for is for administrators"))
+    return request if scopes == request.scopes else replace(request, scopes=scopes)
 
 
-async def validate(runtime: Runtime, params: Mapping[str, str]) -> ValidatedRequest:
+async def validate(runtime: Runtime, params: Mapping[str, str], person: SignedIn | None) -> ValidatedRequest:
     """Both stages; raises :class:`az.UnredirectableError` or :class:`az.RedirectableError`."""
     client, _ = await check_client(runtime, params)
-    return ValidatedRequest(client, await parse(runtime, client, params))
+    return ValidatedRequest(client, await parse(runtime, client, params, person))
 
 
 def error_location(runtime: Runtime, redirect_uri: str, error: ConsentryError, state: str | None) -> str:
@@ -98,7 +115,7 @@ async def authorize(
         if repeated & set(az.REQUEST_PARAMETERS):
             names = ", ".join(sorted(repeated & set(az.REQUEST_PARAMETERS)))
             raise az.RedirectableError(InvalidRequestError(f"repeated parameter: {names}"))
-        request = await parse(runtime, client, params)
+        request = await parse(runtime, client, params, signed_in)
     except az.RedirectableError as error:
         return AuthorizeOutcome(
             "error", error_location(runtime, redirect_uri, error.cause, safe_state(params))
@@ -283,6 +300,7 @@ def code_row(
             "auth_time": signed_in.auth_time,
             "family_id": uuid.uuid4(),
             "session_id": signed_in.session_id,
+            "resources": list(request.resources) or None,
             "created_at": now,
             "expires_at": now + runtime.lifetimes.authorization_code,
         },

@@ -156,9 +156,8 @@ async def create_client(
 ) -> Created:
     if values.get("trusted") and not owner.is_admin:
         raise ForbiddenError("only administrators can mark a client trusted")
-    metadata = _build(
-        runtime, values, await runtime.clients.known_scopes(), trusted=bool(values.get("trusted"))
-    )
+    known = await runtime.clients.known_scopes(str(values.get("scope") or "").split())
+    metadata = _build(runtime, values, known, trusted=bool(values.get("trusted")))
     await check_sector_identifier(runtime, metadata)
     async with runtime.database.unit_of_work() as session:
         issued = await register_client(
@@ -212,7 +211,7 @@ async def update_client(
     was created (a webhook URL added where there was none)."""
     if "trusted" in changes and not by.is_admin:
         raise ForbiddenError("only administrators can change whether a client is trusted")
-    known = await runtime.clients.known_scopes()
+    known = await runtime.clients.known_scopes(str(changes.get("scope") or "").split())
     async with runtime.database.read_only() as session:  # the sector's document is fetched outside the lock
         current = describe(await _owned(session, client_id, by))
     checked = _build(

@@ -6,14 +6,14 @@ posted, exactly as if it had arrived at /oauth2/authorize.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from consentry.domain import authorization as az
 from consentry.domain.consent import ConsentDecision, InvalidGrantedScopes, granted_from_choice
-from consentry.domain.scopes import InvalidScopeToken, Scopes
+from consentry.domain.scopes import OPENID, InvalidScopeToken, Scopes
 from consentry.errors import AccessDeniedError, InvalidRequestError
 from consentry.runtime import Runtime
 from consentry.services.authorize import (
@@ -38,6 +38,14 @@ class ConsentScreen:
     decision: ConsentDecision
     descriptions: dict[str, str]
     signed_in_as: str = ""  # the person's email or phone, so that someone else can see it is not them
+    resource_names: Mapping[str, str] = field(default_factory=dict)  # scope → the name of its API
+
+    def grouped(self, scopes: Iterable[str]) -> list[tuple[str | None, list[str]]]:
+        """Scopes by the API they are for (SPEC §7), the account's own first; sign-in first within it."""
+        groups: dict[str | None, list[str]] = {}
+        for scope in sorted(scopes, key=lambda name: (name != OPENID, name)):
+            groups.setdefault(self.resource_names.get(scope), []).append(scope)
+        return sorted(groups.items(), key=lambda group: (group[0] is not None, group[0] or ""))
 
     def as_json(self) -> dict[str, Any]:
         """SPEC §2's JSON shape of the pending request's consent information."""
@@ -59,6 +67,7 @@ class ConsentScreen:
             "policy_uri": client.policy_uri,
             "tos_uri": client.tos_uri,
             "policy_version": client.policy_version,
+            "resources": list(request.resources),
         }
 
     def form_fields(self) -> dict[str, str]:
@@ -70,14 +79,21 @@ async def consent_screen(
     runtime: Runtime, params: Mapping[str, str], signed_in: SignedIn, *, now: datetime
 ) -> ConsentScreen:
     """Raises :class:`az.UnredirectableError` / :class:`az.RedirectableError` for an invalid request."""
-    pending = await validate(runtime, params)
+    pending = await validate(runtime, params, signed_in)
     async with runtime.database.read_only() as session:
         decision = await consent_decision(
             session, pending.client, pending.request, signed_in.user_id, now=now
         )
         person = await UserRepository(session).get_user(signed_in.user_id)
-    descriptions = await runtime.clients.scope_descriptions()
-    return ConsentScreen(pending, decision, descriptions, (person and (person.email or person.phone)) or "")
+    catalogue = await runtime.clients.catalogue()
+    descriptions = {name: scope.description for name, scope in catalogue.scopes.items()}
+    resource_names = {
+        name: owner.name
+        for name, scope in catalogue.scopes.items()
+        if scope.resource is not None and (owner := catalogue.resources.get(scope.resource)) is not None
+    }
+    signed_in_as = (person and (person.email or person.phone)) or ""
+    return ConsentScreen(pending, decision, descriptions, signed_in_as, resource_names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +118,7 @@ async def submit_consent(
     params = submission.request
     client_, redirect_uri = await check_client(runtime, params)
     try:
-        request = await parse(runtime, client_, params)
+        request = await parse(runtime, client_, params, signed_in)
     except az.RedirectableError as error:
         return error_location(runtime, redirect_uri, error.cause, params.get("state"))
 

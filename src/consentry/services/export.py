@@ -8,14 +8,16 @@ purposes (one per scope), consent time, termination (expiry), and state.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from consentry.domain.consent import ConsentStatus
+from consentry.domain.resources import CatalogueScope
 from consentry.runtime import Runtime
 from consentry.storage.audit import AuditRepository
 from consentry.storage.consents import ConsentRepository
-from consentry.storage.records import AuditEvent, Client, Consent, ConsentHistory, Scope
+from consentry.storage.records import AuditEvent, Client, Consent, ConsentHistory
 
 ConsentState = Literal["active", "revoked", "expired"]
 AUDIT_LIMIT = 10_000
@@ -36,7 +38,7 @@ def _iso(value: datetime | None) -> str | None:
 def receipt_claims(
     consent: Consent,
     client: Client,
-    catalogue: dict[str, Scope],
+    catalogue: Mapping[str, CatalogueScope],
     *,
     issuer: str,
     state: ConsentState,

@@ -14,6 +14,7 @@ from consentry.storage.group_commit import WriteUnit
 from consentry.storage.tokens import TokenRecord
 
 INACTIVE: dict[str, Any] = {"active": False}
+MAX_TOKEN_LENGTH = 4096  # an opaque token is 43 characters; a JWT access token some hundreds
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,7 @@ class LiveToken:
 async def find_live_token(
     runtime: Runtime, token: str, hint: str | None, *, now: datetime
 ) -> LiveToken | None:
-    if not token or len(token) > 512:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_hash(token)
     lookup = runtime.token_lookup
@@ -44,12 +45,22 @@ async def find_live_token(
 async def introspect(
     runtime: Runtime, caller: RegisteredClient, token: str, hint: str | None, *, now: datetime
 ) -> dict[str, Any]:
-    """``active=false`` for anything not live (§2.2), and for another client's token (SPEC §7: a client sees
-    only its own, or it could read what other apps may do); ``sub`` as the calling client sees the person."""
+    """``active=false`` for anything not live (§2.2), and for a token the caller may not see (SPEC §7): a
+    client sees only its own tokens, a resource only the access tokens whose audience it is (else either
+    could read what other apps may do); ``sub`` as the token's client knows the person."""
     live = await find_live_token(runtime, token, hint, now=now)
-    if live is None or live.record.client_id != caller.id:
+    if live is None:
         return INACTIVE
     record = live.record
+    resource = (await runtime.clients.catalogue()).resource_of_client(caller.id)
+    if resource is not None:
+        issued_to = await runtime.clients.get(record.client_id)
+        if live.token_type != "access_token" or resource.identifier not in (record.resources or ()):
+            return INACTIVE
+    elif record.client_id == caller.id:
+        issued_to = caller
+    else:
+        return INACTIVE
     response: dict[str, Any] = {
         "active": True,
         "scope": record.scopes.format(),
@@ -58,11 +69,20 @@ async def introspect(
         "exp": int(record.expires_at.timestamp()),
         "iat": int(record.created_at.timestamp()),
         "iss": runtime.issuer,
-        "aud": record.client_id,
+        "aud": _audience(record),
     }
-    if record.user_id is not None:
-        response |= await subject_seen_by(runtime, record.user_id, caller, now=now)
+    if record.jti is not None:
+        response["jti"] = record.jti
+    if record.user_id is not None and issued_to is not None:
+        response |= await subject_seen_by(runtime, record.user_id, issued_to, now=now)
     return response
+
+
+def _audience(record: TokenRecord) -> str | list[str]:
+    """The resources an access token is for (it then has a jti); any other token is for its client."""
+    if record.jti is None or not record.resources:
+        return record.client_id
+    return record.resources[0] if len(record.resources) == 1 else list(record.resources)
 
 
 async def subject_seen_by(

@@ -86,7 +86,7 @@ async def check_context(runtime: Runtime, context: Mapping[str, Any] | None) -> 
     if params is None:
         return None
     try:
-        await validate(runtime, params)
+        await validate(runtime, params, None)
     except (az.UnredirectableError, az.RedirectableError) as error:
         raise InvalidRequestError(f"oauth2_context: {error.description}") from None
     return params
@@ -458,11 +458,11 @@ async def _complete(
     """With an oauth2_context: validate it again in full, then issue a code or say consent is needed."""
     if params is None:
         return Completion(user_id, new_session)
+    signed_in = SignedIn(user_id, new_session.session_id, now, is_admin)
     try:
-        pending = await validate(runtime, params)
+        pending = await validate(runtime, params, signed_in)
     except (az.UnredirectableError, az.RedirectableError) as error:
         raise InvalidRequestError(f"oauth2_context: {error.description}") from None
-    signed_in = SignedIn(user_id, new_session.session_id, now, is_admin)
     async with runtime.database.unit_of_work() as session:
         decision, location = await complete_without_prompt(
             runtime, session, pending.client, pending.request, signed_in, origin=origin, now=now

@@ -8,10 +8,11 @@ Security rules live next to the code that enforces them:
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from consentry.crypto.hashing import new_token, token_hash
@@ -22,12 +23,22 @@ from consentry.domain.clients import (
     GRANT_REFRESH_TOKEN,
     RegisteredClient,
 )
+from consentry.domain.resources import (
+    InvalidTarget,
+    ProtectedResource,
+    RestrictedScope,
+    TokenFormat,
+    access_token_lifetime,
+    parse_resources,
+    token_format,
+)
 from consentry.domain.scopes import OFFLINE_ACCESS, OPENID, InvalidScopeToken, Scopes
 from consentry.domain.tokens import ScopeWidening, at_hash, refreshed_scopes
 from consentry.errors import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    InvalidTargetError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
@@ -45,6 +56,7 @@ from consentry.storage.tokens import (
 )
 
 USER_ONLY_SCOPES = frozenset({OPENID, OFFLINE_ACCESS})
+ACCESS_TOKEN_ALGORITHM = "ES256"  # RFC 9068 access tokens: the fastest of the provider's keys to sign
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +70,7 @@ class UserGrant:
     auth_time: datetime | None
     nonce: str | None
     session_id: uuid.UUID | None  # the sign-in session (sid), which the grant ends with
+    resources: tuple[str, ...] = ()  # RFC 8707: the resources the grant was asked for
 
 
 async def exchange(
@@ -107,9 +120,18 @@ async def _authorization_code(
             stored.auth_time,
             stored.nonce,
             stored.session_id,
+            tuple(stored.resources or ()),
         )
+        # RFC 8707 §2.2: without ``resource``, the token is for every resource the grant was asked for.
+        audience = _narrowed(form.get("resource"), grant.resources) or grant.resources
         issued = await _user_tokens(
-            runtime, client, grant, grant.scopes, now=now, with_refresh=stored.consent_id is not None
+            runtime,
+            client,
+            grant,
+            grant.scopes,
+            audience,
+            now=now,
+            with_refresh=stored.consent_id is not None,
         )
         audit = audit_row(
             "token_issued",
@@ -214,8 +236,11 @@ async def _refresh_token(
             stored.auth_time,
             None,
             stored.session_id,
+            tuple(stored.resources or ()),
         )
-        issued = await _user_tokens(runtime, client, grant, scopes, now=now, with_refresh=True)
+        # SPEC §7: a refresh may narrow the resources; without ``resource`` its token is for userinfo.
+        audience = _narrowed(form.get("resource"), grant.resources)
+        issued = await _user_tokens(runtime, client, grant, scopes, audience, now=now, with_refresh=True)
         touch = runtime.consent_usage.due(stored.consent_id, now=now)
         if touch is not None:
             issued.statements.append(touch)
@@ -270,15 +295,29 @@ async def _client_credentials(
     scopes = requested if requested is not None else Scopes()
     if not scopes <= allowed:
         raise InvalidScopeError(f"scope not allowed for this client: {(scopes - allowed).format()}")
-    access = new_token()
-    lifetime = runtime.lifetimes.access_token
+    catalogue = await runtime.clients.catalogue_covering(scopes, (form.get("resource") or "").split())
+    try:
+        resources = parse_resources(form.get("resource"))
+        catalogue.check_targets(resources, scopes)
+        catalogue.grantable(scopes, trusted_client=client.trusted, admin=True)
+    except InvalidTarget as exc:
+        raise InvalidTargetError(str(exc)) from None
+    except RestrictedScope as exc:
+        raise InvalidScopeError(str(exc)) from None
+    scopes = catalogue.for_audience(scopes, resources) if resources else scopes
+    access = _access_token(
+        runtime, client, catalogue.audience(resources), scopes, subject=client.id, auth_time=None, now=now
+    )
+    lifetime = access.lifetime
     token = token_row(
         "access",
-        token_hash=token_hash(access),
+        token_hash=token_hash(access.value),
         client_id=client.id,
         scopes=scopes,
         created_at=now,
         expires_at=now + lifetime,
+        resources=resources,
+        jti=access.jti,
     )
     audit = audit_row(
         "token_issued",
@@ -291,7 +330,7 @@ async def _client_credentials(
     )
     await runtime.writes.write(WriteUnit(rows=(token, audit)))
     response: dict[str, Any] = {
-        "access_token": access,
+        "access_token": access.value,
         "token_type": "Bearer",
         "expires_in": int(lifetime.total_seconds()),
     }
@@ -330,21 +369,99 @@ class IssuedTokens:
         return True
 
 
+def _narrowed(requested: str | None, granted: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``resource`` parameters of a token request, which may only narrow the grant's (RFC 8707 §2.2)."""
+    try:
+        resources = parse_resources(requested)
+    except InvalidTarget as exc:
+        raise InvalidTargetError(str(exc)) from None
+    beyond = [resource for resource in resources if resource not in granted]
+    if beyond:
+        raise InvalidTargetError(f"not among the resources this grant was asked for: {beyond[0][:200]}")
+    return resources
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenValue:
+    value: str
+    jti: str | None  # for a token with an audience: the revocation feed names it by this
+    lifetime: timedelta
+
+
+def _access_token(
+    runtime: Runtime,
+    client: RegisteredClient,
+    audience: list[ProtectedResource],
+    scopes: Scopes,
+    *,
+    subject: str,
+    auth_time: datetime | None,
+    now: datetime,
+) -> AccessTokenValue:
+    """An opaque token, or for an audience that asks for one an RFC 9068 JWT signed with the provider's
+    keys (ES256: the resource server verifies it against ``/oauth2/jwks``)."""
+    lifetime = access_token_lifetime(audience, runtime.lifetimes.access_token)
+    if not audience:
+        return AccessTokenValue(new_token(), None, lifetime)
+    jti = secrets.token_urlsafe(16)
+    if token_format(audience) is TokenFormat.OPAQUE:
+        return AccessTokenValue(new_token(), jti, lifetime)
+    issued_at = int(now.timestamp())
+    claims: dict[str, Any] = {
+        "iss": runtime.issuer,
+        "exp": issued_at + int(lifetime.total_seconds()),
+        "aud": audience[0].identifier if len(audience) == 1 else [r.identifier for r in audience],
+        "sub": subject,
+        "client_id": client.id,
+        "iat": issued_at,
+        "jti": jti,
+        "scope": scopes.format(),
+    }
+    if auth_time is not None:
+        claims["auth_time"] = int(auth_time.timestamp())
+    return AccessTokenValue(
+        runtime.keys.sign(claims, alg=ACCESS_TOKEN_ALGORITHM, typ="at+jwt"), jti, lifetime
+    )
+
+
 async def _user_tokens(
     runtime: Runtime,
     client: RegisteredClient,
     grant: UserGrant,
     scopes: Scopes,
+    audience: tuple[str, ...],
     *,
     now: datetime,
     with_refresh: bool,
 ) -> IssuedTokens:
-    """Access token for ``scopes``; refresh token (same family, the grant's scopes); ID token for openid."""
+    """Access token for ``scopes`` (those of its ``audience``, SPEC §7); refresh token (same family, the
+    grant's scopes and resources); ID token for openid."""
     lifetimes = runtime.lifetimes
-    access = new_token()
+    catalogue = await runtime.clients.catalogue()
+    resources = catalogue.audience(audience)
+    if len(resources) != len(audience):
+        raise InvalidTargetError("a resource this grant was asked for no longer exists")
+    token_scopes = catalogue.for_audience(scopes, audience)
+    subject = None
+    if OPENID in scopes or token_format(resources) is TokenFormat.JWT:
+        subject = await runtime.subjects.subject(grant.user_id, client, now=now)
+    access = _access_token(
+        runtime,
+        client,
+        resources,
+        token_scopes,
+        subject=subject.value if subject is not None else "",
+        auth_time=grant.auth_time,
+        now=now,
+    )
 
     def person_token(
-        kind: Literal["access", "refresh"], value: str, token_scopes: Scopes, expires_at: datetime
+        kind: Literal["access", "refresh"],
+        value: str,
+        token_scopes: Scopes,
+        expires_at: datetime,
+        resources: tuple[str, ...],
+        jti: str | None = None,
     ) -> Row:
         return token_row(
             kind,
@@ -358,27 +475,33 @@ async def _user_tokens(
             auth_time=grant.auth_time,
             created_at=now,
             expires_at=expires_at,
+            resources=resources,
+            jti=jti,
         )
 
     issued = IssuedTokens(
         response={
-            "access_token": access,
+            "access_token": access.value,
             "token_type": "Bearer",
-            "expires_in": int(lifetimes.access_token.total_seconds()),
-            "scope": scopes.format(),
+            "expires_in": int(access.lifetime.total_seconds()),
+            "scope": token_scopes.format(),
         },
-        rows=[person_token("access", access, scopes, now + lifetimes.access_token)],
+        rows=[
+            person_token("access", access.value, token_scopes, now + access.lifetime, audience, access.jti)
+        ],
     )
     if with_refresh and client.allows_grant(GRANT_REFRESH_TOKEN):
         refresh = new_token()
-        issued.rows.append(person_token("refresh", refresh, grant.scopes, now + lifetimes.refresh_token))
+        issued.rows.append(
+            person_token("refresh", refresh, grant.scopes, now + lifetimes.refresh_token, grant.resources)
+        )
         issued.response["refresh_token"] = refresh
-    if OPENID in scopes:
-        subject = await runtime.subjects.subject(grant.user_id, client, now=now)
+    if subject is not None:
         issued.pseudonym = subject.record
         if subject.record is not None:
             issued.statements.append(subject.record.statement)
-        issued.response["id_token"] = _id_token(runtime, client, grant, subject, access, now=now)
+    if OPENID in scopes and subject is not None:
+        issued.response["id_token"] = _id_token(runtime, client, grant, subject, access.value, now=now)
     return issued
 
 

@@ -38,6 +38,8 @@ async def userinfo(runtime: Runtime, access_token: str, *, now: datetime) -> dic
     if live is None or live.token_type != "access_token" or live.record.user_id is None:
         raise InvalidTokenError("the access token is invalid, expired or revoked")
     token = live.record
+    if token.resources:  # SPEC §7: a token for an API is not one for userinfo (its audience is the API)
+        raise InvalidTokenError("the access token is for another resource; use one issued without resource")
     if OPENID not in token.scopes:
         raise InsufficientScopeError("the access token lacks the openid scope")
     client = await runtime.clients.get(token.client_id)

@@ -1,4 +1,4 @@
-"""Client aggregate and the scope catalogue."""
+"""Client aggregate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.clients import SubjectType
-from consentry.storage.tables import Client, Scope
+from consentry.storage.tables import Client
 
 
 class ClientRepository:
@@ -45,10 +45,3 @@ class ClientRepository:
             Client.sector == sector, Client.subject_type == SubjectType.PAIRWISE, Client.deleted_at.is_(None)
         )
         return list(await self._session.scalars(found))
-
-    async def scopes(self) -> dict[str, Scope]:
-        """The scope catalogue by name."""
-        return {scope.name: scope for scope in await self._session.scalars(select(Scope))}
-
-    async def known_scope_names(self) -> frozenset[str]:
-        return frozenset(await self._session.scalars(select(Scope.name)))

@@ -17,6 +17,7 @@ from consentry.domain.scopes import Scopes
 from consentry.storage.audit import RequestOrigin
 from consentry.storage.batched_reads import BatchedReader
 from consentry.storage.group_commit import Statement, claim_kind
+from consentry.storage.json_arrays import array_has
 from consentry.storage.key_lists import by_keys
 from consentry.storage.tables import Client, Consent, ConsentHistory
 
@@ -242,6 +243,14 @@ class ConsentRepository:
         ]
         await self._session.execute(insert(ConsentHistory), history)
         return [EndedConsent(row.id, row.user_id, row.client_id, row.scopes) for row in rows]
+
+    async def active_carrying(self, scope: str, *, limit: int) -> list[Consent]:
+        """Up to ``limit`` active consents that hold or declined ``scope``, locked (it is being deleted)."""
+        dialect = self._session.get_bind().dialect.name
+        held = array_has(Consent.scopes, scope, dialect)
+        declined = array_has(Consent.declined_scopes, scope, dialect)
+        carrying = select(Consent).where(Consent.status == ConsentStatus.ACTIVE, or_(held, declined))
+        return list(await self._session.scalars(carrying.limit(limit).with_for_update()))
 
     async def get_active(self, user_id: uuid.UUID, client_id: str) -> Consent | None:
         """The one record with status active (it may still be past ``expires_at``: the domain decides)."""

@@ -35,6 +35,7 @@ from consentry.domain.clients import SubjectType, TokenEndpointAuthMethod
 from consentry.domain.consent import ConsentStatus
 from consentry.domain.pairwise import PseudonymVersionState
 from consentry.domain.registration import RegistrationStatus
+from consentry.domain.resources import TokenFormat
 from consentry.domain.scopes import Scopes
 from consentry.domain.webhooks import OutboxStatus
 from consentry.ids import new_clustered_id
@@ -207,14 +208,37 @@ class Client(Base):
     deleted_at: Mapped[datetime | None]
 
 
+class Resource(Base):
+    """An API the operator protects (SPEC §7, RFC 8707): tokens for it name it as their audience. It
+    introspects, reads its revocation feed and signs its webhooks with the credentials of its own client row
+    (no redirect URI, no grant type)."""
+
+    __tablename__ = "resources"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(2048), unique=True)  # an absolute URI (RFC 8707 §2)
+    name: Mapped[str] = mapped_column(String(200))
+    token_format: Mapped[TokenFormat] = mapped_column(_enum(TokenFormat, "token_format"))
+    access_token_ttl: Mapped[int | None] = mapped_column(Integer)  # seconds; NULL: the deployment's
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), unique=True)
+    pushed_until: Mapped[str | None] = mapped_column(String(200))  # the revocation feed's cursor for pushes
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class Scope(Base):
-    """The scope catalogue: what each scope means to a person, and which claims it releases."""
+    """The scope catalogue: what each scope means to a person, and which claims it releases. A custom
+    scope may belong to one resource (SPEC §7); a restricted one goes only to trusted clients and admins."""
 
     __tablename__ = "scopes"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     description: Mapped[str] = mapped_column(String(500))
     claims: Mapped[list[str]] = mapped_column(StringList())
+    resource_id: Mapped[str | None] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), index=True
+    )
+    restricted: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime]
 
 
@@ -244,6 +268,7 @@ class AuthorizationCode(Base):
     auth_time: Mapped[datetime]
     family_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # shared by every token this code yields
     session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the sign-in session it was issued in (sid)
+    resources: Mapped[list[str] | None] = mapped_column(StringList())  # RFC 8707 resources requested
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]
@@ -256,6 +281,13 @@ class AccessToken(Base):
         _index_when_set("consent_id"),
         _index_when_set("family_id"),
         _index_when_set("session_id"),
+        # The revocation feed reads the revoked tokens that have a jti, by time of revocation.
+        Index(
+            "ix_access_tokens_revocation_feed",
+            "revoked_at",
+            sqlite_where=text("jti IS NOT NULL AND revoked_at IS NOT NULL"),
+            postgresql_where=text("jti IS NOT NULL AND revoked_at IS NOT NULL"),
+        ),
     )
 
     token_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
@@ -265,6 +297,10 @@ class AccessToken(Base):
     consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
     session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # sid; none for a client's own tokens
     scopes: Mapped[Scopes]
+    # RFC 8707/9068: the resources the token is for (NULL: userinfo), and the JWT ID that the revocation
+    # feed names it by; a token for no resource has neither.
+    audience: Mapped[list[str] | None] = mapped_column(StringList())
+    jti: Mapped[str | None] = mapped_column(String(43))
     auth_time: Mapped[datetime | None]
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
@@ -288,6 +324,7 @@ class RefreshToken(Base):
     consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
     session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # sid, kept through every rotation
     scopes: Mapped[Scopes]
+    resources: Mapped[list[str] | None] = mapped_column(StringList())  # the grant's; a refresh may narrow
     auth_time: Mapped[datetime | None]
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ColumnElement, Table, bindparam, null, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, null, or_, select, tuple_, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -21,6 +21,7 @@ from consentry.domain.consent import ConsentStatus
 from consentry.domain.scopes import OFFLINE_ACCESS, Scopes
 from consentry.storage.batched_reads import BatchedReader, rows_by_first_column
 from consentry.storage.group_commit import marked_once
+from consentry.storage.json_arrays import array_has
 from consentry.storage.key_lists import ByKeys, by_keys
 from consentry.storage.tables import AccessToken, AuthorizationCode, Client, Consent, RefreshToken
 
@@ -45,9 +46,14 @@ def token_row(
     consent_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
     auth_time: datetime | None = None,
+    resources: Sequence[str] = (),
+    jti: str | None = None,
 ) -> tuple[Table, dict[str, Any]]:
-    """An access or refresh token as a row to insert (group-committed: no ORM object on the hot path)."""
-    return ACCESS_TOKENS if kind == "access" else REFRESH_TOKENS, {
+    """An access or refresh token as a row to insert (group-committed: no ORM object on the hot path).
+
+    ``resources``: an access token's audience, or a refresh token's grant's resources (RFC 8707); ``jti``:
+    an access token's JWT ID, which the revocation feed names it by."""
+    row: dict[str, Any] = {
         "token_hash": token_hash,
         "client_id": client_id,
         "user_id": user_id,
@@ -59,6 +65,9 @@ def token_row(
         "created_at": created_at,
         "expires_at": expires_at,
     }
+    if kind == "refresh":
+        return REFRESH_TOKENS, row | {"resources": list(resources) or None}
+    return ACCESS_TOKENS, row | {"audience": list(resources) or None, "jti": jti}
 
 
 def _consent_still_live(consent_id: InstrumentedAttribute[uuid.UUID | None]) -> ColumnElement[bool]:
@@ -114,6 +123,8 @@ class TokenRecord:
     expires_at: datetime
     revoked_at: datetime | None
     rotated_at: datetime | None  # refresh tokens only
+    resources: list[str] | None  # an access token's audience; a refresh token's grant's resources
+    jti: str | None  # access tokens for a resource only
 
     def is_live(self, *, now: datetime) -> bool:
         return self.rotated_at is None and self.revoked_at is None and now < self.expires_at
@@ -135,6 +146,7 @@ class CodeRecord:
     auth_time: datetime
     family_id: uuid.UUID
     session_id: uuid.UUID | None
+    resources: list[str] | None
     expires_at: datetime
     used_at: datetime | None
 
@@ -162,8 +174,15 @@ class TokenLookup:
 
 
 def _token_records(table: Table) -> ByKeys:
-    rotated = table.c.get("rotated_at")
-    columns = [*(table.c[name] for name in _RECORD_COLUMNS), rotated if rotated is not None else null()]
+    def either(*names: str) -> Any:
+        return next((table.c[name] for name in names if name in table.c), null())
+
+    columns = [
+        *(table.c[name] for name in _RECORD_COLUMNS),
+        either("rotated_at"),
+        either("audience", "resources"),
+        either("jti"),
+    ]
     return by_keys(table.c.token_hash, lambda among_keys: select(*columns).where(among_keys))
 
 
@@ -184,6 +203,15 @@ _RECORD_COLUMNS = (
 
 def _rowcount(result: Any) -> int:
     return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A revoked access token, as the revocation feed names it (SPEC §7)."""
+
+    jti: str
+    expires_at: datetime
+    revoked_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +395,43 @@ class TokenRepository:
         """Every live access and refresh token of these people (their accounts are being deleted)."""
         access = await self._revoke(AccessToken, AccessToken.user_id.in_(user_ids), now=now)
         return access + await self._revoke(RefreshToken, RefreshToken.user_id.in_(user_ids), now=now)
+
+    async def revoke_carrying_scope(self, scope: str, *, now: datetime) -> int:
+        """Every live token that carries ``scope`` (it is being deleted): access tokens, and the refresh
+        tokens of grants that hold it."""
+        dialect = self._session.get_bind().dialect.name
+        return await self._revoke(
+            AccessToken, array_has(AccessToken.scopes, scope, dialect), now=now
+        ) + await self._revoke(RefreshToken, array_has(RefreshToken.scopes, scope, dialect), now=now)
+
+    async def revoke_for_resource(self, identifier: str, *, now: datetime) -> int:
+        """Every live access token whose audience the resource is, and every refresh token of a grant asked
+        for it (the resource is being deleted)."""
+        dialect = self._session.get_bind().dialect.name
+        return await self._revoke(
+            AccessToken, array_has(AccessToken.audience, identifier, dialect), now=now
+        ) + await self._revoke(RefreshToken, array_has(RefreshToken.resources, identifier, dialect), now=now)
+
+    async def revocations_for(
+        self, identifier: str, *, after: tuple[datetime, str] | None, now: datetime, limit: int
+    ) -> list[Revocation]:
+        """The resource's revoked, unexpired access tokens, in (revoked_at, jti) order, after ``after``."""
+        dialect = self._session.get_bind().dialect.name
+        revoked = (
+            select(AccessToken.jti, AccessToken.expires_at, AccessToken.revoked_at)
+            .where(
+                AccessToken.jti.is_not(None),
+                AccessToken.revoked_at.is_not(None),  # with the line above: the feed's partial index
+                AccessToken.expires_at > now,
+                array_has(AccessToken.audience, identifier, dialect),
+            )
+            .order_by(AccessToken.revoked_at, AccessToken.jti)
+            .limit(limit)
+        )
+        if after is not None:
+            revoked = revoked.where(tuple_(AccessToken.revoked_at, AccessToken.jti) > tuple_(*after))
+        rows = await self._session.execute(revoked)
+        return [Revocation(str(jti), expires, revoked or expires) for jti, expires, revoked in rows]
 
     async def _revoke(
         self, table: type[AccessToken] | type[RefreshToken], condition: ColumnElement[bool], *, now: datetime

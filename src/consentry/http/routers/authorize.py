@@ -78,10 +78,6 @@ async def authorize_endpoint(request: Request) -> Response:
     return _redirect(outcome.location)
 
 
-def _sign_in_first(scope: str) -> tuple[bool, str]:
-    return scope != "openid", scope
-
-
 async def _show_consent(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep, *, as_json: bool
 ) -> Response:
@@ -103,9 +99,9 @@ async def _show_consent(
     context: dict[str, Any] = {
         "client": client,
         "info": info,
-        # Granted before and still wanted: shown apart, not asked again (SPEC §6); sign-in comes first.
-        "already": sorted(screen.decision.previously_granted, key=_sign_in_first),
-        "asked": sorted(screen.decision.new_scopes, key=_sign_in_first),
+        # Granted before and still wanted: shown apart, not asked again (SPEC §6); grouped by API (SPEC §7).
+        "already": screen.grouped(screen.decision.previously_granted),
+        "asked": screen.grouped(screen.decision.new_scopes),
         "signed_in_as": screen.signed_in_as,
         "fields": screen.form_fields(),
         "csrf_token": csrf_token(runtime.csrf_key, signed_in.session_id),
@@ -157,6 +153,12 @@ class ConsentDecisionBody(RequestBody):
     code_challenge: str | None = Field(default=None, max_length=128)
     code_challenge_method: str | None = Field(default=None, max_length=16)
     granted_scopes: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] | None = None
+    # RFC 8707 (SPEC §7): one resource, or several.
+    resource: (
+        Annotated[str, Field(max_length=2048)]
+        | Annotated[list[Annotated[str, Field(max_length=2048)]], Field(min_length=1, max_length=10)]
+        | None
+    ) = None
 
     def submission(self) -> ConsentSubmission:
         return ConsentSubmission(

@@ -53,6 +53,7 @@ def _no_store_error(error: ConsentryError) -> Response:
             "code_verifier",
             "refresh_token",
             "scope",
+            "resource",
             *CLIENT_FIELDS,
             required=("grant_type",),
         ),
