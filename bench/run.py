@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
@@ -40,6 +40,11 @@ PEERS = ROOT / "bench" / ".peers"
 POST_LUA = PEERS_SRC / "post.lua"  # the peers' own checking script, so both sides are judged alike
 GET_LUA = ROOT / "bench" / "get.lua"
 CONSUME_LUA = ROOT / "bench" / "consume.lua"  # one line per request: codes, refresh tokens, sign-in flows
+API_LUA = ROOT / "bench" / "api.lua"
+PHOTOS_API = "https://bench.example.com/photos"  # the resource examples/photos_api.py protects
+# Scenarios measured beside one of Consentry's own rather than a peer's: JWT issuance beside opaque tokens,
+# a call through the resource-server kit beside the same route unprotected.
+BESIDE = {"token_jwt": "token", "api_jwt": "api_floor", "api_opaque": "api_floor"}
 SERVER_CPU, WRK_CPU = "0", "1"
 SECRET = "bench-secret-key-bench-secret-key-000000"
 SIGNERS = 64  # people the sign-in scenario signs in, in turn: more than wrk's 32 connections
@@ -52,8 +57,13 @@ T = TypeVar("T")
 Issue = Callable[[Seeder, str, uuid.UUID, uuid.UUID, int], Awaitable[list[str]]]
 
 
+class Running(Protocol):
+    url: str
+    process: subprocess.Popen[bytes] | None
+
+
 def wrk(
-    server: Consentry,
+    server: Running,
     path: str,
     script: Path,
     env: dict[str, str],
@@ -160,10 +170,8 @@ class Consentry:
             self.process.kill()
         return rss
 
-    def person_with_consent(self, email: str, params: dict[str, str]) -> str:
-        """A person who signed in and consented (remembered) to the authorization request ``params``; returns
-        their session token."""
-        self.cli("user", "create", "--email", email, "--password", "bench password 1", "--verified")
+    def sign_in(self, email: str) -> str:
+        """A session token for a person created with the bench password."""
         with httpx.Client(base_url=self.url) as http:
             flow = http.post("/api/v1/auth/submit-identifier", json={"identifier": email}).json()
             session: str = http.post(
@@ -171,6 +179,14 @@ class Consentry:
                 json={"password": "bench password 1"},
                 headers={"Authorization": f"Bearer {flow['flow_token']}"},
             ).json()["session_token"]
+        return session
+
+    def person_with_consent(self, email: str, params: dict[str, str]) -> str:
+        """A person who signed in and consented (remembered) to the authorization request ``params``; returns
+        their session token."""
+        self.cli("user", "create", "--email", email, "--password", "bench password 1", "--verified")
+        session = self.sign_in(email)
+        with httpx.Client(base_url=self.url) as http:
             remember_again(http, session, params)
         return session
 
@@ -191,6 +207,18 @@ class Consentry:
                 "--json",
             )
         )
+        photos = json.loads(
+            self.cli(
+                "resource", "create", "--identifier", PHOTOS_API, "--name", "Photos",
+                "--scope", "photos:read=See your photos", "--token-format", "jwt", "--json",
+            )
+        )  # fmt: skip
+        api_client = json.loads(
+            self.cli(
+                "client", "create", "--name", "bench-api-client", "--redirect-uri", "https://bench.example.com/cb",
+                "--grant-type", "client_credentials", "--scope", "photos:read", "--json",
+            )
+        )  # fmt: skip
 
         def web_client(name: str, *options: str) -> dict[str, str]:
             created: dict[str, str] = json.loads(
@@ -219,6 +247,17 @@ class Consentry:
             "state": "s",
         }
         session = self.person_with_consent("bench@example.com", params)
+        self.cli(
+            "user",
+            "create",
+            "--email",
+            "admin@example.com",
+            "--password",
+            "bench password 1",
+            "--verified",
+            "--admin",
+        )
+        admin = self.sign_in("admin@example.com")
         with httpx.Client(base_url=self.url) as http:
             remember_again(http, session, params | {"client_id": web_es256["client_id"]})
             token = http.post(
@@ -236,6 +275,12 @@ class Consentry:
             "session": session,
             "token": token,
             "authorize_query": urlencode(params),
+            "photos_id": photos["resource_id"],
+            "photos_client_id": photos["client_id"],
+            "photos_client_secret": photos["client_secret"],
+            "api_client_id": api_client["client_id"],
+            "api_client_secret": api_client["client_secret"],
+            "admin_session": admin,
         }
 
 
@@ -269,6 +314,97 @@ def consentry_scenarios(
             warmup=warmup,
         ),
     }
+    return results
+
+
+class ExampleApi:
+    """An API under uvicorn (uvloop, httptools), pinned to the server's core: examples/photos_api.py protected
+    by the kit, or bench/floor_api.py, the same route unprotected."""
+
+    def __init__(self, app_dir: Path, app: str, env: dict[str, str], workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        command = [
+            "taskset", "-c", SERVER_CPU, sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir),
+            "--port", str(self.port), "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+            "--no-access-log", app,
+        ]  # fmt: skip
+        log = (workdir / "api.log").open("a")
+        self.process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/docs", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError((workdir / "api.log").read_text()[-2000:])
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def resource_scenarios(
+    server: Consentry, seed: dict[str, str], *, duration: str, warmup: str
+) -> dict[str, Any]:
+    """Issue #29: client-credentials tokens for a resource that takes JWTs (beside opaque ``token``), and a
+    protected API call through the kit, with a JWT and with an opaque token (beside the unprotected route)."""
+    basic = base64.b64encode(f"{seed['api_client_id']}:{seed['api_client_secret']}".encode()).decode()
+    form = f"grant_type=client_credentials&scope=photos%3Aread&resource={quote(PHOTOS_API, safe='')}"
+    results = {
+        "token_jwt": wrk(
+            server,
+            "/oauth2/token",
+            POST_LUA,
+            {"BASIC": basic, "BODY": form, "EXPECT": '"access_token"'},
+            duration=duration,
+            warmup=warmup,
+        )
+    }
+    floor = ExampleApi(ROOT / "bench", "floor_api:app", {}, server.workdir)
+    try:
+        results["api_floor"] = wrk(
+            floor, "/photos", API_LUA, {"BEARER": ""}, duration=duration, warmup=warmup
+        )
+    finally:
+        floor.stop()
+    api_env = {
+        "CONSENTRY_ISSUER": server.url,
+        "PHOTOS_RESOURCE": PHOTOS_API,
+        "PHOTOS_CLIENT_ID": seed["photos_client_id"],
+        "PHOTOS_CLIENT_SECRET": seed["photos_client_secret"],
+    }
+    with httpx.Client(base_url=server.url) as http:
+        for token_format in ("jwt", "opaque"):
+            changed = http.patch(
+                f"/api/v1/admin/resources/{seed['photos_id']}",
+                json={"token_format": token_format},
+                headers={"Authorization": f"Bearer {seed['admin_session']}"},
+            )
+            changed.raise_for_status()
+            token = http.post(
+                "/oauth2/token",
+                content=form,
+                headers={
+                    "Authorization": f"Basic {basic}",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            ).json()["access_token"]
+            api = ExampleApi(ROOT / "examples", "photos_api:app", api_env, server.workdir)
+            try:
+                results[f"api_{token_format}"] = wrk(
+                    api, "/photos", API_LUA, {"BEARER": token}, duration=duration, warmup=warmup
+                )
+            finally:
+                api.stop()
     return results
 
 
@@ -611,7 +747,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def wait_until_idle(server: Consentry, *, timeout: float = 60) -> None:
+def wait_until_idle(server: Running, *, timeout: float = 60) -> None:
     """Until the server uses under 5 % of its core over half a second (work it still had queued is done)."""
     assert server.process is not None
     deadline = time.monotonic() + timeout
@@ -711,6 +847,7 @@ def main() -> None:
                 timing = {"duration": args.duration, "warmup": args.warmup}
                 results = consentry_scenarios(server, seed, **timing)
                 results |= exchange_scenarios(server, seed, **timing)
+                results |= resource_scenarios(server, seed, **timing)
                 results["revoke"] = revoke_scenario(server, seed, tokens=args.revoke_tokens)
                 if backend == "postgresql" and cluster and args.purge_rows:
                     results["cleanup_under_load"] = cleanup_under_load(
@@ -785,6 +922,9 @@ def print_table(report: dict[str, Any]) -> None:
             for peer, p in report["peers"].get(scenario, {}).items():
                 if p.get("valid") and p["rps"]:
                     ratios.append(f"{r['rps'] / p['rps']:.2f}x {peer}")
+            beside = data["scenarios"].get(BESIDE.get(scenario, ""), {})
+            if beside.get("valid") and beside["rps"]:
+                ratios.append(f"{r['rps'] / beside['rps']:.2f}x {BESIDE[scenario]}")
             print(
                 f"{scenario:<12} {backend:<11} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>9.2f} "
                 f"{r['errors']:>6}  {', '.join(ratios)}"

@@ -89,6 +89,8 @@ class Protect:
         self._keys_fetched = float("-inf")
         self._keys_lock = asyncio.Lock()
         self._introspected: dict[bytes, tuple[TokenInfo | None, float]] = {}
+        self._asking: dict[bytes, asyncio.Future[TokenInfo | None]] = {}  # introspections under way
+        self._verified: dict[bytes, TokenInfo] = {}  # JWTs whose signature and claims checked out
         self._revoked: dict[str, int] = {}  # jti → exp
         self._cursor: str | None = None
         self._follower: asyncio.Task[None] | None = None
@@ -170,6 +172,21 @@ class Protect:
         return info
 
     async def _jwt(self, token: str) -> TokenInfo:
+        """A JWT is checked once (its bytes cannot change); each request after checks only its expiry and,
+        in :meth:`authenticate`, the revocations."""
+        digest = hashlib.sha256(token.encode()).digest()
+        known = self._verified.get(digest)
+        if known is not None:
+            if known.expires_at + LEEWAY < time.time():
+                raise self._invalid("the access token has expired")
+            return known
+        info = await self._check_jwt(token)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[digest] = info
+        return info
+
+    async def _check_jwt(self, token: str) -> TokenInfo:
         try:
             header = jws.extract_compact(token.encode()).headers()
         except (JoseError, ValueError):
@@ -221,13 +238,42 @@ class Protect:
         cached = self._introspected.get(digest)
         if cached is not None and cached[1] > time.monotonic():
             info = cached[0]
+        elif digest in self._asking:
+            info = await self._share(self._asking[digest], token, digest)  # one introspection for them all
         else:
-            info = await self._ask_provider(token)
-            if len(self._introspected) > 10_000:
-                self._introspected.clear()
-            self._introspected[digest] = (info, time.monotonic() + self._introspection_ttl)
+            info = await self._introspect_once(token, digest)
         if info is None:
             raise self._invalid("the access token is not active")
+        return info
+
+    async def _share(
+        self, asking: asyncio.Future[TokenInfo | None], token: str, digest: bytes
+    ) -> TokenInfo | None:
+        try:
+            return await asyncio.shield(asking)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request was cancelled, not the one it waited for
+            return await self._introspect_once(token, digest)
+
+    async def _introspect_once(self, token: str, digest: bytes) -> TokenInfo | None:
+        asking = self._asking[digest] = asyncio.get_running_loop().create_future()
+        try:
+            info = await self._ask_provider(token)
+        except Exception as exc:
+            asking.set_exception(exc)
+            asking.exception()  # retrieved here: each waiter raises it for itself
+            raise
+        except BaseException:
+            asking.cancel()
+            raise
+        finally:
+            del self._asking[digest]
+        asking.set_result(info)
+        if len(self._introspected) > 10_000:
+            self._introspected.clear()
+        self._introspected[digest] = (info, time.monotonic() + self._introspection_ttl)
         return info
 
     async def _ask_provider(self, token: str) -> TokenInfo | None:
