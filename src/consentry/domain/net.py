@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
 
@@ -43,9 +44,12 @@ def is_odd_ipv4(host: str) -> bool:
     return False
 
 
+_CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
 def has_control_or_space(text: str) -> bool:
     """CR, LF and every other control character or white space: never part of a URL we store or send."""
-    return any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text)
+    return _CONTROL_OR_SPACE.search(text) is not None
 
 
 def is_private_address(address: str) -> bool:
