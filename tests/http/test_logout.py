@@ -4,7 +4,6 @@ driven by Authlib's client, and Back-Channel Logout 1.0 received by a real HTTP 
 from __future__ import annotations
 
 import urllib.parse
-import warnings
 
 import httpx
 import pytest
@@ -12,16 +11,11 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from consentry.domain import authorization as az
 from consentry.jobs.webhooks import WebhookDelivery
 from consentry.runtime import Runtime, utcnow
+from tests.authlib_flow import authlib_client, authlib_tokens
 from tests.oauth import is_active, make_app, make_person, queued_logout_tokens, tokens_for
 from tests.receiver import Receiver
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from authlib.common.security import generate_token
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 ISSUER = "http://127.0.0.1:8000"
 AFTER_LOGOUT = "http://127.0.0.1:9000/signed-out"
@@ -42,28 +36,8 @@ async def test_rp_initiated_logout_with_authlib_ends_the_session_and_its_tokens(
         runtime, redirect_uris=["http://127.0.0.1:9000/cb"], post_logout_redirect_uris=[AFTER_LOGOUT]
     )
     person = await make_person(runtime)
-    client = AsyncOAuth2Client(
-        client_id=app.client_id,
-        client_secret=app.client_secret,
-        scope="openid profile",
-        redirect_uri=app.redirect_uri,
-        code_challenge_method="S256",
-        transport=httpx.ASGITransport(app=asgi_app),
-        base_url=ISSUER,
-    )
-    async with client:
-        verifier = generate_token(48)
-        url, state = client.create_authorization_url(f"{ISSUER}/oauth2/authorize", code_verifier=verifier)
-        consent = await http.get(url, headers=person.headers)
-        params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(consent.headers["location"]).query))
-        decision = {key: params[key] for key in az.PENDING_PARAMETERS if key in params} | {"approved": True}
-        approved = await http.post("/oauth2/consent", json=decision, headers=person.headers)
-        token = await client.fetch_token(
-            f"{ISSUER}/oauth2/token",
-            authorization_response=approved.json()["redirect_url"],
-            code_verifier=verifier,
-            state=state,
-        )
+    async with authlib_client(app, asgi_app, "openid profile") as client:
+        token = await authlib_tokens(http, client, person)
         metadata = (await client.get(f"{ISSUER}/.well-known/openid-configuration")).json()
         logout_url = client.create_authorization_url(  # Authlib builds the query as it does any OAuth URL
             metadata["end_session_endpoint"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import warnings
 from typing import Any
 
 import httpx
@@ -15,8 +14,8 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from consentry.domain import authorization as az
 from consentry.runtime import Runtime
+from tests.authlib_flow import authlib_client, authlib_tokens
 from tests.oauth import (
     App,
     Person,
@@ -29,11 +28,6 @@ from tests.oauth import (
     pkce_pair,
     query_of,
 )
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from authlib.common.security import generate_token
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 ISSUER = "http://127.0.0.1:8000"
 PHOTOS = "https://api.example.com/photos"
@@ -347,34 +341,11 @@ async def test_authlibs_client_asks_for_a_resource(
 ) -> None:
     app = await make_app(runtime, scope="openid mail:send", redirect_uris=["http://127.0.0.1:9000/cb"])
     person = await make_person(runtime)
-    client = AsyncOAuth2Client(
-        client_id=app.client_id,
-        client_secret=app.client_secret,
-        scope="openid mail:send",
-        redirect_uri=app.redirect_uri,
-        code_challenge_method="S256",
-        transport=httpx.ASGITransport(app=asgi_app),
-        base_url=ISSUER,
-    )
-    async with client:
-        verifier = generate_token(48)
-        url, state = client.create_authorization_url(
-            f"{ISSUER}/oauth2/authorize", code_verifier=verifier, resource=MAIL
-        )
-        consent = await http.get(url, headers=person.headers)
-        params = query_of(consent.headers["location"])
-        decision = {key: params[key] for key in az.PENDING_PARAMETERS if key in params} | {"approved": True}
-        approved = await http.post("/oauth2/consent", json=decision, headers=person.headers)
-        token = await client.fetch_token(
-            f"{ISSUER}/oauth2/token",
-            authorization_response=approved.json()["redirect_url"],
-            code_verifier=verifier,
-            state=state,
-            resource=MAIL,
-        )
+    async with authlib_client(app, asgi_app, "openid mail:send") as client:
+        token = await authlib_tokens(http, client, person, resource=MAIL)
         assert jwt.decode(token["access_token"], await jwks(http)).claims["aud"] == MAIL
         unknown, _ = client.create_authorization_url(
-            f"{ISSUER}/oauth2/authorize", code_verifier=verifier, resource="https://nowhere.example.com/api"
+            f"{ISSUER}/oauth2/authorize", resource="https://nowhere.example.com/api"
         )
     refused = await http.get(unknown, headers=person.headers)
     assert query_of(refused.headers["location"])["error"] == "invalid_target"
