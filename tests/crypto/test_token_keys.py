@@ -7,10 +7,11 @@ import hashlib
 import itertools
 import re
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentry.crypto.hashing import new_secret, new_token, token_hash
+from consentry.crypto.hashing import new_jti, new_secret, new_token, token_hash
 
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 TOKEN_SHAPED = st.from_regex(BASE64URL, fullmatch=True).filter(lambda text: len(text) >= 8)
@@ -65,3 +66,15 @@ def test_any_string_has_one_key_which_ends_in_its_digest_and_no_other_string_sha
 @given(TOKEN_SHAPED.map(lambda text: (text * 51)[:51]))
 def test_any_token_shaped_string_is_keyed_by_its_head_and_digest(text: str) -> None:
     assert token_hash(text) == base64.urlsafe_b64decode(text[:8]) + _sha256(text)
+
+
+def test_a_jwt_access_token_is_stored_under_its_jtis_locator() -> None:
+    # RFC 9068 tokens issued in one second go into neighbouring index pages too, not one page each.
+    jti = new_jti()
+    payload = base64.urlsafe_b64encode(orjson.dumps({"iss": "x", "jti": jti})).decode().rstrip("=")
+    token = f"eyJhbGciOiJFUzI1NiJ9.{payload}.c2lnbmF0dXJl"
+    key = token_hash(token)
+    assert key[:6] == base64.urlsafe_b64decode(jti[:8])
+    assert key[6:] == hashlib.sha256(token.encode()).digest()
+    for odd in ("a.b.c", "a.!!!.c", f"x.{base64.urlsafe_b64encode(b'[1]').decode()}.y"):
+        assert token_hash(odd) == hashlib.sha256(odd.encode()).digest()  # any string: a key, never an error

@@ -8,14 +8,13 @@ Security rules live next to the code that enforces them:
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from consentry.crypto.hashing import new_token, token_hash
+from consentry.crypto.hashing import new_jti, new_token, token_hash
 from consentry.domain import pkce
 from consentry.domain.clients import (
     GRANT_AUTHORIZATION_CODE,
@@ -403,7 +402,7 @@ def _access_token(
     lifetime = access_token_lifetime(audience, runtime.lifetimes.access_token)
     if not audience:
         return AccessTokenValue(new_token(), None, lifetime)
-    jti = secrets.token_urlsafe(16)
+    jti = new_jti()
     if token_format(audience) is TokenFormat.OPAQUE:
         return AccessTokenValue(new_token(), jti, lifetime)
     issued_at = int(now.timestamp())
