@@ -20,11 +20,11 @@ from consentry.domain.scopes import Scopes
 from consentry.errors import ConflictError, InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
 from consentry.services.client_registration import apply_metadata, new_webhook_secret, register_client
-from consentry.services.scopes import ScopeSpec, add_scope, retire_scope
+from consentry.services.scopes import ScopeSpec, add_scope, retire_scope, scope_as_json
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.clients import ClientRepository
 from consentry.storage.database import Transaction
-from consentry.storage.records import Resource, Scope
+from consentry.storage.records import Resource
 from consentry.storage.resources import CatalogueRepository
 from consentry.storage.tokens import TokenRepository
 
@@ -175,16 +175,6 @@ async def resource_as_json(session: Transaction, resource: Resource) -> dict[str
         "scopes": [scope_as_json(scope, resource.identifier) for scope in scopes],
         "created_at": resource.created_at.isoformat(),
         "updated_at": resource.updated_at.isoformat(),
-    }
-
-
-def scope_as_json(scope: Scope, resource: str | None) -> dict[str, Any]:
-    return {
-        "name": scope.name,
-        "description": scope.description,
-        "resource": resource,
-        "restricted": scope.restricted,
-        "created_at": scope.created_at.isoformat(),
     }
 
 
