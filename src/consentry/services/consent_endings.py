@@ -12,6 +12,7 @@ from consentry.domain.clients import RegisteredClient
 from consentry.domain.scopes import Scopes
 from consentry.errors import InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
+from consentry.services.consent_grants import consent_changed
 from consentry.services.webhooks import EventType, enqueue
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository, ConsentsOf, EndedConsent
@@ -237,18 +238,14 @@ async def _narrow_consent(
                 )  # fmt: skip
             return left
         consent.scopes = left
-        consent.updated_at = now
-        await consents.record_change(
-            consent, "narrowed", actor=actor, scopes_before=before, origin=origin, now=now
-        )
-        await AuditRepository(session).record(
-            "consent_updated",
-            now=now,
-            origin=origin,
-            user_id=user_id,
-            client_id=client_id,
-            scopes=consent.scopes,
+        await consent_changed(
+            session,
+            consent,
+            "narrowed",
             actor=actor,
+            scopes_before=before,
+            origin=origin,
+            now=now,
             details=details,
         )
         client = await runtime.clients.get(client_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from consentry.domain import consent as rules
 from consentry.domain.clients import RegisteredClient
@@ -116,3 +116,32 @@ async def _record(
         details={"declined_scopes": record.declined_scopes.as_list(), "action": action},
     )
     return record.id, action, record.scopes
+
+
+async def consent_changed(
+    session: Transaction,
+    consent: Consent,
+    action: str,
+    *,
+    actor: str,
+    scopes_before: Scopes,
+    origin: RequestOrigin | None,
+    now: datetime,
+    details: dict[str, Any],
+) -> None:
+    """A change just made to a live consent (narrowed, a declined scope lifted): its history row and its
+    ``consent_updated`` audit event."""
+    consent.updated_at = now
+    await ConsentRepository(session).record_change(
+        consent, action, actor=actor, scopes_before=scopes_before, origin=origin, now=now
+    )
+    await AuditRepository(session).record(
+        "consent_updated",
+        now=now,
+        origin=origin,
+        user_id=consent.user_id,
+        client_id=consent.client_id,
+        scopes=consent.scopes,
+        actor=actor,
+        details=details,
+    )

@@ -9,7 +9,8 @@ from datetime import datetime
 from consentry.domain.scopes import Scopes
 from consentry.errors import InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
-from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.services.consent_grants import consent_changed
+from consentry.storage.audit import RequestOrigin
 from consentry.storage.consents import ConsentRepository
 
 
@@ -35,21 +36,19 @@ async def ask_again(
             unknown = (scopes - consent.declined_scopes).format()
             raise InvalidRequestError(f"not declined for this application: {unknown}")
         consent.declined_scopes = consent.declined_scopes - scopes
-        consent.updated_at = now
-        await consents.record_change(
-            consent, "asked_again", actor="user", scopes_before=consent.scopes, origin=origin, now=now
-        )
-        await AuditRepository(session).record(
-            "consent_updated",
-            now=now,
+        details = {
+            "action": "asked_again",
+            "asked_again": scopes.as_list(),
+            "declined_scopes": consent.declined_scopes.as_list(),
+        }
+        await consent_changed(
+            session,
+            consent,
+            "asked_again",
+            actor="user",
+            scopes_before=consent.scopes,
             origin=origin,
-            user_id=user_id,
-            client_id=client_id,
-            scopes=consent.scopes,
-            details={
-                "action": "asked_again",
-                "asked_again": scopes.as_list(),
-                "declined_scopes": consent.declined_scopes.as_list(),
-            },
+            now=now,
+            details=details,
         )
         return consent.declined_scopes
