@@ -42,9 +42,14 @@ GET_LUA = ROOT / "bench" / "get.lua"
 CONSUME_LUA = ROOT / "bench" / "consume.lua"  # one line per request: codes, refresh tokens, sign-in flows
 API_LUA = ROOT / "bench" / "api.lua"
 PHOTOS_API = "https://bench.example.com/photos"  # the resource examples/photos_api.py protects
-# Scenarios measured beside one of Consentry's own rather than a peer's: JWT issuance beside opaque tokens,
-# a call through the resource-server kit beside the same route unprotected.
-BESIDE = {"token_jwt": "token", "api_jwt": "api_floor", "api_opaque": "api_floor"}
+# Scenarios measured beside Consentry's own rather than a peer's: JWT issuance beside opaque tokens (plain,
+# and for the same resource), a call through the resource-server kit beside the same route unprotected.
+BESIDE = {
+    "token_resource": ("token",),
+    "token_jwt": ("token", "token_resource"),
+    "api_jwt": ("api_floor",),
+    "api_opaque": ("api_floor",),
+}
 SERVER_CPU, WRK_CPU = "0", "1"
 SECRET = "bench-secret-key-bench-secret-key-000000"
 SIGNERS = 64  # people the sign-in scenario signs in, in turn: more than wrk's 32 connections
@@ -355,41 +360,46 @@ class ExampleApi:
 def resource_scenarios(
     server: Consentry, seed: dict[str, str], *, duration: str, warmup: str
 ) -> dict[str, Any]:
-    """Issue #29: client-credentials tokens for a resource that takes JWTs (beside opaque ``token``), and a
-    protected API call through the kit, with a JWT and with an opaque token (beside the unprotected route)."""
+    """Issue #29: client-credentials tokens for a resource that takes JWTs, and for the same resource taking
+    opaque tokens (both beside the plain ``token``), and a protected API call through the kit, with a JWT and
+    with an opaque token (beside the unprotected route)."""
     basic = base64.b64encode(f"{seed['api_client_id']}:{seed['api_client_secret']}".encode()).decode()
     form = f"grant_type=client_credentials&scope=photos%3Aread&resource={quote(PHOTOS_API, safe='')}"
-    results = {
-        "token_jwt": wrk(
-            server,
-            "/oauth2/token",
-            POST_LUA,
-            {"BASIC": basic, "BODY": form, "EXPECT": '"access_token"'},
-            duration=duration,
-            warmup=warmup,
-        )
-    }
-    floor = ExampleApi(ROOT / "bench", "floor_api:app", {}, server.workdir)
-    try:
-        results["api_floor"] = wrk(
-            floor, "/photos", API_LUA, {"BEARER": ""}, duration=duration, warmup=warmup
-        )
-    finally:
-        floor.stop()
-    api_env = {
-        "CONSENTRY_ISSUER": server.url,
-        "PHOTOS_RESOURCE": PHOTOS_API,
-        "PHOTOS_CLIENT_ID": seed["photos_client_id"],
-        "PHOTOS_CLIENT_SECRET": seed["photos_client_secret"],
-    }
     with httpx.Client(base_url=server.url) as http:
-        for token_format in ("jwt", "opaque"):
-            changed = http.patch(
+        results = {}
+
+        def photos_api_takes(token_format: str) -> None:
+            http.patch(
                 f"/api/v1/admin/resources/{seed['photos_id']}",
                 json={"token_format": token_format},
                 headers={"Authorization": f"Bearer {seed['admin_session']}"},
+            ).raise_for_status()
+
+        for scenario, token_format in (("token_jwt", "jwt"), ("token_resource", "opaque")):
+            photos_api_takes(token_format)
+            results[scenario] = wrk(
+                server,
+                "/oauth2/token",
+                POST_LUA,
+                {"BASIC": basic, "BODY": form, "EXPECT": '"access_token"'},
+                duration=duration,
+                warmup=warmup,
             )
-            changed.raise_for_status()
+        floor = ExampleApi(ROOT / "bench", "floor_api:app", {}, server.workdir)
+        try:
+            results["api_floor"] = wrk(
+                floor, "/photos", API_LUA, {"BEARER": ""}, duration=duration, warmup=warmup
+            )
+        finally:
+            floor.stop()
+        api_env = {
+            "CONSENTRY_ISSUER": server.url,
+            "PHOTOS_RESOURCE": PHOTOS_API,
+            "PHOTOS_CLIENT_ID": seed["photos_client_id"],
+            "PHOTOS_CLIENT_SECRET": seed["photos_client_secret"],
+        }
+        for token_format in ("jwt", "opaque"):
+            photos_api_takes(token_format)
             token = http.post(
                 "/oauth2/token",
                 content=form,
@@ -405,7 +415,7 @@ def resource_scenarios(
                 )
             finally:
                 api.stop()
-    return results
+        return results
 
 
 def seconds(duration: str) -> float:
@@ -922,9 +932,10 @@ def print_table(report: dict[str, Any]) -> None:
             for peer, p in report["peers"].get(scenario, {}).items():
                 if p.get("valid") and p["rps"]:
                     ratios.append(f"{r['rps'] / p['rps']:.2f}x {peer}")
-            beside = data["scenarios"].get(BESIDE.get(scenario, ""), {})
-            if beside.get("valid") and beside["rps"]:
-                ratios.append(f"{r['rps'] / beside['rps']:.2f}x {BESIDE[scenario]}")
+            for baseline in BESIDE.get(scenario, ()):
+                beside = data["scenarios"].get(baseline, {})
+                if beside.get("valid") and beside["rps"]:
+                    ratios.append(f"{r['rps'] / beside['rps']:.2f}x {baseline}")
             print(
                 f"{scenario:<12} {backend:<11} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>9.2f} "
                 f"{r['errors']:>6}  {', '.join(ratios)}"

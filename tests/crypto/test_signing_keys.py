@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
 from sqlalchemy import event
 
 from consentry.crypto import keys as keys_module
@@ -51,3 +54,26 @@ async def test_refreshes_read_once_and_never_import_a_known_key_again(
     assert store.verify(store.sign({"sub": "x"})) == {"sub": "x"}
     assert store.sign({"sub": "x"}).split(".")[0] != kid_before
     assert len(new_kids) == 2
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_compact_signer_makes_what_joserfc_makes_and_joserfc_verifies_it(alg: str) -> None:
+    """The signer checks and encodes each header once; its tokens must still be joserfc's compact JWS, byte
+    for byte but the (randomised, for ECDSA) signature."""
+    key = keys_module._generate(alg)
+    signer = keys_module.CompactSigner(key, alg)
+    claims = {"iss": "https://id.example.com", "sub": "ü/x?=&", "aud": ["a", "b"], "exp": 2_000_000_000}
+    payload = orjson.dumps(claims)
+    for typ in ("at+jwt", "JWT", "at+jwt"):
+        token = signer.sign(payload, typ)
+        header = {"alg": alg, "kid": key.kid, "typ": typ}
+        expected = jws.serialize_compact(header, payload, key, algorithms=[alg])
+        assert token.split(".")[:2] == expected.split(".")[:2]
+        decoded = jwt.decode(token, key, algorithms=[alg])
+        assert decoded.header == header
+        assert decoded.claims == claims
+
+
+def test_compact_signer_refuses_a_key_of_another_algorithm() -> None:
+    with pytest.raises(JoseError):
+        keys_module.CompactSigner(keys_module._generate("RS256"), "ES256")

@@ -76,5 +76,6 @@ def test_a_jwt_access_token_is_stored_under_its_jtis_locator() -> None:
     key = token_hash(token)
     assert key[:6] == base64.urlsafe_b64decode(jti[:8])
     assert key[6:] == hashlib.sha256(token.encode()).digest()
+    assert token_hash(token, jti=jti) == key  # what the issuer stores is what a presenter looks up
     for odd in ("a.b.c", "a.!!!.c", f"x.{base64.urlsafe_b64encode(b'[1]').decode()}.y"):
         assert token_hash(odd) == hashlib.sha256(odd.encode()).digest()  # any string: a key, never an error

@@ -47,17 +47,18 @@ def new_token() -> str:
     return base64.urlsafe_b64encode(new_token_locator()).decode() + secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def token_hash(token: str) -> bytes:
+def token_hash(token: str, *, jti: str | None = None) -> bytes:
     """The key a token is stored and looked up by: the SHA-256 of the whole token, the only form in which a
     token is stored (SPEC §2), led by the token's locator when it has one. Tokens issued before locators keep
     their plain SHA-256. Any string maps to exactly one key, and no two strings share one, since the digest
-    covers the whole string."""
+    covers the whole string. The issuer of a JWT passes its ``jti``, which it need not read back."""
     encoded = token.encode()
     digest = hashlib.sha256(encoded).digest()
     if len(token) == _TOKEN_CHARS:
         return (_locator(encoded[:_LOCATOR_CHARS]) or b"") + digest
     if token.count(".") == 2:  # a JWT access token: its jti leads with the locator (new_jti)
-        return (_locator(_jti_head(token)) or b"") + digest
+        head = _jti_head(token) if jti is None else jti[:_LOCATOR_CHARS].encode()
+        return (_locator(head) or b"") + digest
     return digest
 
 

@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from joserfc import jws, jwt
+from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jws import JWSRegistry
+from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from consentry.crypto.secret_box import SecretBox
 from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS
@@ -24,6 +26,33 @@ from consentry.storage.signing_keys import SigningKeyRepository
 CLOCK_SKEW = timedelta(minutes=5)
 
 SigningJWK = RSAKey | ECKey
+
+_JWS = JWSRegistry(algorithms=list(SIGNING_ALGORITHMS))
+
+
+class CompactSigner:
+    """JWS Compact Serialization (RFC 7515 §7.1) with one key, as joserfc's ``jws.serialize_compact`` makes
+    it, but with each protected header checked and encoded once: every JWT one key signs with one ``typ``
+    has the same header, and re-checking it per token cost a third as much as the ES256 signature itself.
+    The signature is joserfc's (the registry's algorithm, raw ``r || s`` for ECDSA)."""
+
+    __slots__ = ("_algorithm", "_headers", "key")
+
+    def __init__(self, key: SigningJWK, alg: str) -> None:
+        self.key = key
+        self._algorithm = _JWS.get_alg(alg)
+        self._algorithm.check_key(key)
+        self._headers: dict[str, bytes] = {}
+
+    def sign(self, payload: bytes, typ: str) -> str:
+        header = self._headers.get(typ)
+        if header is None:
+            protected = {"alg": self._algorithm.name, "kid": self.key.kid, "typ": typ}
+            _JWS.check_header(protected)
+            header = self._headers[typ] = json_b64encode(protected) + b"."
+        signing_input = header + urlsafe_b64encode(payload)
+        signature = self._algorithm.sign(signing_input, self.key)
+        return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
 
 
 def _generate(alg: str) -> SigningJWK:
@@ -58,7 +87,7 @@ class KeyStore:
         self._box = SecretBox(encryption_key)
         self._token_lifetime = token_lifetime
         self._refresh_interval = refresh_interval
-        self._signing: dict[str, SigningJWK] = {}
+        self._signing: dict[str, CompactSigner] = {}
         self._published = KeySet([])
         self._jwks: dict[str, Any] = {"keys": []}
         self._loaded_at = float("-inf")
@@ -112,14 +141,14 @@ class KeyStore:
 
     def _install(self, rows: list[SigningKey]) -> None:
         # An RSA private key import is slow (tens of milliseconds): each is imported once, then reused by kid.
-        imported = {key.kid: key for key in self._signing.values()}
-        signing: dict[str, SigningJWK] = {}
+        imported = {signer.key.kid: signer for signer in self._signing.values()}
+        signing: dict[str, CompactSigner] = {}
         public = []
         for row in sorted(rows, key=lambda r: r.created_at, reverse=True):
             public.append(row.public_jwk)
             if row.retired_at is None and row.alg not in signing:
-                signing[row.alg] = imported.get(row.kid) or _import(
-                    orjson.loads(self._box.open(row.private_jwk))
+                signing[row.alg] = imported.get(row.kid) or CompactSigner(
+                    _import(orjson.loads(self._box.open(row.private_jwk))), row.alg
                 )
         self._signing = signing
         self._jwks = {"keys": public}
@@ -133,9 +162,7 @@ class KeyStore:
         """A JWT (RFC 7519: the claims as a JWS compact payload). The claims are JSON already (strings,
         numbers, lists): serialised once with orjson, they skip ``jwt.encode``'s conversion, which cost as
         much as an ES256 signature."""
-        key = self._signing[alg]
-        header = {"alg": alg, "kid": key.kid, "typ": typ}
-        return jws.serialize_compact(header, orjson.dumps(claims), key, algorithms=[alg])
+        return self._signing[alg].sign(orjson.dumps(claims), typ)
 
     def verify(self, token: str) -> dict[str, Any]:
         """Decode and check the signature against the published keys (used by tests and receipts)."""

@@ -310,7 +310,7 @@ async def _client_credentials(
     lifetime = access.lifetime
     token = token_row(
         "access",
-        token_hash=token_hash(access.value),
+        token_hash=token_hash(access.value, jti=access.jti),
         client_id=client.id,
         scopes=scopes,
         created_at=now,
@@ -464,7 +464,7 @@ async def _user_tokens(
     ) -> Row:
         return token_row(
             kind,
-            token_hash=token_hash(value),
+            token_hash=token_hash(value, jti=jti),
             client_id=client.id,
             user_id=grant.user_id,
             family_id=grant.family_id,
