@@ -33,8 +33,9 @@ _JWS = JWSRegistry(algorithms=list(SIGNING_ALGORITHMS))
 class CompactSigner:
     """JWS Compact Serialization (RFC 7515 §7.1) with one key, as joserfc's ``jws.serialize_compact`` makes
     it, but with each protected header checked and encoded once: every JWT one key signs with one ``typ``
-    has the same header, and re-checking it per token cost a third as much as the ES256 signature itself.
-    The signature is joserfc's (the registry's algorithm, raw ``r || s`` for ECDSA)."""
+    has the same header, and checking and encoding it again for each token was much of what a JWT cost beside
+    its signature (docs/performance.md). The signature is joserfc's (the registry's algorithm; ``r || s``
+    for ECDSA)."""
 
     __slots__ = ("_algorithm", "_headers", "key")
 
