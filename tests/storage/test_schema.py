@@ -67,24 +67,44 @@ async def test_migrating_twice_is_a_no_op(runtime: Runtime) -> None:
 
 
 async def test_the_newest_migration_goes_down_and_up_again(runtime: Runtime) -> None:
-    """A release can be rolled back: the newest revision's downgrade runs, and upgrading again brings the
-    schema back to the models."""
+    """A release can be rolled back: the newest revision's downgrade runs, keeps the rows that did not depend
+    on it (on SQLite a rebuilt clients' table once took every token and consent with it), and upgrading
+    again brings the schema back to the models."""
     head = await current_revision(runtime.database)
+    user = _user()
+    async with runtime.database.unit_of_work() as session:
+        session.add_all([user, _client("kept-client")])
+        await session.flush()
+        session.add(
+            AccessToken(
+                token_hash=b"\x02" * 32,
+                client_id="kept-client",
+                user_id=user.id,
+                scopes=Scopes.parse("openid"),
+                created_at=NOW,
+                expires_at=NOW + timedelta(hours=1),
+            )
+        )
 
     def _downgrade_one(connection: Connection) -> None:
         config = alembic_config(runtime.database.url)
         config.attributes["connection"] = connection
         command.downgrade(config, "-1")
 
-    async with runtime.database.engine.begin() as connection:
+    async with runtime.database.unbounded_connection() as connection:
         await connection.run_sync(_downgrade_one)
     assert await current_revision(runtime.database) not in (None, head)
+    async with runtime.database.engine.connect() as connection:
+        tokens = await connection.execute(text("SELECT client_id FROM access_tokens"))
+        assert [row.client_id for row in tokens] == ["kept-client"]
     await upgrade_to_head(runtime.database)
     assert await current_revision(runtime.database) == head
     async with runtime.database.engine.connect() as connection:
         differences = await connection.run_sync(
             lambda sync: list(compare_metadata(MigrationContext.configure(sync), Base.metadata))
         )
+        if runtime.database.dialect == "sqlite":  # back on for the connection that migrated
+            assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
     assert differences == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from consentry.domain.net import has_control_or_space, is_loopback_host, is_odd_ipv4, is_private_host
@@ -17,6 +18,15 @@ GRANT_CLIENT_CREDENTIALS = "client_credentials"
 SUPPORTED_GRANT_TYPES = (GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, GRANT_CLIENT_CREDENTIALS)
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 SUBJECT_TYPES = ("public", "pairwise")
+
+
+class ClientRegistration(enum.StrEnum):
+    """How a client came to be (SPEC §8): registered by the operator or an account holder, by itself (RFC
+    7591), or named by its client ID metadata document. The last two are never trusted."""
+
+    OPERATOR = "operator"
+    SELF = "self"
+    DOCUMENT = "document"
 
 
 class InvalidClientMetadata(ValueError):
@@ -271,10 +281,22 @@ class RegisteredClient:
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    registration: ClientRegistration = ClientRegistration.OPERATOR
+    created_at: datetime | None = None
+    document_expires_at: datetime | None = None  # a metadata document's client: when to fetch it again
 
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
+
+    @property
+    def registered_itself(self) -> bool:
+        return self.registration is not ClientRegistration.OPERATOR
+
+    @property
+    def verified_host(self) -> str | None:
+        """A metadata document's client: the host its ``client_id`` (where its document was fetched) names."""
+        return urlsplit(self.id).hostname if self.registration is ClientRegistration.DOCUMENT else None
 
     def accepts_auth_method(self, method: str) -> bool:
         """SPEC §2: a client registered with a ``token_endpoint_auth_method`` authenticates with that one; a

@@ -46,6 +46,9 @@ def snapshot(client: Client) -> RegisteredClient:
         post_logout_redirect_uris=tuple(client.post_logout_redirect_uris or ()),
         backchannel_logout_uri=client.backchannel_logout_uri,
         backchannel_logout_session_required=client.backchannel_logout_session_required,
+        registration=client.registered_by,
+        created_at=client.created_at,
+        document_expires_at=client.document_expires_at,
     )
 
 

@@ -15,14 +15,23 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch ALTER rebuilds a table: it drops it and renames a copy. With foreign keys on, dropping the
+        # clients' table would first delete every client, and ON DELETE CASCADE every token and consent.
+        # SQLite heeds this only outside a transaction, so before the first write; whoever hands in the
+        # connection turns them on again afterwards (Database.unbounded_connection; _run_async disposes it).
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTERs go through table copies
+        render_as_batch=sqlite,  # SQLite ALTERs go through table copies
         compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
+            raise RuntimeError(f"the migration left rows that refer to nothing: {broken[:5]}")
 
 
 async def _run_async() -> None:

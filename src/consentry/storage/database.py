@@ -362,10 +362,16 @@ class Database:
     async def unbounded_connection(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction whose statements may take as long as they need (migrations, whose
         index builds on a large table take minutes): on PostgreSQL from an engine of its own without the
-        statement timeout; elsewhere the pool's."""
+        statement timeout; on SQLite the pool's, its foreign keys on again once the transaction has ended
+        (migrations turn them off: ``migrations/env.py``)."""
         if self.dialect != "postgresql":
-            async with self.engine.begin() as connection:
-                yield connection
+            async with self.engine.connect() as connection:
+                try:
+                    async with connection.begin():
+                        yield connection
+                finally:  # outside any transaction, where SQLite heeds it
+                    await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    await connection.commit()
             return
         engine = create_async_engine(
             self.url,

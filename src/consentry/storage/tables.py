@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from consentry.domain.accounts import UserStatus
-from consentry.domain.clients import SubjectType, TokenEndpointAuthMethod
+from consentry.domain.clients import ClientRegistration, SubjectType, TokenEndpointAuthMethod
 from consentry.domain.consent import ConsentStatus
 from consentry.domain.pairwise import PseudonymVersionState
 from consentry.domain.registration import RegistrationStatus
@@ -51,6 +51,10 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big ids are INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# A client id: at most 64 characters but for a client ID metadata document's, a URL (SPEC §8). PostgreSQL
+# enforces the length (migration 0014 widened every column that holds one); SQLite does not, and rebuilding
+# its tables to change the declared length would cascade into every token through the clients' table.
+ClientId = String(64).with_variant(String(2048), "postgresql")
 # A SHA-256, or an opaque token's key: its 6-byte locator, then the SHA-256 (crypto/hashing.token_hash).
 # Neither database enforces the length: 38-byte keys sit beside those of tokens from before locators.
 Hash = LargeBinary(32)
@@ -61,12 +65,12 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), Scopes: ScopeSet(), dict[str, Any]: PortableJSON}
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
+def _enum(cls: type[enum.Enum], name: str, *, checked: bool = True) -> Enum:
     return Enum(
         cls,
         name=name,
         native_enum=False,
-        create_constraint=True,
+        create_constraint=checked,
         length=24,
         values_callable=lambda members: [m.value for m in members],
     )
@@ -169,7 +173,7 @@ class SigninFlow(Base):
 class Client(Base):
     __tablename__ = "oauth2_clients"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(ClientId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     client_uri: Mapped[str | None] = mapped_column(String(2048))
     logo_uri: Mapped[str | None] = mapped_column(String(2048))
@@ -203,9 +207,31 @@ class Client(Base):
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
+    # SPEC §8: how the client came to be; a self-registered one's RFC 7592 registration access token (keyed
+    # hash) and the software it names; a metadata document's client, when its stored copy goes stale.
+    registered_by: Mapped[ClientRegistration] = mapped_column(
+        _enum(ClientRegistration, "client_registration", checked=False), server_default="operator"
+    )
+    registration_token_hash: Mapped[bytes | None] = mapped_column(Hash)
+    software_id: Mapped[str | None] = mapped_column(String(255))
+    software_version: Mapped[str | None] = mapped_column(String(255))
+    document_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
+
+
+class InitialAccessToken(Base):
+    """RFC 7591 §3: what the operator hands a developer so that their software may register itself
+    (`consentry dcr token create`), kept only as its keyed hash."""
+
+    __tablename__ = "initial_access_tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(Hash, unique=True)
+    uses_left: Mapped[int | None] = mapped_column(Integer)  # NULL: as many as it is used before it expires
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
 
 
 class Resource(Base):
@@ -220,7 +246,9 @@ class Resource(Base):
     name: Mapped[str] = mapped_column(String(200))
     token_format: Mapped[TokenFormat] = mapped_column(_enum(TokenFormat, "token_format"))
     access_token_ttl: Mapped[int | None] = mapped_column(Integer)  # seconds; NULL: the deployment's
-    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), unique=True)
+    client_id: Mapped[str] = mapped_column(
+        ClientId, ForeignKey("oauth2_clients.id", ondelete="CASCADE"), unique=True
+    )
     pushed_until: Mapped[str | None] = mapped_column(String(200))  # the revocation feed's cursor for pushes
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -257,7 +285,7 @@ class AuthorizationCode(Base):
     )
 
     code_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(ClientId, ForeignKey("oauth2_clients.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
     redirect_uri: Mapped[str] = mapped_column(String(2048))
@@ -291,7 +319,9 @@ class AccessToken(Base):
     )
 
     token_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(
+        ClientId, ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True
+    )
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     family_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
@@ -318,7 +348,9 @@ class RefreshToken(Base):
     )
 
     token_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(
+        ClientId, ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True
+    )
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id", ondelete="SET NULL"))
@@ -353,7 +385,9 @@ class Consent(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(
+        ClientId, ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True
+    )
     scopes: Mapped[Scopes]
     declined_scopes: Mapped[Scopes]
     policy_version: Mapped[str | None] = mapped_column(String(64))
@@ -375,7 +409,7 @@ class ConsentHistory(Base):
         ForeignKey("consents.id", ondelete="CASCADE"), index=True
     )
     user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
-    client_id: Mapped[str | None] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(ClientId)
     action: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(16))  # user, admin, system
     scopes_before: Mapped[Scopes | None]
@@ -461,7 +495,7 @@ class AuditEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(index=True)
     actor: Mapped[str] = mapped_column(String(16), default="user")
     user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # no FK: the trail outlives (anonymised) users
-    client_id: Mapped[str | None] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(ClientId)
     scopes: Mapped[Scopes | None]
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(512))
@@ -475,7 +509,9 @@ class WebhookOutbox(Base):
     __table_args__ = (Index(None, "status", "next_attempt_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    client_id: Mapped[str] = mapped_column(ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(
+        ClientId, ForeignKey("oauth2_clients.id", ondelete="CASCADE"), index=True
+    )
     event_type: Mapped[str] = mapped_column(String(48))
     payload: Mapped[dict[str, Any]]
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"))
