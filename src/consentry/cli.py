@@ -50,6 +50,10 @@ resource_app = typer.Typer(help="Register the APIs tokens are issued for (RFC 87
 scope_app = typer.Typer(help="Define custom scopes.", no_args_is_help=True)
 app.add_typer(resource_app, name="resource")
 app.add_typer(scope_app, name="scope")
+dcr_app = typer.Typer(help="Clients that register themselves (RFC 7591).", no_args_is_help=True)
+dcr_token_app = typer.Typer(help="Initial access tokens (CONSENTRY_DCR=token).", no_args_is_help=True)
+dcr_app.add_typer(dcr_token_app, name="token")
+app.add_typer(dcr_app, name="dcr")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -381,6 +385,43 @@ def scope_create(
         return
     owner = f" of {result['resource']}" if result["resource"] else ""
     out.print(f"scope [bold]{result['name']}[/]{owner} created")
+
+
+@dcr_token_app.command("create")
+def dcr_token_create(
+    uses: Annotated[
+        int | None, typer.Option("--uses", min=1, help="How many registrations it allows (default: any).")
+    ] = None,
+    expires_in: Annotated[
+        int | None, typer.Option("--expires-in", min=1, help="Seconds it stays good (default: forever).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """An initial access token: software sends it as Bearer to POST /oauth2/register. Shown once."""
+    from consentry.services.self_registration import IssuedInitialAccessToken, create_initial_access_token
+
+    async def _create(runtime: Runtime) -> IssuedInitialAccessToken:
+        return await create_initial_access_token(runtime, uses=uses, expires_in=expires_in, now=utcnow())
+
+    issued = run(_create, migrate=True)
+    result = {
+        "initial_access_token": issued.token,
+        "id": issued.id,
+        "uses": issued.uses,
+        "expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+    }
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"initial access token (shown once): [bold]{issued.token}[/]")
+    limits = [
+        f"{uses} registration(s)" if uses else "",
+        f"until {result['expires_at']}" if expires_in else "",
+    ]
+    if any(limits):
+        out.print("good for " + ", ".join(limit for limit in limits if limit))
+    if get_settings().dcr != "token":
+        err.print("note: POST /oauth2/register asks for it only with CONSENTRY_DCR=token")
 
 
 @user_app.command("create")

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="a claimed message's time to be written"
     )
 
+    dcr: Literal["off", "token", "open"] = Field(
+        default="off",
+        description="RFC 7591 registration: off, token (an initial access token), open (limited per IP)",
+    )
+    client_id_documents: bool = Field(
+        default=True, description="accept client ID metadata documents (a client_id that is an https URL)"
+    )
+
     consent_ttl_days: int = Field(default=90, ge=1)
     access_token_ttl: int = Field(default=3600, ge=60, description="seconds")
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=300, description="seconds")
@@ -89,6 +97,7 @@ class Settings(BaseSettings):
     rate_limit_client_auth_failures_per_client_and_ip: str = "20/5 minutes"
     rate_limit_client_auth_failures_per_ip: str = "100/5 minutes"
     rate_limit_registrations_per_ip: str = "30/minute"
+    rate_limit_client_registrations_per_ip: str = "20/hour"
     forwarded_allow_ips: str | None = Field(
         default=None,
         description="proxies (comma-separated addresses or networks, or *) whose X-Forwarded-For is trusted",

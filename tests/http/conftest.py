@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ from consentry.http.protocol import ResponseCoalescingProtocol
 from consentry.runtime import Runtime
 from consentry.settings import Settings
 from tests.conftest import make_settings
+from tests.documents import Documents
 from tests.oauth import App, Person, make_app, make_person
 from tests.pg import free_port
 
@@ -81,3 +82,10 @@ async def served(asgi_app: FastAPI, settings: Settings) -> AsyncIterator[httpx.A
     """The test's app, served (see :func:`serve`)."""
     async with serve(asgi_app, settings) as client:
         yield client
+
+
+@pytest.fixture
+def documents() -> Iterator[Documents]:
+    server = Documents()
+    yield server
+    server.stop()

@@ -29,6 +29,12 @@ class ClientRegistration(enum.StrEnum):
     DOCUMENT = "document"
 
 
+def verified_host(client_id: str, registration: ClientRegistration) -> str | None:
+    """A metadata document's client: the host its ``client_id`` names, which served its document (what the
+    pages show of who it is, SPEC §8); others have none."""
+    return urlsplit(client_id).hostname if registration is ClientRegistration.DOCUMENT else None
+
+
 class InvalidClientMetadata(ValueError):
     """RFC 7591 §3.2.2 ``invalid_client_metadata`` / ``invalid_redirect_uri``; ``field`` names the culprit."""
 
@@ -295,8 +301,7 @@ class RegisteredClient:
 
     @property
     def verified_host(self) -> str | None:
-        """A metadata document's client: the host its ``client_id`` (where its document was fetched) names."""
-        return urlsplit(self.id).hostname if self.registration is ClientRegistration.DOCUMENT else None
+        return verified_host(self.id, self.registration)
 
     def accepts_auth_method(self, method: str) -> bool:
         """SPEC §2: a client registered with a ``token_endpoint_auth_method`` authenticates with that one; a

@@ -33,6 +33,7 @@ from consentry.http.routers import (
     health,
     logout,
     pages,
+    registration,
     resources,
     token,
     userinfo,
@@ -123,7 +124,7 @@ def create_app(
     routers = (
         health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
         consents.router, pages.router, demo.router, admin.router, accounts.router,
-        clients.router, logout.router, catalogue.router, resources.router,
+        clients.router, logout.router, catalogue.router, resources.router, registration.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

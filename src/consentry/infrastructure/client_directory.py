@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 
+from consentry.domain.client_documents import MAX_CLIENT_ID_URL
 from consentry.domain.clients import RegisteredClient
 from consentry.domain.resources import Catalogue, CatalogueScope
 from consentry.single_flight import SingleFlight
@@ -60,10 +61,18 @@ class ClientDirectory:
         self._reads: SingleFlight[str, RegisteredClient | None] = SingleFlight()
         self._catalogue: tuple[Catalogue, float] | None = None
         self._catalogue_reads: SingleFlight[None, Catalogue] = SingleFlight()
+        # one fetch at a time of each client ID metadata document (services/client_documents.py)
+        self.document_fetches: SingleFlight[str, RegisteredClient | None] = SingleFlight()
+        self.document_refusals: dict[str, tuple[str, float]] = {}  # url → (why, monotonic time)
 
     async def get(self, client_id: str | None) -> RegisteredClient | None:
         """A live client, or None (unknown or deleted)."""
-        if not client_id or len(client_id) > 64 or not client_id.isascii() or not client_id.isprintable():
+        if (
+            not client_id
+            or len(client_id) > MAX_CLIENT_ID_URL
+            or not client_id.isascii()
+            or not client_id.isprintable()
+        ):
             return None
         cached = self._clients.get(client_id)
         if cached is not None and time.monotonic() - cached[1] < self._ttl:

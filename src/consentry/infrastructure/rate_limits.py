@@ -41,6 +41,7 @@ class Policy:
     client_auth_failures_per_client_and_ip: RateLimitItem
     client_auth_failures_per_ip: RateLimitItem
     registrations_per_ip: RateLimitItem
+    client_registrations_per_ip: RateLimitItem  # RFC 7591 with CONSENTRY_DCR=open
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:

@@ -30,6 +30,7 @@ from consentry.errors import (
     LoginRequiredError,
 )
 from consentry.runtime import Runtime
+from consentry.services.client_documents import ClientDocumentError, current_client
 from consentry.services.consent_grants import consent_ttl, record_consent
 from consentry.services.sessions import SignedIn
 from consentry.storage.audit import RequestOrigin, audit_row
@@ -53,9 +54,15 @@ class ValidatedRequest:
     request: az.AuthorizationRequest
 
 
-async def check_client(runtime: Runtime, params: Mapping[str, str]) -> tuple[RegisteredClient, str]:
-    """Stage one: the client and its redirect URI; :class:`az.UnredirectableError` if either is wrong."""
-    client = await runtime.clients.get(params.get("client_id"))
+async def check_client(
+    runtime: Runtime, params: Mapping[str, str], *, now: datetime
+) -> tuple[RegisteredClient, str]:
+    """Stage one: the client (its metadata document fetched if it has one, SPEC §8) and its redirect URI;
+    :class:`az.UnredirectableError` if either is wrong."""
+    try:
+        client = await current_client(runtime, params.get("client_id"), now=now)
+    except ClientDocumentError as exc:
+        raise az.UnredirectableError(exc) from None
     redirect_uri = az.check_client_and_redirect(client, params.get("redirect_uri"))
     assert client is not None
     return client, redirect_uri
@@ -79,9 +86,11 @@ async def parse(
     return request if scopes == request.scopes else replace(request, scopes=scopes)
 
 
-async def validate(runtime: Runtime, params: Mapping[str, str], person: SignedIn | None) -> ValidatedRequest:
+async def validate(
+    runtime: Runtime, params: Mapping[str, str], person: SignedIn | None, *, now: datetime
+) -> ValidatedRequest:
     """Both stages; raises :class:`az.UnredirectableError` or :class:`az.RedirectableError`."""
-    client, _ = await check_client(runtime, params)
+    client, _ = await check_client(runtime, params, now=now)
     return ValidatedRequest(client, await parse(runtime, client, params, person))
 
 
@@ -110,7 +119,7 @@ async def authorize(
     """Run the pipeline; :class:`az.UnredirectableError` escapes for the router to show."""
     if repeated & {"client_id", "redirect_uri"}:
         raise az.UnredirectableError(InvalidRequestError("client_id and redirect_uri must not be repeated"))
-    client, redirect_uri = await check_client(runtime, params)
+    client, redirect_uri = await check_client(runtime, params, now=now)
     try:
         if repeated & set(az.REQUEST_PARAMETERS):
             names = ", ".join(sorted(repeated & set(az.REQUEST_PARAMETERS)))

@@ -21,11 +21,18 @@ from consentry.storage.users import UserRepository
 
 
 async def delete_client(
-    runtime: Runtime, client_id: str, by: SignedIn | None, *, origin: RequestOrigin, now: datetime
+    runtime: Runtime,
+    client_id: str,
+    by: SignedIn | None,
+    *,
+    actor: str | None = None,
+    origin: RequestOrigin,
+    now: datetime,
 ) -> None:
     """Soft delete: the client stops working at once; every consent and token it held is revoked in bulk.
 
-    ``by`` is the person asking (its owner or an admin); None means the operator's CLI.
+    ``by`` is the person asking (its owner or an admin); None means the operator's CLI, or with ``actor``
+    "client" a self-registered client deleting itself (RFC 7592).
     """
     registered = await runtime.clients.get(client_id)  # as it was: its consents' webhooks go to it
     async with runtime.database.unit_of_work() as session:
@@ -37,7 +44,7 @@ async def delete_client(
         client.deleted_at = now
         client.updated_at = now
         await TokenRepository(session).revoke_tokens_of_client(client_id, now=now)
-        actor = "admin" if by is not None and by.is_admin and client.owner_id != by.user_id else "user"
+        by_whom = "admin" if by is not None and by.is_admin and client.owner_id != by.user_id else "user"
         await end_all_consents(
             runtime, session, ConsentsOf(client_id=client_id), actor="system", origin=origin, now=now,
             client=registered,
@@ -48,7 +55,7 @@ async def delete_client(
             origin=origin,
             user_id=by.user_id if by else None,
             client_id=client_id,
-            actor=actor if by else "admin",
+            actor=actor or ("admin" if by is None else by_whom),
         )
     runtime.clients.invalidate(client_id)
 

@@ -11,6 +11,7 @@ import orjson
 from consentry.crypto.hashing import new_secret
 from consentry.domain.clients import (
     ClientMetadata,
+    ClientRegistration,
     InvalidClientMetadata,
     TokenEndpointAuthMethod,
     build_client_metadata,
@@ -74,6 +75,9 @@ def describe(client: Client) -> dict[str, Any]:
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris or []),
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "registered_by": client.registered_by.value,
+        "software_id": client.software_id,
+        "software_version": client.software_version,
         "created_at": client.created_at.isoformat(),
         "updated_at": client.updated_at.isoformat(),
     }
@@ -193,6 +197,18 @@ async def list_clients(runtime: Runtime, owner: SignedIn) -> list[dict[str, Any]
         return [describe(client) for client in await ClientRepository(session).owned_by(owner.user_id)]
 
 
+async def all_clients(
+    runtime: Runtime, *, registered_by: ClientRegistration | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """Every live client, for administrators (newest first): those of each owner, and those that
+    registered themselves (SPEC §8), which have none."""
+    async with runtime.database.read_only() as session:
+        listed = await ClientRepository(session).listed(
+            registered_by=registered_by, limit=limit, offset=offset
+        )
+        return [describe(client) for client in listed]
+
+
 async def read_client(runtime: Runtime, client_id: str, by: SignedIn) -> dict[str, Any]:
     async with runtime.database.read_only() as session:
         return describe(await _owned(session, client_id, by))
@@ -222,6 +238,8 @@ async def update_client(
     async with runtime.database.unit_of_work() as session:
         client = await _owned(session, client_id, by, for_update=True)
         merged = {**describe(client), **changes}
+        if merged.get("trusted") and client.registered_by is not ClientRegistration.OPERATOR:
+            raise ForbiddenError("a client that registered itself is never trusted (SPEC §8)")
         metadata = _build(runtime, merged, known, trusted=bool(merged.get("trusted")))
         if metadata.is_public != (client.token_endpoint_auth_method == TokenEndpointAuthMethod.NONE):
             raise InvalidClientMetadataError(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from consentry.domain.clients import ClientRegistration, verified_host
 from consentry.domain.scopes import Scopes
 from consentry.runtime import Runtime
 from consentry.storage.consents import ConsentRepository
@@ -25,6 +26,8 @@ class ConnectedApp:
     expires_at: datetime
     remembered: bool  # False: an approval not remembered, that lasts as long as its tokens
     declined_scopes: Scopes = field(default_factory=Scopes)  # not asked again until the person lets it
+    registered_itself_on: datetime | None = None  # SPEC §8: a client no operator registered
+    verified_host: str | None = None  # a client ID metadata document's: the host that served it
 
     def as_json(self) -> dict[str, Any]:
         """SPEC §4's shape of one entry of ``GET /api/v1/oauth2/consents``."""
@@ -38,6 +41,10 @@ class ConnectedApp:
             "expires_at": self.expires_at.isoformat(),
             "remembered": self.remembered,
             "declined_scopes": self.declined_scopes.as_list(),
+            "registered_itself_on": self.registered_itself_on.isoformat()
+            if self.registered_itself_on
+            else None,
+            "verified_host": self.verified_host,
         }
 
 
@@ -59,6 +66,10 @@ async def connected_apps(runtime: Runtime, user_id: uuid.UUID, *, now: datetime)
             consent.expires_at,
             remembered=True,
             declined_scopes=consent.declined_scopes - consent.scopes,
+            registered_itself_on=client.created_at
+            if client.registered_by is not ClientRegistration.OPERATOR
+            else None,
+            verified_host=verified_host(client.id, client.registered_by),
         )
         for consent, client in remembered
     ]
@@ -78,6 +89,8 @@ async def connected_apps(runtime: Runtime, user_id: uuid.UUID, *, now: datetime)
                 grant.last_issued_at,
                 grant.expires_at,
                 remembered=False,
+                registered_itself_on=client.created_at if client.registered_itself else None,
+                verified_host=client.verified_host,
             )
         )
     return sorted(apps, key=lambda app: app.granted_at, reverse=True)

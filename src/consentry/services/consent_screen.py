@@ -56,6 +56,10 @@ class ConsentScreen:
                 "name": client.name,
                 "logo_uri": client.logo_uri,
                 "client_uri": client.client_uri,
+                "registered_itself_on": client.created_at.isoformat()
+                if client.registered_itself and client.created_at
+                else None,
+                "verified_host": client.verified_host,
             },
             "scopes": request.scopes.as_list(),
             "new_scopes": self.decision.new_scopes.as_list(),
@@ -79,7 +83,7 @@ async def consent_screen(
     runtime: Runtime, params: Mapping[str, str], signed_in: SignedIn, *, now: datetime
 ) -> ConsentScreen:
     """Raises :class:`az.UnredirectableError` / :class:`az.RedirectableError` for an invalid request."""
-    pending = await validate(runtime, params, signed_in)
+    pending = await validate(runtime, params, signed_in, now=now)
     async with runtime.database.read_only() as session:
         decision = await consent_decision(
             session, pending.client, pending.request, signed_in.user_id, now=now
@@ -116,7 +120,7 @@ async def submit_consent(
 ) -> str:
     """Apply the person's decision; returns where to send the browser (the client's redirect URI)."""
     params = submission.request
-    client_, redirect_uri = await check_client(runtime, params)
+    client_, redirect_uri = await check_client(runtime, params, now=now)
     try:
         request = await parse(runtime, client_, params, signed_in)
     except az.RedirectableError as error:

@@ -80,13 +80,15 @@ def context_params(context: Mapping[str, Any] | None) -> dict[str, str] | None:
     return az.pending_request(context)
 
 
-async def check_context(runtime: Runtime, context: Mapping[str, Any] | None) -> dict[str, str] | None:
+async def check_context(
+    runtime: Runtime, context: Mapping[str, Any] | None, *, now: datetime
+) -> dict[str, str] | None:
     """Validate an ``oauth2_context`` exactly as /oauth2/authorize would."""
     params = context_params(context)
     if params is None:
         return None
     try:
-        await validate(runtime, params, None)
+        await validate(runtime, params, None, now=now)
     except (az.UnredirectableError, az.RedirectableError) as error:
         raise InvalidRequestError(f"oauth2_context: {error.description}") from None
     return params
@@ -140,7 +142,7 @@ async def submit_identifier(
         identifier = parse_identifier(raw_identifier)
     except InvalidIdentifier as exc:
         raise InvalidRequestError(str(exc)) from None
-    params = await check_context(runtime, context)
+    params = await check_context(runtime, context, now=now)
     async with runtime.database.unit_of_work() as session:
         user = await _find_user(session, identifier)
         has_password = (
@@ -460,7 +462,7 @@ async def _complete(
         return Completion(user_id, new_session)
     signed_in = SignedIn(user_id, new_session.session_id, now, is_admin)
     try:
-        pending = await validate(runtime, params, signed_in)
+        pending = await validate(runtime, params, signed_in, now=now)
     except (az.UnredirectableError, az.RedirectableError) as error:
         raise InvalidRequestError(f"oauth2_context: {error.description}") from None
     async with runtime.database.unit_of_work() as session:

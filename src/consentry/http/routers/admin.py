@@ -10,6 +10,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from consentry.domain.accounts import BulkAction
+from consentry.domain.clients import ClientRegistration
 from consentry.domain.webhooks import OutboxStatus
 from consentry.errors import InvalidRequestError
 from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
@@ -23,6 +24,7 @@ from consentry.services.admin import (
     user_overview,
     webhook_deliveries,
 )
+from consentry.services.client_management import all_clients
 from consentry.services.consent_endings import revoke_consent
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=answers(401, 403))
@@ -38,7 +40,7 @@ async def audit(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     event_type: Annotated[str | None, Query(max_length=48)] = None,
     user_id: uuid.UUID | None = None,
-    client_id: Annotated[str | None, Query(max_length=64)] = None,
+    client_id: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> JSONResponse:
     """Newest first; filters combine."""
     body = await audit_trail(
@@ -81,13 +83,27 @@ async def webhooks(
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
+@router.get("/clients")
+async def clients(
+    runtime: RuntimeDep,
+    _admin: AdminDep,
+    registered_by: ClientRegistration | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> JSONResponse:
+    """Every live client, newest first; ``registered_by`` = ``operator``, ``self`` (RFC 7591) or ``document``
+    (a client ID metadata document). Delete one with ``DELETE /api/v1/oauth2/clients/{client_id}``."""
+    listed = await all_clients(runtime, registered_by=registered_by, limit=limit, offset=offset)
+    return JSONResponse({"clients": listed}, headers={"Cache-Control": "no-store"})
+
+
 @router.get("/stats")
 async def stats(runtime: RuntimeDep, _admin: AdminDep, now: NowDep) -> JSONResponse:
     """Most used clients, activity by day and event type (30 days), refresh rate by client (7 days)."""
     return JSONResponse(await statistics(runtime, now=now), headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/users/{user_id}/consents/{client_id}", status_code=204, responses=answers(404))
+@router.delete("/users/{user_id}/consents/{client_id:path}", status_code=204, responses=answers(404))
 async def revoke_users_consent(
     user_id: uuid.UUID, client_id: str, runtime: RuntimeDep, _admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> Response:

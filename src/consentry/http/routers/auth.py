@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
 
 
 class OAuth2Context(RequestBody):
-    client_id: str = Field(max_length=64)
+    client_id: str = Field(max_length=2048)
     redirect_uri: str = Field(max_length=2048)
     scope: str = Field(max_length=2048)
     state: str | None = Field(default=None, max_length=2048)

@@ -143,7 +143,7 @@ async def consent_page(
 class ConsentDecisionBody(RequestBody):
     """SPEC §2's POST /oauth2/consent body; every value is validated again against the registered client."""
 
-    client_id: str = Field(max_length=64)
+    client_id: str = Field(max_length=2048)
     redirect_uri: str = Field(max_length=2048)
     scope: str = Field(max_length=2048)
     approved: bool

@@ -68,12 +68,12 @@ async def list_mine(runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse
     return JSONResponse({"clients": await manage.list_clients(runtime, signed_in)})
 
 
-@router.get("/{client_id}", responses=answers(404))
+@router.get("/{client_id:path}", responses=answers(404))
 async def read(client_id: str, runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse:
     return JSONResponse(await manage.read_client(runtime, client_id, signed_in))
 
 
-@router.patch("/{client_id}", responses=answers(400, 403, 404))
+@router.patch("/{client_id:path}", responses=answers(400, 403, 404))
 async def update(
     client_id: str,
     body: ClientFields,
@@ -90,7 +90,7 @@ async def update(
     return JSONResponse(client, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/{client_id}", status_code=204, responses=answers(404))
+@router.delete("/{client_id:path}", status_code=204, responses=answers(404))
 async def delete(
     client_id: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> Response:
@@ -99,7 +99,7 @@ async def delete(
     return Response(status_code=204)
 
 
-@router.post("/{client_id}/secret", responses=answers(400, 404))
+@router.post("/{client_id:path}/secret", responses=answers(400, 404))
 async def regenerate_secret(
     client_id: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:

@@ -50,7 +50,7 @@ def _scopes(names: list[str]) -> Scopes:
         raise InvalidScopeError(str(exc)) from None
 
 
-@router.patch("/{client_id}", responses=answers(400, 404))
+@router.patch("/{client_id:path}", responses=answers(400, 404))
 async def change(
     client_id: str,
     body: ChangeBody,
@@ -71,7 +71,7 @@ async def change(
     return JSONResponse({"client_id": client_id, "scopes": left.as_list(), "revoked": not left})
 
 
-@router.delete("/{client_id}", status_code=204, responses=answers(404))
+@router.delete("/{client_id:path}", status_code=204, responses=answers(404))
 async def delete_consent(
     client_id: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> Response:

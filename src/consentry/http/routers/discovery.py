@@ -22,7 +22,7 @@ CLAIMS_SUPPORTED = [
 
 async def metadata(runtime: Runtime) -> dict[str, Any]:
     issuer = runtime.issuer
-    return {
+    answer: dict[str, Any] = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth2/authorize",
         "token_endpoint": f"{issuer}/oauth2/token",
@@ -50,6 +50,11 @@ async def metadata(runtime: Runtime) -> dict[str, Any]:
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
     }
+    if runtime.settings.dcr != "off":
+        answer["registration_endpoint"] = f"{issuer}/oauth2/register"
+    if runtime.settings.client_id_documents:
+        answer["client_id_metadata_document_supported"] = True
+    return answer
 
 
 @router.get("/.well-known/openid-configuration")

@@ -253,7 +253,7 @@ async def apps_page(
     return render(request, "apps.html", context)
 
 
-@router.post("/account/apps/{client_id}/revoke")
+@router.post("/account/apps/{client_id:path}/revoke")
 async def revoke_form(
     request: Request,
     client_id: str,
@@ -270,7 +270,7 @@ async def revoke_form(
     return _redirect(f"/account/apps?{urlencode({'revoked': client_id})}")
 
 
-@router.post("/account/apps/{client_id}/scopes")
+@router.post("/account/apps/{client_id:path}/scopes")
 async def change_scopes_form(
     request: Request,
     client_id: str,
