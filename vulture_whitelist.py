@@ -14,6 +14,11 @@ current_password
 new_password
 error_description
 model_config
+# RFC 7592 §2.2: a client echoes what it was given in its update; accepted, never stored
+registration_access_token
+registration_client_uri
+client_secret_expires_at
+client_id_issued_at
 
 # pydantic-settings: every CONSENTRY_RATE_LIMIT_* is read by Policy.from_settings, by name
 rate_limit_login_failures_per_identifier
@@ -25,6 +30,7 @@ rate_limit_code_resend_interval
 rate_limit_client_auth_failures_per_client_and_ip
 rate_limit_client_auth_failures_per_ip
 rate_limit_registrations_per_ip
+rate_limit_client_registrations_per_ip
 
 # SQLAlchemy: declarative configuration, TypeDecorator hooks, the DB-API cursor protocol, enum values stored in
 # columns, and columns written for operators and audits (they are the schema, read by SQL and by people)

@@ -17,10 +17,12 @@ class Documents:
     def __init__(self) -> None:
         self.port = free_port()
         self.routes: dict[str, tuple[int, dict[str, str], bytes, float]] = {}
+        self.hits: dict[str, int] = {}
         documents = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                documents.hits[self.path] = documents.hits.get(self.path, 0) + 1
                 status, headers, body, delay = documents.routes.get(self.path, (404, {}, b"", 0.0))
                 time.sleep(delay)
                 self.send_response(status)

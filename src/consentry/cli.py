@@ -404,6 +404,8 @@ def dcr_token_create(
         return await create_initial_access_token(runtime, uses=uses, expires_in=expires_in, now=utcnow())
 
     issued = run(_create, migrate=True)
+    if get_settings().dcr != "token":
+        err.print("note: POST /oauth2/register asks for it only with CONSENTRY_DCR=token", soft_wrap=True)
     result = {
         "initial_access_token": issued.token,
         "id": issued.id,
@@ -420,8 +422,6 @@ def dcr_token_create(
     ]
     if any(limits):
         out.print("good for " + ", ".join(limit for limit in limits if limit))
-    if get_settings().dcr != "token":
-        err.print("note: POST /oauth2/register asks for it only with CONSENTRY_DCR=token")
 
 
 @user_app.command("create")

@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from consentry.http.app import create_app
+from consentry.runtime import Runtime
+from consentry.settings import Settings
 from tests.pg import free_port
 
 CONSENTRY = [sys.executable, "-m", "consentry"]
@@ -129,6 +132,7 @@ def test_help_on_every_command(tmp_path: Path) -> None:
         ["migrate", "--help"],
         ["client", "create", "--help"],
         ["user", "create", "--help"],
+        ["dcr", "token", "create", "--help"],
     ):
         result = cli(args, dict(os.environ), tmp_path)
         assert result.returncode == 0, (args, result.stderr)
@@ -184,3 +188,28 @@ def test_pseudonyms_rotate_and_rollback(env: dict[str, str], tmp_path: Path) -> 
     rolled_back = cli(["pseudonyms", "rollback"], env, tmp_path)
     assert rolled_back.returncode == 0, rolled_back.stderr
     assert "version 1 is active for new sectors" in rolled_back.stdout
+
+
+async def test_dcr_token_create_makes_an_initial_access_token_that_registers_once(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    result = cli(["dcr", "token", "create", "--uses", "1", "--expires-in", "3600", "--json"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["uses"] == 1 and body["expires_at"] and len(body["initial_access_token"]) >= 43
+    assert "CONSENTRY_DCR=token" in result.stderr  # it is asked for only in that mode
+    settings = Settings(database_url=database_url, secret_key_file=tmp_path / "secret", dcr="token")
+    runtime = Runtime.build(settings)
+    try:
+        transport = httpx.ASGITransport(app=create_app(settings, runtime=runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+            metadata = {"client_name": "Agent", "redirect_uris": ["https://agent.example.com/cb"]}
+            headers = {"Authorization": f"Bearer {body['initial_access_token']}"}
+            first = await http.post("/oauth2/register", json=metadata, headers=headers)
+            assert first.status_code == 201, first.text
+            second = await http.post("/oauth2/register", json=metadata, headers=headers)
+            assert second.status_code == 401
+    finally:
+        await runtime.close()
+    bad = cli(["dcr", "token", "create", "--uses", "0"], env, tmp_path)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

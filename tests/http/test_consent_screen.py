@@ -59,6 +59,8 @@ async def test_consent_json_describes_the_pending_request(
         "name": "Test App",
         "logo_uri": "https://app.example.com/l.png",
         "client_uri": None,
+        "registered_itself_on": None,  # registered by its owner, not by itself (SPEC §8)
+        "verified_host": None,
     }
     assert body["scopes"] == ["email", "openid"]
     assert body["new_scopes"] == ["email", "openid"]

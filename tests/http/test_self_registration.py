@@ -183,13 +183,16 @@ async def test_a_restricted_scope_is_never_granted_to_a_client_that_registered_i
         params = authorize_params(app, scope="openid admin:all", challenge=challenge)
         refused = await http.get("/oauth2/authorize", params=params, headers=admin.headers)
         assert query_of(refused.headers["location"])["error"] == "invalid_scope"
-    machine = await register(http, grant_types=["client_credentials"], redirect_uris=[], scope=None)
-    asked = await http.post(
-        "/oauth2/token",
-        data={"grant_type": "client_credentials", "scope": "admin:all"},
-        auth=(machine["client_id"], machine["client_secret"]),
-    )
-    assert asked.status_code == 400 and asked.json()["error"] == "invalid_scope"
+
+
+async def test_a_client_that_registers_itself_acts_only_for_people_who_consent(
+    http: httpx.AsyncClient,
+) -> None:
+    """No client_credentials: with no person to ask, a stranger's software would mint tokens for the
+    operator's APIs unasked."""
+    refused = await http.post(REGISTER, json=metadata(grant_types=["client_credentials"], redirect_uris=[]))
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_client_metadata")
+    assert "client_credentials" in refused.json()["error_description"]
 
 
 @pytest.mark.parametrize(

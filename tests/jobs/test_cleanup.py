@@ -19,10 +19,18 @@ from consentry.domain.scopes import Scopes
 from consentry.jobs.cleanup import run_cleanup
 from consentry.runtime import Runtime, utcnow
 from consentry.services.accounts import purge_deleted_accounts
+from consentry.services.self_registration import create_initial_access_token
 from consentry.services.sessions import create_session
 from consentry.settings import Settings
 from consentry.storage.consents import ConsentRepository
-from consentry.storage.tables import AccessToken, Consent, ConsentHistory, RefreshToken, RegistrationRequest
+from consentry.storage.tables import (
+    AccessToken,
+    Consent,
+    ConsentHistory,
+    InitialAccessToken,
+    RefreshToken,
+    RegistrationRequest,
+)
 from tests.conftest import make_settings
 from tests.oauth import PASSWORD, make_app, make_person, tokens_for
 from tests.pipeline_helpers import run_pipeline
@@ -122,6 +130,27 @@ def test_cleanup_cli_dry_run(database_url: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "would be cleaned" in result.stdout
     assert "access_tokens" in result.stdout and "consents_expired" in result.stdout
+
+
+async def test_initial_access_tokens_go_once_spent_or_expired(runtime: Runtime) -> None:
+    now = utcnow()
+    spent = await create_initial_access_token(runtime, uses=1, expires_in=None, now=now)
+    expired = await create_initial_access_token(
+        runtime, uses=None, expires_in=60, now=now - timedelta(hours=1)
+    )
+    kept = [
+        await create_initial_access_token(runtime, uses=None, expires_in=None, now=now),
+        await create_initial_access_token(runtime, uses=2, expires_in=3600, now=now),
+    ]
+    async with runtime.database.unit_of_work() as session:
+        row = await session.get(InitialAccessToken, spent.id)
+        assert row is not None
+        row.uses_left = 0
+    report = await run_cleanup(runtime, now=utcnow())
+    assert report.counts["initial_access_tokens"] == 2
+    async with runtime.database.read_only() as session:
+        left = set(await session.scalars(select(InitialAccessToken.id)))
+    assert left == {token.id for token in kept} and expired.id not in left
 
 
 async def test_two_purgers_at_once_share_the_work(runtime: Runtime) -> None:

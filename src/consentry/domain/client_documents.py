@@ -1,9 +1,10 @@
 """Clients that register themselves (SPEC §8): RFC 7591 metadata, and client ID metadata documents (a
 ``client_id`` that is an https URL naming a JSON document of that metadata). Pure.
 
-A self-registered client is never trusted, whatever its metadata says; the restricted scopes it lists are left
-out of what it may ask for (SPEC §7), and a client that lists no scope may ask for every scope that is not
-restricted: the person's consent decides, every time.
+A self-registered client is never trusted, whatever its metadata says; it acts only for people who consent (no
+``client_credentials``); the restricted scopes it lists are left out of what it may ask for (SPEC §7), and a
+client that lists no scope may ask for every scope that is not restricted: the person's consent decides, every
+time.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from consentry.domain.clients import (
-    GRANT_AUTHORIZATION_CODE,
-    GRANT_REFRESH_TOKEN,
+    GRANT_CLIENT_CREDENTIALS,
     ClientMetadata,
     InvalidClientMetadata,
     build_client_metadata,
@@ -123,9 +123,10 @@ def self_registration(
         post_logout_redirect_uris=logout_uris,
         backchannel_logout_uri=text.get("backchannel_logout_uri"),
     )
-    if public_only and not set(metadata.grant_types) <= {GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN}:
+    if GRANT_CLIENT_CREDENTIALS in metadata.grant_types:
+        # With no person to ask, a stranger's software would mint tokens for the operator's APIs unasked.
         raise InvalidClientMetadata(
-            "grant_types", "a public client may use authorization_code and refresh_token"
+            "grant_types", "a client that registers itself may not use client_credentials: ask an operator"
         )
     return SelfRegistration(metadata, text.get("software_id"), text.get("software_version"))
 

@@ -51,16 +51,17 @@ async def current_client(
     """The live client ``client_id`` names, its metadata document fetched first if it has one that is not
     yet stored or has gone stale; :class:`ClientDocumentError` when that document cannot be used."""
     settings = runtime.settings
-    if not client_id or not (
-        settings.client_id_documents
-        and is_document_client_id(client_id, loopback_http=settings.issuer_is_loopback)
-    ):
+    if not client_id or not is_document_client_id(client_id, loopback_http=settings.issuer_is_loopback):
         return await runtime.clients.get(client_id)
     stored = await runtime.clients.get(client_id)
-    if stored is not None and (
-        stored.registration is not ClientRegistration.DOCUMENT
-        or (stored.document_expires_at is not None and stored.document_expires_at > now)
-    ):
+    if stored is None and not settings.client_id_documents:
+        return None
+    if stored is not None and stored.registration is not ClientRegistration.DOCUMENT:
+        return stored
+    if not settings.client_id_documents:
+        # Turned off since: the document can no longer be kept current, so it authorizes nothing new.
+        raise ClientDocumentError("this server no longer accepts client ID metadata documents")
+    if stored is not None and stored.document_expires_at is not None and stored.document_expires_at > now:
         return stored
     refusals = runtime.clients.document_refusals
     refused = refusals.get(client_id)

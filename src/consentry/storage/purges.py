@@ -20,6 +20,7 @@ from consentry.storage.tables import (
     AccessToken,
     AuditEvent,
     AuthorizationCode,
+    InitialAccessToken,
     RefreshToken,
     RegistrationRequest,
     SigninFlow,
@@ -60,6 +61,10 @@ def _finished_registrations(now: datetime) -> ColumnElement[bool]:
     return finished & (RegistrationRequest.updated_at < now - FINISHED_REGISTRATION_RETENTION)
 
 
+def _spent_initial_access_tokens(now: datetime) -> ColumnElement[bool]:
+    return (InitialAccessToken.expires_at < now) | (InitialAccessToken.uses_left <= 0)
+
+
 def purges(*, audit_retention: timedelta) -> list[Purge]:
     """Everything cleanup deletes once it is over, in order; audit events after ``audit_retention``."""
     return [
@@ -72,6 +77,7 @@ def purges(*, audit_retention: timedelta) -> list[Purge]:
         Purge("signin_flows", SigninFlow.id, lambda now: SigninFlow.expires_at < now),
         Purge("webhooks", WebhookOutbox.id, _old_webhooks),
         Purge("registration_requests", RegistrationRequest.id, _finished_registrations),
+        Purge("initial_access_tokens", InitialAccessToken.id, _spent_initial_access_tokens),
         Purge("audit_events", AuditEvent.id, lambda now: AuditEvent.occurred_at < now - audit_retention),
     ]
 
