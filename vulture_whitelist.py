@@ -56,6 +56,8 @@ activated_at
 delivered_at
 in_dlq
 claimed_by
+OAUTH2  # UpstreamKind("oauth2"), from the CLI and the admin API
+token_expires_at
 
 # What tests observe of running machinery (the checkpoint thread's rounds, the doorbell's listener, the rate
 # limiter's memory, the engines a test listens on)

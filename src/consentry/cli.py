@@ -50,6 +50,8 @@ resource_app = typer.Typer(help="Register the APIs tokens are issued for (RFC 87
 scope_app = typer.Typer(help="Define custom scopes.", no_args_is_help=True)
 app.add_typer(resource_app, name="resource")
 app.add_typer(scope_app, name="scope")
+upstream_app = typer.Typer(help="Identity providers people may sign in with.", no_args_is_help=True)
+app.add_typer(upstream_app, name="upstream")
 dcr_app = typer.Typer(help="Clients that register themselves (RFC 7591).", no_args_is_help=True)
 dcr_token_app = typer.Typer(help="Initial access tokens (CONSENTRY_DCR=token).", no_args_is_help=True)
 dcr_app.add_typer(dcr_token_app, name="token")
@@ -385,6 +387,110 @@ def scope_create(
         return
     owner = f" of {result['resource']}" if result["resource"] else ""
     out.print(f"scope [bold]{result['name']}[/]{owner} created")
+
+
+@upstream_app.command("create")
+def upstream_create(
+    name: Annotated[str, typer.Option("--name", help="Its name in URLs: /auth/upstream/NAME/… .")],
+    client_id: Annotated[str, typer.Option("--client-id", help="Consentry's client id at the provider.")],
+    client_secret: Annotated[
+        str, typer.Option("--client-secret", help="Consentry's client secret there (kept encrypted).")
+    ],
+    issuer: Annotated[
+        str | None,
+        typer.Option("--issuer", help="An OpenID provider's issuer (its discovery document is read)."),
+    ] = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="oidc (default) or oauth2 (a GitHub-style provider).")
+    ] = "oidc",
+    display_name: Annotated[
+        str | None, typer.Option("--display-name", help='Shown as "Continue with …".')
+    ] = None,
+    scope: Annotated[
+        str | None, typer.Option("--scope", help='Asked of the provider ("openid email profile").')
+    ] = None,
+    trust_email: Annotated[
+        bool,
+        typer.Option(
+            "--trust-email",
+            help="Link an existing account by an email the provider says it verified (email_verified: true).",
+        ),
+    ] = False,
+    authorize_url: Annotated[
+        str | None, typer.Option("--authorize-url", help="oauth2: authorization URL.")
+    ] = None,
+    token_url: Annotated[str | None, typer.Option("--token-url", help="oauth2: token URL.")] = None,
+    userinfo_url: Annotated[
+        str | None, typer.Option("--userinfo-url", help="oauth2: the person's record, with the token.")
+    ] = None,
+    emails_url: Annotated[
+        str | None,
+        typer.Option("--emails-url", help="oauth2: a list of the person's verified emails (GitHub's)."),
+    ] = None,
+    uid_field: Annotated[
+        str | None, typer.Option("--uid-field", help="oauth2: the record's id field (id).")
+    ] = None,
+    email_field: Annotated[
+        str | None, typer.Option("--email-field", help="The record's email field (email).")
+    ] = None,
+    icon: Annotated[str | None, typer.Option("--icon", help="An icon URL for the button.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Add an upstream identity provider: people may then sign in with their account there."""
+    from consentry.domain.upstreams import UpstreamKind
+    from consentry.services.upstream_providers import UpstreamSpec, create_upstream
+
+    if kind not in ("oidc", "oauth2"):
+        raise fail("--kind must be oidc or oauth2")
+    spec = UpstreamSpec(
+        name=name, client_id=client_id, client_secret=client_secret, kind=UpstreamKind(kind), issuer=issuer,
+        display_name=display_name, scope=scope, trust_email=trust_email, authorize_url=authorize_url,
+        token_url=token_url, userinfo_url=userinfo_url, emails_url=emails_url, uid_field=uid_field,
+        email_field=email_field, icon=icon,
+    )  # fmt: skip
+
+    async def _create(runtime: Runtime) -> dict[str, Any]:
+        return await create_upstream(runtime, spec, actor="cli", now=utcnow())
+
+    result = run(_create, migrate=True)
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"upstream [bold]{result['name']}[/] ({result['kind']}) created")
+    out.print(
+        f"its redirect URI at the provider: {get_settings().issuer}/auth/upstream/{result['name']}/callback"
+    )
+
+
+@upstream_app.command("list")
+def upstream_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The upstream providers, and whether each is offered."""
+    from consentry.services.upstream_providers import list_upstreams
+
+    listed = run(list_upstreams, migrate=True)
+    if as_json:
+        print_json({"upstreams": listed})
+        return
+    for provider in listed:
+        state = "" if provider["enabled"] else " (disabled)"
+        out.print(
+            f"[bold]{provider['name']}[/] {provider['kind']}"
+            f" {provider['issuer'] or provider['authorize_url']}{state}"
+        )
+
+
+@upstream_app.command("delete")
+def upstream_delete(name: Annotated[str, typer.Argument(help="The provider's name.")]) -> None:
+    """Remove a provider and every account linked to it (people sign in another way)."""
+    from consentry.services.upstream_providers import delete_upstream
+
+    async def _delete(runtime: Runtime) -> None:
+        await delete_upstream(runtime, name, actor="cli", now=utcnow())
+
+    run(_delete, migrate=True)
+    out.print(f"upstream [bold]{name}[/] deleted")
 
 
 @dcr_token_app.command("create")

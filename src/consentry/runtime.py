@@ -21,6 +21,7 @@ from consentry.infrastructure.code_senders import Senders
 from consentry.infrastructure.consent_usage import ConsentUsage
 from consentry.infrastructure.rate_limits import Policy, RateLimiter, RedisUnderWay, storage_for
 from consentry.infrastructure.subjects import SubjectService
+from consentry.infrastructure.upstream_oauth import UpstreamOAuth
 from consentry.pipeline.consumer import Doorbell, PipelineMetrics, Transport
 from consentry.settings import Settings
 from consentry.storage.consents import ActiveConsentLookup
@@ -95,6 +96,7 @@ class Runtime:
     token_lookup: TokenLookup
     session_lookup: SessionLookup
     consent_lookup: ActiveConsentLookup
+    upstream_oauth: UpstreamOAuth
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -151,6 +153,7 @@ class Runtime:
             token_lookup=TokenLookup(database),
             session_lookup=SessionLookup(database),
             consent_lookup=ActiveConsentLookup(database),
+            upstream_oauth=UpstreamOAuth(),
         )
 
     @property

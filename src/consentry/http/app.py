@@ -36,6 +36,8 @@ from consentry.http.routers import (
     registration,
     resources,
     token,
+    upstream_admin,
+    upstreams,
     userinfo,
 )
 from consentry.jobs.worker import Worker
@@ -125,6 +127,7 @@ def create_app(
         health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
         consents.router, pages.router, demo.router, admin.router, accounts.router,
         clients.router, logout.router, catalogue.router, resources.router, registration.router,
+        upstreams.router, upstream_admin.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

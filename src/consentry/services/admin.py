@@ -15,6 +15,7 @@ from consentry.services.accounts import describe
 from consentry.services.connected_apps import connected_apps
 from consentry.services.consent_endings import end_all_consents
 from consentry.services.export import audit_entry
+from consentry.services.linked_accounts import link_statistics, linked_accounts_of
 from consentry.services.webhooks import queue_logout_tokens
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentsOf
@@ -22,13 +23,15 @@ from consentry.storage.records import User
 from consentry.storage.sessions import SessionRepository
 from consentry.storage.statistics import statistics as read_statistics
 from consentry.storage.tokens import TokenRepository
+from consentry.storage.upstreams import LinkedAccountRepository
 from consentry.storage.users import UserRepository
 from consentry.storage.webhooks import WebhookOutboxRepository
 
 
 async def statistics(runtime: Runtime, *, now: datetime, top: int = 10) -> dict[str, Any]:
     async with runtime.database.read_only() as session:
-        return await read_statistics(session, dialect=runtime.database.dialect, now=now, top=top)
+        figures = await read_statistics(session, dialect=runtime.database.dialect, now=now, top=top)
+        return figures | await link_statistics(session)
 
 
 def _account(user: User) -> dict[str, Any]:
@@ -41,9 +44,14 @@ def _account(user: User) -> dict[str, Any]:
 
 
 async def look_up_users(
-    runtime: Runtime, *, identifier: str | None, user_id: uuid.UUID | None
+    runtime: Runtime,
+    *,
+    identifier: str | None,
+    user_id: uuid.UUID | None,
+    linked: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Accounts, deleted ones included, by email or phone (normalised as at sign-in) or by id (SPEC §9)."""
+    """Accounts, deleted ones included, by email or phone (normalised as at sign-in), by id, or by a linked
+    upstream account ``(provider, provider_uid)`` (SPEC §9, §10)."""
     email = phone = None
     if identifier:
         try:
@@ -52,8 +60,12 @@ async def look_up_users(
             raise InvalidRequestError(str(exc)) from None
         email, phone = (found.value, None) if found.kind == "email" else (None, found.value)
     async with runtime.database.read_only() as session:
-        users = await UserRepository(session).look_up(email=email, phone=phone, user_id=user_id)
-        return [_account(user) for user in users]
+        users = UserRepository(session)
+        accounts = await users.look_up(email=email, phone=phone, user_id=user_id)
+        holder = await LinkedAccountRepository(session).user_id_of(*linked) if linked else None
+        if holder is not None and all(user.id != holder for user in accounts):
+            accounts += await users.look_up(email=None, phone=None, user_id=holder)
+        return [_account(user) for user in accounts]
 
 
 async def user_overview(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) -> dict[str, Any]:
@@ -65,6 +77,7 @@ async def user_overview(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) 
             raise NotFoundError("no such user")
         sessions = await SessionRepository(session).live_of(user_id, now=now)
         account = _account(user)
+        linked = await linked_accounts_of(session, user_id)
     apps = await connected_apps(runtime, user_id, now=now)
     return {
         **account,
@@ -80,7 +93,7 @@ async def user_overview(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) 
             for s in sessions
         ],
         "consents": [app.as_json() for app in apps],
-        "linked_accounts": [],
+        "linked_accounts": linked,
     }
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from consentry.domain.consent import ConsentStatus
 from consentry.domain.resources import CatalogueScope
 from consentry.runtime import Runtime
+from consentry.services.linked_accounts import linked_accounts_of
 from consentry.storage.audit import AuditRepository
 from consentry.storage.consents import ConsentRepository
 from consentry.storage.records import AuditEvent, Client, Consent, ConsentHistory
@@ -91,6 +92,7 @@ async def export_consents(runtime: Runtime, user_id: uuid.UUID, *, now: datetime
         rows = await records.every_one_of(user_id)
         history = await records.history_of(user_id)
         events = await AuditRepository(session).events_of(user_id, limit=AUDIT_LIMIT)
+        linked = await linked_accounts_of(session, user_id)
     by_consent: dict[uuid.UUID | None, list[ConsentHistory]] = {}
     for entry in history:
         by_consent.setdefault(entry.consent_id, []).append(entry)
@@ -120,6 +122,7 @@ async def export_consents(runtime: Runtime, user_id: uuid.UUID, *, now: datetime
         "exported_at": now.isoformat(),
         "consents": consents,
         "account_history": [history_entry(entry) for entry in by_consent.get(None, [])],
+        "linked_accounts": linked,
         "audit_events": [audit_entry(event) for event in events],
     }
 

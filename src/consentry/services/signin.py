@@ -69,6 +69,7 @@ class Completion:
     session: NewSession
     redirect_url: str | None = None
     consent_info: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None  # the authorization request, when consent is needed
 
 
 # --- context ----------------------------------------------------------------------------------------
@@ -357,13 +358,11 @@ async def set_password(
         flow.completed_at = now
         flow.step = "done"
         user_id, is_admin = user.id, user.is_admin
-        new_session = await create_session(
-            session, user_id, now=now, ttl=_session_ttl(runtime), origin=origin
-        )
+        new_session = await create_session(session, user_id, now=now, ttl=session_ttl(runtime), origin=origin)
         await audit.record(
             "login_succeeded", now=now, origin=origin, user_id=user_id, details={"method": "one_time_code"}
         )
-    return await _complete(runtime, user_id, is_admin, new_session, params, origin=origin, now=now)
+    return await complete_signin(runtime, user_id, is_admin, new_session, params, origin=origin, now=now)
 
 
 async def change_password(
@@ -429,7 +428,7 @@ async def login_password(
     statements = []
     if runtime.passwords.needs_rehash(stored):
         statements.append(rehash_password(user_id, stored, await runtime.passwords.hash_off_loop(password)))
-    created, session_row = new_session(user_id, now=now, ttl=_session_ttl(runtime), origin=origin)
+    created, session_row = new_session(user_id, now=now, ttl=session_ttl(runtime), origin=origin)
     succeeded = audit_row(
         "login_succeeded", now=now, origin=origin, user_id=user_id, details={"method": "password"}
     )
@@ -440,14 +439,14 @@ async def login_password(
         await runtime.writes.write(unit)  # the session exists only if this request completed the flow
     except ClaimLost:
         raise InvalidFlowError() from None
-    return await _complete(runtime, user_id, step.is_admin, created, params, origin=origin, now=now)
+    return await complete_signin(runtime, user_id, step.is_admin, created, params, origin=origin, now=now)
 
 
-def _session_ttl(runtime: Runtime) -> timedelta:
+def session_ttl(runtime: Runtime) -> timedelta:
     return timedelta(seconds=runtime.settings.session_ttl)
 
 
-async def _complete(
+async def complete_signin(
     runtime: Runtime,
     user_id: uuid.UUID,
     is_admin: bool,
@@ -472,4 +471,4 @@ async def _complete(
     if location is not None:
         return Completion(user_id, new_session, redirect_url=location)
     screen = ConsentScreen(pending, decision, await runtime.clients.scope_descriptions())
-    return Completion(user_id, new_session, consent_info=screen.as_json())
+    return Completion(user_id, new_session, consent_info=screen.as_json(), request=params)

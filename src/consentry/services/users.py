@@ -37,10 +37,12 @@ async def create_user(
     password_hash: str | None = None,
     verified: bool = False,
     admin: bool = False,
+    linked: bool = False,
 ) -> User:
     """A new active account; raises :class:`ConflictError` when the identifier is taken. Requests pass the
-    ``password_hash`` made off the event loop; the CLI and tests may pass the ``password``."""
-    if email is None and phone is None:
+    ``password_hash`` made off the event loop; the CLI and tests may pass the ``password``. Only an account
+    reached through a linked upstream account (``linked``) may have no identifier."""
+    if email is None and phone is None and not linked:
         raise InvalidRequestError("an email address or a phone number is required")
     email = normalise_email(email) if email is not None else None
     phone = normalise_phone(phone) if phone is not None else None

@@ -24,6 +24,7 @@ from consentry.storage.tables import (
     RefreshToken,
     RegistrationRequest,
     SigninFlow,
+    UpstreamAuthorization,
     UserSession,
     WebhookOutbox,
 )
@@ -75,6 +76,11 @@ def purges(*, audit_retention: timedelta) -> list[Purge]:
         Purge("refresh_tokens", RefreshToken.token_hash, lambda now: RefreshToken.expires_at < now),
         Purge("sessions", UserSession.id, _ended_sessions),
         Purge("signin_flows", SigninFlow.id, lambda now: SigninFlow.expires_at < now),
+        Purge(
+            "upstream_authorizations",
+            UpstreamAuthorization.state_hash,
+            lambda now: UpstreamAuthorization.expires_at < now,
+        ),
         Purge("webhooks", WebhookOutbox.id, _old_webhooks),
         Purge("registration_requests", RegistrationRequest.id, _finished_registrations),
         Purge("initial_access_tokens", InitialAccessToken.id, _spent_initial_access_tokens),

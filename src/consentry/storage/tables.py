@@ -37,6 +37,7 @@ from consentry.domain.pairwise import PseudonymVersionState
 from consentry.domain.registration import RegistrationStatus
 from consentry.domain.resources import TokenFormat
 from consentry.domain.scopes import Scopes
+from consentry.domain.upstreams import UpstreamKind
 from consentry.domain.webhooks import OutboxStatus
 from consentry.ids import new_clustered_id
 from consentry.storage.types import PortableJSON, ScopeSet, StringList, UTCDateTime
@@ -165,6 +166,85 @@ class SigninFlow(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     completed_at: Mapped[datetime | None]
+
+
+# --- upstream identity providers (SPEC §10) ----------------------------------------------------------
+
+
+class UpstreamProvider(Base):
+    """An identity provider people may sign in with: OpenID Connect (endpoints from its discovery document,
+    ID tokens checked against its JWKS) or plain OAuth 2.0 (a userinfo URL and the fields that name the
+    person)."""
+
+    __tablename__ = "upstream_providers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[UpstreamKind] = mapped_column(_enum(UpstreamKind, "upstream_kind"))
+    issuer: Mapped[str | None] = mapped_column(String(2048))
+    authorize_url: Mapped[str] = mapped_column(String(2048))
+    token_url: Mapped[str] = mapped_column(String(2048))
+    userinfo_url: Mapped[str | None] = mapped_column(String(2048))
+    emails_url: Mapped[str | None] = mapped_column(String(2048))  # GitHub-style list of verified addresses
+    jwks_uri: Mapped[str | None] = mapped_column(String(2048))
+    signing_algs: Mapped[list[str] | None] = mapped_column(StringList())
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret: Mapped[str] = mapped_column(String(1024))  # encrypted (SecretBox): sent to the provider
+    scope: Mapped[str] = mapped_column(String(1024))
+    uid_field: Mapped[str] = mapped_column(String(64))
+    email_field: Mapped[str] = mapped_column(String(64))
+    trust_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    icon: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class LinkedAccount(Base):
+    """A person's account at an upstream provider: one ``(provider, provider_uid)`` belongs to one person, and
+    a person has at most one account per provider. The provider's tokens are kept encrypted."""
+
+    __tablename__ = "linked_accounts"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_uid"),
+        UniqueConstraint("user_id", "provider"),
+        Index(None, "provider", "linked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(ForeignKey("upstream_providers.name", ondelete="CASCADE"))
+    provider_uid: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    profile: Mapped[dict[str, Any] | None]
+    access_token: Mapped[str | None] = mapped_column(Text)  # encrypted (SecretBox)
+    refresh_token: Mapped[str | None] = mapped_column(Text)  # encrypted (SecretBox)
+    token_expires_at: Mapped[datetime | None]
+    linked_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+
+
+class UpstreamAuthorization(Base):
+    """One trip to an upstream provider and back: the state (single use, by its hash), nonce and PKCE
+    verifier, the browser it was started in, the ``oauth2_context`` it carries and, when linking, the person
+    who asked. Once the provider has answered for someone new, the answer (encrypted) waits here for them to
+    accept the terms."""
+
+    __tablename__ = "upstream_authorizations"
+
+    state_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
+    provider: Mapped[str] = mapped_column(ForeignKey("upstream_providers.name", ondelete="CASCADE"))
+    browser_hash: Mapped[bytes] = mapped_column(Hash)
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(512))  # encrypted (SecretBox)
+    oauth2_context: Mapped[dict[str, Any] | None]
+    link_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(16))  # sent, answered, awaiting_terms, done
+    ticket_hash: Mapped[bytes | None] = mapped_column(Hash, unique=True)
+    answer: Mapped[str | None] = mapped_column(Text)  # encrypted (SecretBox)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 # --- clients and scopes ------------------------------------------------------------------------

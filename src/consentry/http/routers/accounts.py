@@ -11,9 +11,11 @@ from starlette.responses import Response
 
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep, require_script_or_bearer
 from consentry.http.responses import JSONResponse
+from consentry.http.routers.upstreams import BROWSER_COOKIE, set_browser_cookie
 from consentry.http.schemas import RequestBody, answers
-from consentry.services import accounts, sessions
+from consentry.services import accounts, sessions, upstream_signin
 from consentry.services.cascades import delete_account
+from consentry.services.linked_accounts import list_linked_accounts, unlink
 from consentry.services.sessions import SESSION_COOKIE
 
 router = APIRouter(prefix="/api/v1/users/me", tags=["account"], responses=answers(401))
@@ -88,3 +90,39 @@ async def sign_out_everywhere(
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+@router.get("/linked-accounts")
+async def linked_accounts(runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse:
+    """The upstream accounts linked to this one (SPEC §10)."""
+    listed = await list_linked_accounts(runtime, signed_in.user_id)
+    return JSONResponse(listed, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/linked-accounts/{provider}", responses=answers(400, 404))
+async def link_account(
+    request: Request, provider: str, runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep
+) -> JSONResponse:
+    """Where to send the person to link their account at ``provider``; the provider sends them back to
+    ``/auth/upstream/{provider}/callback`` in the same browser (the cookie set here ties the trip to it)."""
+    require_script_or_bearer(request)
+    departure = await upstream_signin.start(
+        runtime,
+        provider,
+        context=None,
+        browser_token=request.cookies.get(BROWSER_COOKIE),
+        link_user=signed_in.user_id,
+        now=now,
+    )
+    response = JSONResponse({"redirect_url": departure.redirect_url}, headers={"Cache-Control": "no-store"})
+    set_browser_cookie(response, runtime, departure.browser_token)
+    return response
+
+
+@router.delete("/linked-accounts/{provider}", status_code=204, responses=answers(404, 409))
+async def unlink_account(
+    provider: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
+) -> Response:
+    """Unlink, dropping the provider's tokens; 409 when it is the only way left to sign in."""
+    await unlink(runtime, signed_in.user_id, provider, origin=origin, now=now)
+    return Response(status_code=204)

@@ -58,10 +58,11 @@ async def look_up(
     provider: Annotated[str | None, Query(max_length=64)] = None,
     provider_uid: Annotated[str | None, Query(max_length=255)] = None,
 ) -> JSONResponse:
-    """Accounts by email or phone, or by id; by upstream provider once accounts are linked to one."""
+    """Accounts by email or phone, by id, or by the upstream account linked to them."""
     if not (identifier or user_id or (provider and provider_uid)):
         raise InvalidRequestError("give identifier, user_id, or provider with provider_uid")
-    users = await look_up_users(runtime, identifier=identifier, user_id=user_id)
+    linked = (provider, provider_uid) if provider and provider_uid else None
+    users = await look_up_users(runtime, identifier=identifier, user_id=user_id, linked=linked)
     return JSONResponse({"users": users}, headers={"Cache-Control": "no-store"})
 
 

@@ -11,14 +11,15 @@ import uuid
 from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from consentry.domain import authorization as az
 from consentry.domain.scopes import InvalidScopeToken, Scopes
-from consentry.errors import ConsentryError, ExpiredFormError, InvalidRequestError
+from consentry.errors import ConflictError, ConsentryError, ExpiredFormError, InvalidRequestError
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values, wants_html
 from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, render, same_secret
 from consentry.http.responses import JSONResponse
@@ -28,6 +29,7 @@ from consentry.services import signin
 from consentry.services.connected_apps import connected_apps
 from consentry.services.consent_endings import narrow_consent, revoke_consent
 from consentry.services.declined_scopes import ask_again
+from consentry.services.linked_accounts import list_linked_accounts, unlink
 from consentry.services.sessions import (
     SESSION_COOKIE,
     SignedIn,
@@ -35,6 +37,7 @@ from consentry.services.sessions import (
     end_own_session,
     end_session,
 )
+from consentry.services.upstream_providers import enabled_upstreams
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -62,7 +65,11 @@ async def _login_page(
     **extra: Any,
 ) -> Response:
     client = await runtime.clients.get(context.get("client_id")) if context else None
-    values = {"step": step, "csrf_token": csrf, "context": context, "client": client, **extra}
+    values = {
+        "step": step, "csrf_token": csrf, "context": context, "client": client,
+        "upstreams": await enabled_upstreams(runtime) if step == "identifier" else [],
+        "upstream_context": orjson.dumps(context).decode() if context else None, **extra,
+    }  # fmt: skip
     response = render(request, "login.html", values, status_code=status_code)
     redirect_uri = context.get("redirect_uri")
     if client is not None and redirect_uri in client.redirect_uris:  # the sign-in may end at the client
@@ -136,7 +143,7 @@ async def login_step(request: Request, runtime: RuntimeDep, origin: OriginDep, n
             completion = await signin.login_password(
                 runtime, flow_token, form.get("password", ""), context=None, origin=origin, now=now
             )
-            return _finish(runtime, completion, context)
+            return finish_signin(runtime, completion)
         elif step == "set_password":
             completion = await signin.set_password(
                 runtime,
@@ -147,7 +154,7 @@ async def login_step(request: Request, runtime: RuntimeDep, origin: OriginDep, n
                 origin=origin,
                 now=now,
             )
-            return _finish(runtime, completion, context)
+            return finish_signin(runtime, completion)
         else:
             raise InvalidRequestError("unknown step")
     except ConsentryError as error:
@@ -177,12 +184,12 @@ async def login_step(request: Request, runtime: RuntimeDep, origin: OriginDep, n
     )
 
 
-def _finish(runtime: Runtime, completion: signin.Completion, context: dict[str, str]) -> Response:
+def finish_signin(runtime: Runtime, completion: signin.Completion) -> Response:
     """Signed in: on to the app (code issued), to its consent screen, or to the account."""
     if completion.redirect_url is not None:
         location = completion.redirect_url
-    elif completion.consent_info is not None:
-        location = "/consent?" + urlencode({"response_type": "code", **context})
+    elif completion.consent_info is not None and completion.request is not None:
+        location = "/consent?" + urlencode(completion.request)
     else:
         location = "/account/apps"
     response = _redirect(location)
@@ -202,13 +209,43 @@ async def account_page(
     if signed_in is None:
         return _need_sign_in()
     user, sessions = await account_overview(runtime.database, signed_in.user_id, now=now)
+    linked = {link["provider"]: link for link in await list_linked_accounts(runtime, signed_in.user_id)}
+    query = request.query_params
     context = {
         "user": user,
         "sessions": sessions,
         "current_session": signed_in.session_id,
         "csrf_token": csrf_token(runtime.csrf_key, signed_in.session_id),
+        "providers": await enabled_upstreams(runtime),
+        "linked": linked,
+        "notice": f"Linked {query['linked']}." if query.get("linked") in linked else None,
+        "error": (
+            "You cannot unlink the only way left to sign in:"
+            " add an email address or link another account first."
+            if query.get("refused")
+            else None
+        ),
     }
     return render(request, "account.html", context)
+
+
+@router.post("/account/linked-accounts/{provider}/unlink")
+async def unlink_form(
+    request: Request,
+    provider: str,
+    runtime: RuntimeDep,
+    signed_in: SignedInOptional,
+    origin: OriginDep,
+    now: NowDep,
+) -> Response:
+    if signed_in is None:
+        return _need_sign_in()
+    _check_form_csrf(runtime, signed_in, await form_values(request))
+    try:
+        await unlink(runtime, signed_in.user_id, provider, origin=origin, now=now)
+    except ConflictError:
+        return _redirect(f"/account?refused={quote(provider)}")
+    return _redirect("/account")
 
 
 def _check_form_csrf(runtime: Runtime, signed_in: SignedIn, form: dict[str, str]) -> None:

@@ -75,7 +75,7 @@ async def register(request: Request, runtime: RuntimeDep, origin: OriginDep, now
     return JSONResponse(answer, status_code=201, headers=NO_STORE)
 
 
-@router.get("/{client_id}", responses=answers(401), openapi_extra={"security": [{"accessToken": []}]})
+@router.get("/{client_id}", responses=answers(401, 404), openapi_extra={"security": [{"accessToken": []}]})
 async def read(client_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
     """RFC 7592 §2.1, with the registration access token as Bearer."""
     answer = await self_registration.read(runtime, client_id, bearer_token(request))
@@ -84,7 +84,7 @@ async def read(client_id: str, request: Request, runtime: RuntimeDep) -> JSONRes
 
 @router.put(
     "/{client_id}",
-    responses=answers(400, 401),
+    responses=answers(400, 401, 404),
     openapi_extra={**documented_body(ClientMetadataBody), "security": [{"accessToken": []}]},
 )
 async def replace(
@@ -99,7 +99,10 @@ async def replace(
 
 
 @router.delete(
-    "/{client_id}", status_code=204, responses=answers(401), openapi_extra={"security": [{"accessToken": []}]}
+    "/{client_id}",
+    status_code=204,
+    responses=answers(401, 404),
+    openapi_extra={"security": [{"accessToken": []}]},
 )
 async def delete(
     client_id: str, request: Request, runtime: RuntimeDep, origin: OriginDep, now: NowDep

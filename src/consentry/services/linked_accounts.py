@@ -1,0 +1,73 @@
+"""A person's linked upstream accounts (SPEC §10): listing them, unlinking one, and what administrators see.
+
+Unlinking drops the provider's tokens with the link, and is refused when it would leave the person no way to
+sign in (``domain.upstreams.may_unlink``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from consentry.domain.upstreams import may_unlink
+from consentry.errors import ConflictError, NotFoundError
+from consentry.runtime import Runtime
+from consentry.storage.audit import AuditRepository, RequestOrigin
+from consentry.storage.database import Transaction
+from consentry.storage.records import LinkedAccount
+from consentry.storage.upstreams import LinkedAccountRepository
+from consentry.storage.users import UserRepository
+
+RECENT_LINKS = 10
+
+
+def describe(link: LinkedAccount) -> dict[str, Any]:
+    return {
+        "provider": link.provider,
+        "provider_uid": link.provider_uid,
+        "email": link.email,
+        "linked_at": link.linked_at.isoformat(),
+        "last_used_at": link.last_used_at.isoformat() if link.last_used_at else None,
+    }
+
+
+async def linked_accounts_of(session: Transaction, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The person's linked accounts as the API, the export and administrators show them."""
+    return [describe(link) for link in await LinkedAccountRepository(session).of_user(user_id)]
+
+
+async def list_linked_accounts(runtime: Runtime, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with runtime.database.read_only() as session:
+        return await linked_accounts_of(session, user_id)
+
+
+async def unlink(
+    runtime: Runtime, user_id: uuid.UUID, provider: str, *, origin: RequestOrigin, now: datetime
+) -> None:
+    async with runtime.database.unit_of_work() as session:
+        user = await UserRepository(session).get_user(user_id, for_update=True)  # one unlink at a time
+        links = LinkedAccountRepository(session)
+        held = await links.of_user(user_id)
+        if user is None or not any(link.provider == provider for link in held):
+            raise NotFoundError("no account of that provider is linked to yours")
+        if not may_unlink(
+            other_links=len(held) - 1, has_verified_identifier=user.email_verified or user.phone_verified
+        ):
+            raise ConflictError(
+                "this is the only way left to sign in to your account: add an email address or link another"
+                " account first"
+            )
+        await links.remove(user_id, provider)
+        await AuditRepository(session).record(
+            "account_unlinked", now=now, origin=origin, user_id=user_id, details={"provider": provider}
+        )
+
+
+async def link_statistics(session: Transaction) -> dict[str, Any]:
+    """For ``GET /api/v1/admin/stats``: linked accounts per provider, and the newest links."""
+    links = LinkedAccountRepository(session)
+    recent = [
+        {"user_id": str(link.user_id), **describe(link)} for link in await links.recent(limit=RECENT_LINKS)
+    ]
+    return {"linked_accounts": await links.count_by_provider(), "recent_links": recent}
