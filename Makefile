@@ -6,14 +6,14 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench lint typecheck unit system-deps bench-deps python-venv clean
+.PHONY: run test bench lint typecheck unit system-deps node-deps bench-deps python-venv clean
 
 ## run: install and start `consentry serve` on the embedded default (SQLite, database queue)
 run: $(VENV)/.installed
 	$(BIN)/consentry serve
 
 ## test: install everything (PostgreSQL, Redis, Chromium with apt-get when missing), lint, type check, test
-test: $(VENV)/.installed-dev system-deps lint typecheck
+test: $(VENV)/.installed-dev system-deps node-deps lint typecheck
 	$(BIN)/pytest
 
 ## bench: Consentry on one pinned core against the peers in ../shared/peers, SQLite and PostgreSQL
@@ -47,6 +47,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.installed
+
+# The upstream OpenID provider the tests run (panva's oidc-provider, pinned by its package-lock.json).
+UPSTREAM := tests/upstream_provider
+node-deps: $(UPSTREAM)/node_modules/.installed
+
+$(UPSTREAM)/node_modules/.installed: $(UPSTREAM)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q --no-install-recommends nodejs npm; }
+	npm ci --prefix $(UPSTREAM) --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # Servers the tests start themselves (throwaway clusters on free ports); installed only when missing.
 system-deps:

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import (
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    JoseError,
+    MissingClaimError,
+)
 from joserfc.jwk import KeySet
 
 from consentry.domain.upstreams import UpstreamConfig
@@ -196,11 +202,14 @@ class UpstreamOAuth:
 
 
 def _jose_reason(exc: Exception) -> str:
+    """Why an ID token was refused, in words (joserfc's own descriptions repeat the error code)."""
     claim = getattr(exc, "claim", None)
-    if isinstance(exc, JoseError) and getattr(exc, "error", None):
-        return (
-            f"{exc.error}"
-            + (f" ({claim})" if claim else "")
-            + (f": {exc.description}" if getattr(exc, "description", None) else "")
-        )
-    return str(exc) or type(exc).__name__
+    if isinstance(exc, InvalidClaimError):
+        return f"its {claim} is not the expected one"
+    if isinstance(exc, MissingClaimError):
+        return f"it has no {claim}"
+    if isinstance(exc, ExpiredTokenError):
+        return "it has expired"
+    if isinstance(exc, BadSignatureError):
+        return "its signature does not verify with the provider's keys"
+    return str(getattr(exc, "description", "") or getattr(exc, "error", "") or exc) or type(exc).__name__
