@@ -39,6 +39,8 @@ class FakeGitHub:
         self.codes: dict[str, tuple[GitHubPerson, str, str]] = {}  # code -> person, redirect_uri, challenge
         self.tokens: dict[str, GitHubPerson] = {}
         self.token_requests = 0
+        self.expiring = False  # as a GitHub App: tokens that expire in 8 hours, with a refresh token
+        self.refresh_tokens: dict[str, GitHubPerson] = {}
         github = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,6 +75,13 @@ class FakeGitHub:
                 if (client_id, client_secret) != (github.client_id, github.client_secret):
                     self._json(200, {"error": "incorrect_client_credentials"})  # GitHub answers 200
                     return
+                if form.get("grant_type") == "refresh_token":
+                    person = github.refresh_tokens.pop(form.get("refresh_token", ""), None)
+                    if person is None:
+                        self._json(200, {"error": "bad_refresh_token"})
+                    else:
+                        self._json(200, github.issue(person))
+                    return
                 issued = github.codes.pop(form.get("code", ""), None)
                 if issued is None or issued[1] != form.get("redirect_uri"):
                     self._json(200, {"error": "bad_verification_code"})
@@ -82,11 +91,7 @@ class FakeGitHub:
                 if challenge.decode() != issued[2]:
                     self._json(200, {"error": "bad_verification_code", "error_description": "PKCE"})
                     return
-                token = "gho_" + secrets.token_urlsafe(24)
-                github.tokens[token] = issued[0]
-                self._json(
-                    200, {"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"}
-                )
+                self._json(200, github.issue(issued[0]))
 
             def _authorize(self, query: dict[str, str]) -> None:
                 person = github.next_person
@@ -127,6 +132,20 @@ class FakeGitHub:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def issue(self, person: GitHubPerson) -> dict[str, Any]:
+        token = "gho_" + secrets.token_urlsafe(24)
+        self.tokens[token] = person
+        issued: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "bearer",
+            "scope": "read:user,user:email",
+        }
+        if self.expiring:
+            refresh = "ghr_" + secrets.token_urlsafe(24)
+            self.refresh_tokens[refresh] = person
+            issued |= {"expires_in": 28800, "refresh_token": refresh, "refresh_token_expires_in": 15897600}
+        return issued
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -133,6 +133,7 @@ def test_help_on_every_command(tmp_path: Path) -> None:
         ["client", "create", "--help"],
         ["user", "create", "--help"],
         ["dcr", "token", "create", "--help"],
+        ["upstream", "create", "--help"],
     ):
         result = cli(args, dict(os.environ), tmp_path)
         assert result.returncode == 0, (args, result.stderr)
@@ -213,3 +214,41 @@ async def test_dcr_token_create_makes_an_initial_access_token_that_registers_onc
         await runtime.close()
     bad = cli(["dcr", "token", "create", "--uses", "0"], env, tmp_path)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_upstream_create_list_and_delete(env: dict[str, str], tmp_path: Path) -> None:
+    base = "https://github.example.com"
+    endpoints = ["--authorize-url", f"{base}/login/oauth/authorize", "--token-url",
+                 f"{base}/login/oauth/access_token", "--userinfo-url", f"{base}/user"]  # fmt: skip
+    made = cli(
+        ["upstream", "create", "--name", "github", "--kind", "oauth2", "--client-id", "id", "--client-secret",
+         "shh", *endpoints, "--emails-url", f"{base}/user/emails", "--json"],
+        env,
+        tmp_path,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert (created["name"], created["kind"], created["uid_field"]) == ("github", "oauth2", "id")
+    assert "shh" not in made.stdout
+    listed = cli(["upstream", "list", "--json"], env, tmp_path)
+    assert [u["name"] for u in json.loads(listed.stdout)["upstreams"]] == ["github"]
+    again = cli(["upstream", "create", "--name", "github", "--kind", "oauth2", "--client-id", "i",
+                 "--client-secret", "s", "--authorize-url", f"{base}/a", "--token-url", f"{base}/t",
+                 "--userinfo-url", f"{base}/u"], env, tmp_path)  # fmt: skip
+    assert again.returncode != 0 and "exists" in again.stderr and "Traceback" not in again.stderr
+    nowhere = [
+        "--name",
+        "nowhere",
+        "--issuer",
+        "http://127.0.0.1:9",
+        "--client-id",
+        "i",
+        "--client-secret",
+        "s",
+    ]
+    unreachable = cli(["upstream", "create", *nowhere], env, tmp_path)
+    assert unreachable.returncode != 0 and "could not be reached" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+    deleted = cli(["upstream", "delete", "github"], env, tmp_path)
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(cli(["upstream", "list", "--json"], env, tmp_path).stdout) == {"upstreams": []}

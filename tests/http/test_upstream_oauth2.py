@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from consentry.runtime import Runtime, utcnow
+from consentry.services.accounts import purge_deleted_accounts
 from consentry.storage.tables import AuditEvent, LinkedAccount, User
 from tests.oauth import Person, make_app, make_person, pkce_pair
 from tests.upstream_fakes import FakeGitHub, GitHubPerson
@@ -306,6 +308,55 @@ async def test_administrators_find_people_by_linked_account_and_see_statistics(
     assert (await http.get("/auth/upstream/github/start")).status_code == 404
     assert (await http.delete("/api/v1/admin/upstreams/github", headers=admin.headers)).status_code == 204
     assert await count(runtime, LinkedAccount) == 0
+
+
+async def test_an_expired_upstream_token_is_refreshed_when_it_is_used(
+    http: httpx.AsyncClient, runtime: Runtime, admin: Person, github: FakeGitHub
+) -> None:
+    await add_github(http, admin, github)
+    github.expiring = True
+    github.next_person = GitHubPerson(7001, "refreshed", None)
+    user_id = (await accept(http, await sign_in(http))).json()["user_id"]
+    url = f"/api/v1/admin/users/{user_id}/linked-accounts/github/token"
+    kept = (await http.get(url, headers=admin.headers)).json()
+    assert kept["access_token"] in github.tokens and kept["expires_at"]
+    requests = github.token_requests
+    async with runtime.database.unit_of_work() as session:
+        await session.execute(update(LinkedAccount).values(token_expires_at=utcnow() - timedelta(minutes=1)))
+    refreshed = (await http.get(url, headers=admin.headers)).json()
+    assert refreshed["access_token"] != kept["access_token"] and refreshed["access_token"] in github.tokens
+    assert github.token_requests == requests + 1
+    again = (await http.get(url, headers=admin.headers)).json()
+    assert again["access_token"] == refreshed["access_token"]  # stored: not refreshed twice
+    assert github.token_requests == requests + 1
+    async with runtime.database.read_only() as session:
+        reads = await session.scalar(
+            select(func.count()).where(AuditEvent.event_type == "upstream_token_read")
+        )
+    assert reads == 3
+    missing = await http.get(
+        f"/api/v1/admin/users/{admin.user_id}/linked-accounts/github/token", headers=admin.headers
+    )
+    assert missing.status_code == 404
+
+
+async def test_a_deleted_account_is_restored_by_signing_in_and_purged_with_its_links(
+    http: httpx.AsyncClient, runtime: Runtime, admin: Person, github: FakeGitHub
+) -> None:
+    await add_github(http, admin, github)
+    github.next_person = GitHubPerson(8001, "leaver", None)
+    created = (await accept(http, await sign_in(http))).json()
+    bearer = {"Authorization": f"Bearer {created['session_token']}"}
+    assert (await http.delete("/api/v1/users/me", headers=bearer)).status_code == 200
+    back = await sign_in(http)
+    assert back.status_code == 200 and back.json()["user_id"] == created["user_id"]
+    bearer = {"Authorization": f"Bearer {back.json()['session_token']}"}
+    assert (await http.get("/api/v1/users/me", headers=bearer)).status_code == 200
+    assert (await http.delete("/api/v1/users/me", headers=bearer)).status_code == 200
+    purged = await purge_deleted_accounts(runtime, now=utcnow() + timedelta(days=365), batch=10)
+    assert purged == 1
+    assert await count(runtime, LinkedAccount) == 0
+    assert (await sign_in(http)).json()["requires_terms"] is True  # a stranger again
 
 
 async def test_the_export_names_linked_accounts(

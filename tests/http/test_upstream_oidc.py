@@ -190,3 +190,24 @@ async def test_a_bad_answer_signs_nobody_in(
     assert expected in reason, reason
     assert await count(runtime, User) == users_before
     assert await count(runtime, LinkedAccount) == 0
+
+
+async def test_link_unlink_and_the_last_way_in(
+    http: httpx.AsyncClient, runtime: Runtime, home: dict[str, Any], upstream: Upstream
+) -> None:
+    person = await make_person(runtime)
+    departure = await http.post("/api/v1/users/me/linked-accounts/home", headers=person.headers)
+    linked = await http.get(await through_upstream(http, upstream, departure), headers=JSON)
+    assert linked.json() == {"linked": "home"}
+    assert (await sign_in(http, upstream)).json()["user_id"] == str(person.user_id)
+    assert (
+        await http.delete("/api/v1/users/me/linked-accounts/home", headers=person.headers)
+    ).status_code == 204
+
+    first = (await sign_in(http, upstream)).json()  # a stranger again: a new account, reached only this way
+    made = await http.post(
+        first["accept_url"], data={"ticket": first["ticket"], "accept": "true"}, headers=JSON
+    )
+    bearer = {"Authorization": f"Bearer {made.json()['session_token']}"}
+    last = await http.delete("/api/v1/users/me/linked-accounts/home", headers=bearer)
+    assert last.status_code == 409

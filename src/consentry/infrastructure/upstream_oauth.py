@@ -149,12 +149,12 @@ class UpstreamOAuth:
         )
 
     async def _token_call(self, call: Any) -> dict[str, Any]:
-        from authlib.integrations.base_client.errors import OAuthError
+        from authlib.common.errors import AuthlibBaseError
 
         try:
             token = await call
-        except OAuthError as exc:
-            raise UpstreamRefused(f"the provider refused the code: {exc.error}") from None
+        except AuthlibBaseError as exc:
+            raise UpstreamRefused(f"the provider refused: {exc.error}") from None
         except httpx.TransportError as exc:
             raise UpstreamUnavailable(
                 f"the provider's token endpoint could not be reached ({type(exc).__name__})"

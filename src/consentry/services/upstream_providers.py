@@ -8,8 +8,9 @@ fields of its userinfo record that hold the person's id and email. The client se
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from consentry.domain.upstreams import (
@@ -93,6 +94,19 @@ def config_of(runtime: Runtime, provider: UpstreamProvider) -> UpstreamConfig:
         jwks_uri=provider.jwks_uri,
         signing_algs=tuple(provider.signing_algs or ()),
     )
+
+
+def seal_token(runtime: Runtime, value: object) -> str | None:
+    """A provider's token, encrypted for storage (None when it gave none)."""
+    return runtime.secret_box.seal(value.encode()) if isinstance(value, str) and value else None
+
+
+def token_expiry(token: Mapping[str, Any]) -> datetime | None:
+    """When a provider's token response says its access token expires (Authlib's ``expires_at``)."""
+    expires_at = token.get("expires_at")
+    if isinstance(expires_at, int | float) and not isinstance(expires_at, bool):
+        return datetime.fromtimestamp(expires_at, tz=UTC)
+    return None
 
 
 def _text(field: str, value: str | None, *, limit: int) -> str | None:

@@ -15,7 +15,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -34,7 +34,7 @@ from consentry.infrastructure.upstream_oauth import UpstreamRefused, UpstreamUna
 from consentry.runtime import Runtime
 from consentry.services.sessions import NewSession, create_session
 from consentry.services.signin import Completion, check_context, complete_signin, session_ttl
-from consentry.services.upstream_providers import config_of
+from consentry.services.upstream_providers import config_of, seal_token, token_expiry
 from consentry.services.users import create_user, terms_accepted
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.consents import ConsentRepository
@@ -346,17 +346,6 @@ def _answer(identity: UpstreamIdentity, token: Mapping[str, Any]) -> dict[str, A
     }
 
 
-def _seal(runtime: Runtime, value: object) -> str | None:
-    return runtime.secret_box.seal(value.encode()) if isinstance(value, str) and value else None
-
-
-def _expiry(token: Mapping[str, Any]) -> datetime | None:
-    expires_at = token.get("expires_at")
-    if isinstance(expires_at, int | float) and not isinstance(expires_at, bool):
-        return datetime.fromtimestamp(expires_at, tz=UTC)
-    return None
-
-
 def _new_link(
     runtime: Runtime,
     user_id: uuid.UUID,
@@ -373,9 +362,9 @@ def _new_link(
         email=identity.email,
         email_verified=identity.email_verified,
         profile=identity.profile,
-        access_token=_seal(runtime, token.get("access_token")),
-        refresh_token=_seal(runtime, token.get("refresh_token")),
-        token_expires_at=_expiry(token),
+        access_token=seal_token(runtime, token.get("access_token")),
+        refresh_token=seal_token(runtime, token.get("refresh_token")),
+        token_expires_at=token_expiry(token),
         linked_at=now,
         last_used_at=now,
     )
@@ -394,9 +383,9 @@ async def _refresh_link(
     links = LinkedAccountRepository(session)
     await links.update_tokens(
         link.id,
-        access_token=_seal(runtime, token.get("access_token")),
-        refresh_token=_seal(runtime, token.get("refresh_token")),
-        expires_at=_expiry(token),
+        access_token=seal_token(runtime, token.get("access_token")),
+        refresh_token=seal_token(runtime, token.get("refresh_token")),
+        expires_at=token_expiry(token),
     )
     await links.update_profile(
         link.id,
@@ -419,7 +408,11 @@ async def _sign_in(
     origin: RequestOrigin,
     now: datetime,
 ) -> _SignedIn:
-    user = await UserRepository(session).get_user(link.user_id)
+    user = await UserRepository(session).get_user(link.user_id, for_update=True)
+    if user is not None and user.status is UserStatus.DELETED and user.purge_after and user.purge_after > now:
+        # Signing in during the grace period restores a deleted account (SPEC §4), whichever way it is.
+        user.status, user.deleted_at, user.purge_after, user.updated_at = UserStatus.ACTIVE, None, None, now
+        await AuditRepository(session).record("user_restored", now=now, origin=origin, user_id=user.id)
     if user is None or user.status is not UserStatus.ACTIVE:
         raise UpstreamSignInError("the account linked to this provider is closed")
     await _refresh_link(runtime, session, link, identity, token, now=now)

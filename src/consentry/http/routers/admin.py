@@ -26,6 +26,7 @@ from consentry.services.admin import (
 )
 from consentry.services.client_management import all_clients
 from consentry.services.consent_endings import revoke_consent
+from consentry.services.linked_accounts import upstream_access_token
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=answers(401, 403))
 
@@ -70,6 +71,18 @@ async def look_up(
 async def user(user_id: uuid.UUID, runtime: RuntimeDep, _admin: AdminDep, now: NowDep) -> JSONResponse:
     """Profile, verification, state, live sessions, connected apps and linked accounts of one account."""
     return JSONResponse(await user_overview(runtime, user_id, now=now), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/users/{user_id}/linked-accounts/{provider}/token", responses=answers(404, 409))
+async def upstream_token(
+    user_id: uuid.UUID, provider: str, runtime: RuntimeDep, admin: AdminDep, origin: OriginDep, now: NowDep
+) -> JSONResponse:
+    """The provider's access token kept for the person, refreshed first if it has expired (audited): for
+    calling the provider's API on their behalf."""
+    token = await upstream_access_token(
+        runtime, user_id, provider, admin=admin.user_id, origin=origin, now=now
+    )
+    return JSONResponse(token, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/webhooks")

@@ -141,7 +141,7 @@ async def callback(
     )  # fmt: skip
 
 
-@router.post("/auth/upstream/{name}/accept", responses=answers(302, 400))
+@router.post("/auth/upstream/{name}/accept", responses=answers(302, 400, 404))
 async def accept(
     request: Request, name: str, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> Response:
