@@ -58,6 +58,7 @@ in_dlq
 claimed_by
 OAUTH2  # UpstreamKind("oauth2"), from the CLI and the admin API
 token_expires_at
+MIGRATIONS_LOCK  # migrations/env.py (outside vulture's paths)
 
 # What tests observe of running machinery (the checkpoint thread's rounds, the doorbell's listener, the rate
 # limiter's memory, the engines a test listens on)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar, cast
 import typer
 from rich.console import Console
 
+from consentry.crypto.keys import JWKS_MAX_AGE
 from consentry.domain.clients import InvalidClientMetadata, build_client_metadata
 from consentry.domain.identifiers import InvalidIdentifier
 from consentry.domain.scopes import InvalidScopeToken, Scopes
@@ -106,6 +107,13 @@ def serve(
             "default CONSENTRY_FORWARDED_ALLOW_IPS, else none."
         ),
     ] = None,
+    no_jobs: Annotated[
+        bool,
+        typer.Option(
+            "--no-jobs",
+            help="Serve the API only; `consentry worker` runs the background jobs (CONSENTRY_RUN_JOBS=0).",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole provider: HTTP API, pages and background work. Applies migrations first."""
     import uvicorn
@@ -119,7 +127,9 @@ def serve(
 
     if forwarded_allow_ips is not None:  # the app's processes read their settings from the environment
         os.environ["CONSENTRY_FORWARDED_ALLOW_IPS"] = forwarded_allow_ips
-        get_settings.cache_clear()
+    if no_jobs:
+        os.environ["CONSENTRY_RUN_JOBS"] = "0"
+    get_settings.cache_clear()
     settings = get_settings()
     configure_logging(json_logs=not settings.is_development, level=settings.log_level)
 
@@ -155,6 +165,7 @@ def worker() -> None:
     configure_logging(json_logs=not settings.is_development, level=settings.log_level)
 
     async def _work(runtime: Runtime) -> None:
+        runtime.changes.start()  # the clients it delivers to, as the API nodes change them
         background = Worker(runtime)
         tune_collector_for_long_run()
         loop = asyncio.get_running_loop()
@@ -666,16 +677,26 @@ def users_bulk(
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
-    """New signing keys (RS256, ES256); old keys stay in the JWKS until their tokens expire."""
+def keys_rotate(
+    activate_after: Annotated[
+        int,
+        typer.Option(
+            "--activate-after",
+            min=0,
+            help="Seconds the new keys are published before they sign (default: the JWKS's cache lifetime).",
+        ),
+    ] = JWKS_MAX_AGE,
+) -> None:
+    """New signing keys (RS256, ES256), published at once; every node signs with them after --activate-after
+    seconds, and the old keys stay in the JWKS until their tokens expire."""
 
     async def _rotate(runtime: Runtime) -> list[str]:
         await runtime.keys.ensure_loaded(now=utcnow())
-        return await runtime.keys.rotate(now=utcnow())
+        return await runtime.keys.rotate(now=utcnow(), activate_after=timedelta(seconds=activate_after))
 
     for kid in run(_rotate, migrate=True):
         out.print(f"new signing key: [bold]{kid}[/]")
-    out.print("Running servers pick the new keys up within a minute.")
+    out.print(f"Published now; every node signs with them in {activate_after} s.")
 
 
 @pseudonyms_app.command("rotate")

@@ -24,6 +24,7 @@ from consentry.infrastructure.subjects import SubjectService
 from consentry.infrastructure.upstream_oauth import UpstreamOAuth
 from consentry.pipeline.consumer import Doorbell, PipelineMetrics, Transport
 from consentry.settings import Settings
+from consentry.storage.change_bus import ChangeBus
 from consentry.storage.consents import ActiveConsentLookup
 from consentry.storage.database import Database
 from consentry.storage.group_commit import GroupCommitter
@@ -97,6 +98,7 @@ class Runtime:
     session_lookup: SessionLookup
     consent_lookup: ActiveConsentLookup
     upstream_oauth: UpstreamOAuth
+    changes: ChangeBus  # what other processes of this provider must forget (storage/change_bus.py)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -115,6 +117,7 @@ class Runtime:
             refresh_token=timedelta(seconds=settings.refresh_token_ttl),
         )
         registry = CollectorRegistry()
+        changes = ChangeBus(database)
         passwords = PasswordHasher(
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
@@ -127,11 +130,12 @@ class Runtime:
             secret_hasher=SecretHasher(derive_key(secret, "consentry client secrets v1")),
             keys=KeyStore(
                 database,
+                changes,
                 encryption_key=derive_key(secret, "consentry signing keys v1"),
                 token_lifetime=lifetimes.access_token,  # ID tokens live as long as access tokens
             ),
             subjects=SubjectService(database, secret=secret),
-            clients=ClientDirectory(database),
+            clients=ClientDirectory(database, changes),
             lifetimes=lifetimes,
             csrf_key=derive_key(secret, "consentry csrf v1"),
             consent_usage=ConsentUsage(),
@@ -154,6 +158,7 @@ class Runtime:
             session_lookup=SessionLookup(database),
             consent_lookup=ActiveConsentLookup(database),
             upstream_oauth=UpstreamOAuth(),
+            changes=changes,
         )
 
     @property
@@ -161,6 +166,7 @@ class Runtime:
         return self.settings.issuer
 
     async def close(self) -> None:
+        await self.changes.stop()  # announcements still on their way go out first
         await self.writes.drain()
         close_transport = getattr(self.registrations, "aclose", None)
         if close_transport is not None:

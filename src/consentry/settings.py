@@ -102,6 +102,10 @@ class Settings(BaseSettings):
         default=None,
         description="proxies (comma-separated addresses or networks, or *) whose X-Forwarded-For is trusted",
     )
+    run_jobs: bool = Field(
+        default=True,
+        description="`serve` runs the background jobs too; off on API nodes beside `consentry worker`",
+    )
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     database_timeout: float = Field(

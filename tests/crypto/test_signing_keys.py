@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -19,6 +22,7 @@ from consentry.runtime import Runtime, utcnow
 def fresh_store(runtime: Runtime, *, refresh_interval: float) -> KeyStore:
     return KeyStore(
         runtime.database,
+        runtime.changes,
         encryption_key=b"k" * 32,
         token_lifetime=runtime.lifetimes.access_token,
         refresh_interval=refresh_interval,
@@ -54,6 +58,27 @@ async def test_refreshes_read_once_and_never_import_a_known_key_again(
     assert store.verify(store.sign({"sub": "x"})) == {"sub": "x"}
     assert store.sign({"sub": "x"}).split(".")[0] != kid_before
     assert len(new_kids) == 2
+
+
+async def test_a_rotation_publishes_the_new_keys_before_every_process_signs_with_them(
+    runtime: Runtime,
+) -> None:
+    store, other = fresh_store(runtime, refresh_interval=3600), fresh_store(runtime, refresh_interval=3600)
+    now = utcnow()
+    await store.ensure_loaded(now=now)
+    await other.ensure_loaded(now=now)
+    before = store.sign({"sub": "x"}).split(".")[0]
+    new_kids = await store.rotate(now=now, activate_after=timedelta(seconds=300))
+    published = {key["kid"] for key in store.jwks()["keys"]}
+    assert set(new_kids) <= published and len(published) == 4  # the new keys are in the JWKS at once
+    assert store.sign({"sub": "x"}).split(".")[0] == before  # the old ones still sign
+    await other.ensure_loaded(now=now + timedelta(seconds=299))
+    assert other.sign({"sub": "x"}).split(".")[0] == before
+    for process in (store, other):  # at the switch, each process signs with the new keys: no reload needed
+        await process.ensure_loaded(now=now + timedelta(seconds=301))
+        header = process.sign({"sub": "x"}).split(".")[0]
+        assert header != before
+        assert json.loads(base64.urlsafe_b64decode(header + "=="))["kid"] in new_kids
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])

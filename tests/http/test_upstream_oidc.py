@@ -166,7 +166,7 @@ async def test_an_existing_person_is_linked_by_a_verified_email_only_when_the_pr
     assert linked.status_code == 200 and linked.json()["user_id"] == str(person.user_id)
 
 
-@pytest.mark.parametrize("tamper", ["nonce", "issuer", "state", "replay"])
+@pytest.mark.parametrize("tamper", ["nonce", "issuer", "state", "replay", "mix_up"])
 async def test_a_bad_answer_signs_nobody_in(
     http: httpx.AsyncClient, runtime: Runtime, home: dict[str, Any], upstream: Upstream, tamper: str
 ) -> None:
@@ -183,10 +183,13 @@ async def test_a_bad_answer_signs_nobody_in(
         callback = callback.replace("state=", "state=0")
     elif tamper == "replay":
         assert (await http.get(callback, headers=JSON)).status_code == 200
+    elif tamper == "mix_up":  # RFC 9207: the answer names another issuer than the provider asked
+        callback = callback.replace("iss=", "iss=https%3A%2F%2Fevil.example.com&was=")
     refused = await http.get(callback, headers=JSON)
     assert refused.status_code == 400, refused.text
     reason = refused.json()["error_description"]
-    expected = {"nonce": "nonce", "issuer": "iss", "state": "start again", "replay": "already used"}[tamper]
+    expected = {"nonce": "nonce", "issuer": "iss", "state": "start again", "replay": "already used",
+                "mix_up": "did not come from"}[tamper]  # fmt: skip
     assert expected in reason, reason
     assert await count(runtime, User) == users_before
     assert await count(runtime, LinkedAccount) == 0

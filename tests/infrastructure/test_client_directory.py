@@ -28,7 +28,7 @@ def count_client_reads(runtime: Runtime) -> list[str]:
 
 async def test_concurrent_misses_share_one_read(runtime: Runtime) -> None:
     app = await make_app(runtime, name="Shared")
-    directory = ClientDirectory(runtime.database, ttl=0)  # every call is a miss
+    directory = ClientDirectory(runtime.database, runtime.changes, ttl=0)  # every call is a miss
     reads = count_client_reads(runtime)
     clients = await asyncio.gather(*(directory.get(app.client_id) for _ in range(20)))
     assert {client.name if client else None for client in clients} == {"Shared"}
@@ -41,7 +41,7 @@ async def test_a_change_during_a_read_is_not_hidden_by_it(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = await make_app(runtime, name="Before")
-    directory = ClientDirectory(runtime.database, ttl=60)
+    directory = ClientDirectory(runtime.database, runtime.changes, ttl=60)
     read_done, release = asyncio.Event(), asyncio.Event()
     original = ClientRepository.get_client
 
@@ -69,7 +69,7 @@ async def test_a_failed_read_reaches_every_waiter_and_is_not_cached(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = await make_app(runtime)
-    directory = ClientDirectory(runtime.database, ttl=60)
+    directory = ClientDirectory(runtime.database, runtime.changes, ttl=60)
     original = ClientRepository.get_client
 
     async def broken(self: ClientRepository, client_id: str) -> Client | None:

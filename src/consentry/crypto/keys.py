@@ -19,11 +19,14 @@ from joserfc.util import json_b64encode, urlsafe_b64encode
 from consentry.crypto.secret_box import SecretBox
 from consentry.domain.tokens import DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS
 from consentry.single_flight import SingleFlight
+from consentry.storage.change_bus import ChangeBus
 from consentry.storage.database import Database
 from consentry.storage.records import SigningKey
 from consentry.storage.signing_keys import SigningKeyRepository
 
 CLOCK_SKEW = timedelta(minutes=5)
+# How long relying parties may cache the JWKS; a rotation's new keys are published this long before they sign.
+JWKS_MAX_AGE = 300
 
 SigningJWK = RSAKey | ECKey
 
@@ -79,12 +82,15 @@ class KeyStore:
     def __init__(
         self,
         database: Database,
+        changes: ChangeBus,
         *,
         encryption_key: bytes,
         token_lifetime: timedelta,
         refresh_interval: float = 60.0,
     ) -> None:
         self._database = database
+        self._changes = changes
+        changes.subscribe(self._changed)
         self._box = SecretBox(encryption_key)
         self._token_lifetime = token_lifetime
         self._refresh_interval = refresh_interval
@@ -92,11 +98,14 @@ class KeyStore:
         self._published = KeySet([])
         self._jwks: dict[str, Any] = {"keys": []}
         self._loaded_at = float("-inf")
+        self._next_switch: datetime | None = None  # when a rotation's new keys start signing
         self._loads: SingleFlight[None, None] = SingleFlight()
 
     async def ensure_loaded(self, *, now: datetime) -> None:
-        """Load keys if never loaded or stale, one load at a time; on first start create one per algorithm."""
-        if time.monotonic() - self._loaded_at < self._refresh_interval and self._signing:
+        """Load keys if never loaded or stale, or when a rotation's switch is due, one load at a time; on
+        first start create one per algorithm."""
+        fresh = time.monotonic() - self._loaded_at < self._refresh_interval
+        if fresh and self._signing and (self._next_switch is None or now < self._next_switch):
             return
         await self._loads.run(None, lambda: self._load(now=now))
 
@@ -106,29 +115,46 @@ class KeyStore:
         if not set(SIGNING_ALGORITHMS) <= _active_algorithms(rows):
             async with self._database.unit_of_work() as session:  # first start: create what is missing
                 repository = SigningKeyRepository(session)
+                await repository.one_creator_at_a_time()  # nodes starting together create one key set
                 rows = await repository.published(now=now)
                 active = _active_algorithms(rows)
                 for alg in SIGNING_ALGORITHMS:
                     if alg not in active:
                         rows.insert(0, await self._create(repository, alg, now=now))
         if self._loads.is_current(None):  # a rotation meanwhile made this read stale
-            self._install(rows)
+            self._install(rows, now=now)
 
-    async def rotate(self, *, now: datetime) -> list[str]:
-        """New active keys; the old ones stay published until every token they signed has expired."""
-        publish_until = now + self._token_lifetime + CLOCK_SKEW
+    async def rotate(self, *, now: datetime, activate_after: timedelta = timedelta(0)) -> list[str]:
+        """New keys, published at once and signing from ``activate_after`` on (every node switches then); the
+        old ones sign until that moment and stay published until every token they signed has expired."""
+        switch = now + activate_after
+        publish_until = switch + self._token_lifetime + CLOCK_SKEW
         created = []
         async with self._database.unit_of_work() as session:
             repository = SigningKeyRepository(session)
             for alg in SIGNING_ALGORITHMS:
-                await repository.retire_active(alg, now=now, publish_until=publish_until)
-                created.append((await self._create(repository, alg, now=now)).kid)
-        self._loads.forget(None)
-        self._loaded_at = float("-inf")
+                await repository.retire_active(alg, now=switch, publish_until=publish_until)
+                key = await self._create(
+                    repository, alg, now=now, activates_at=switch if activate_after else None
+                )
+                created.append(key.kid)
+        self._changes.announce("keys")  # every process loads them again
         await self.ensure_loaded(now=now)
         return created
 
-    async def _create(self, repository: SigningKeyRepository, alg: str, *, now: datetime) -> SigningKey:
+    def _changed(self, topic: str, _key: str) -> None:
+        if topic in ("keys", "everything"):
+            self._loads.forget(None)
+            self._loaded_at = float("-inf")
+
+    async def _create(
+        self,
+        repository: SigningKeyRepository,
+        alg: str,
+        *,
+        now: datetime,
+        activates_at: datetime | None = None,
+    ) -> SigningKey:
         key = _generate(alg)
         row = SigningKey(
             kid=key.kid or "",
@@ -136,22 +162,32 @@ class KeyStore:
             private_jwk=self._box.seal(orjson.dumps(key.as_dict(private=True))),
             public_jwk=key.as_dict(private=False),
             created_at=now,
+            activates_at=activates_at,
         )
         await repository.add(row)
         return row
 
-    def _install(self, rows: list[SigningKey]) -> None:
+    def _install(self, rows: list[SigningKey], *, now: datetime) -> None:
+        """Publish every row; sign with each algorithm's newest key that is active now (activated, not yet
+        retired), and remember when the next scheduled switch is due."""
         # An RSA private key import is slow (tens of milliseconds): each is imported once, then reused by kid.
         imported = {signer.key.kid: signer for signer in self._signing.values()}
         signing: dict[str, CompactSigner] = {}
         public = []
+        switches = [
+            t for row in rows for t in (row.activates_at, row.retired_at) if t is not None and t > now
+        ]
         for row in sorted(rows, key=lambda r: r.created_at, reverse=True):
             public.append(row.public_jwk)
-            if row.retired_at is None and row.alg not in signing:
+            active = (row.retired_at is None or row.retired_at > now) and (
+                row.activates_at is None or row.activates_at <= now
+            )
+            if active and row.alg not in signing:
                 signing[row.alg] = imported.get(row.kid) or CompactSigner(
                     _import(orjson.loads(self._box.open(row.private_jwk))), row.alg
                 )
         self._signing = signing
+        self._next_switch = min(switches, default=None)
         self._jwks = {"keys": public}
         self._published = KeySet.import_key_set({"keys": public})
         self._loaded_at = time.monotonic()

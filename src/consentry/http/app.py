@@ -93,6 +93,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.changes.start()  # hear what other nodes change
         await runtime.keys.ensure_loaded(now=utcnow())
         log.info("consentry %s serving as %s", __version__, settings.issuer)
         if tune_collector:
@@ -157,4 +158,4 @@ def app_from_environment() -> FastAPI:
     """Uvicorn factory (``consentry.http.app:app_from_environment``): settings from ``CONSENTRY_*``."""
     settings = get_settings()
     configure_logging(json_logs=not settings.is_development, level=settings.log_level)
-    return create_app(settings, run_worker=True, tune_collector=True)
+    return create_app(settings, run_worker=settings.run_jobs, tune_collector=True)

@@ -1,7 +1,8 @@
 """Clients and the catalogue (scopes and resources) as immutable snapshots, cached in-process for the hot
 paths.
 
-A change made through this process invalidates at once; other processes see it within ``ttl`` seconds.
+A change made through any process is announced on the change bus (storage/change_bus.py): this process forgets
+the entry at once, the others as soon as they hear it; ``ttl`` bounds what a missed announcement costs.
 When an entry expires under load, one read refreshes it and the requests arriving meanwhile wait for that
 read (single_flight).
 """
@@ -15,6 +16,7 @@ from consentry.domain.client_documents import MAX_CLIENT_ID_URL
 from consentry.domain.clients import RegisteredClient
 from consentry.domain.resources import Catalogue, CatalogueScope
 from consentry.single_flight import SingleFlight
+from consentry.storage.change_bus import ChangeBus
 from consentry.storage.clients import ClientRepository
 from consentry.storage.database import Database
 from consentry.storage.records import Client
@@ -54,8 +56,10 @@ def snapshot(client: Client) -> RegisteredClient:
 
 
 class ClientDirectory:
-    def __init__(self, database: Database, *, ttl: float = 5.0) -> None:
+    def __init__(self, database: Database, changes: ChangeBus, *, ttl: float = 5.0) -> None:
         self._database = database
+        self._changes = changes
+        changes.subscribe(self._changed)
         self._ttl = ttl
         self._clients: dict[str, tuple[RegisteredClient | None, float]] = {}
         self._reads: SingleFlight[str, RegisteredClient | None] = SingleFlight()
@@ -90,9 +94,23 @@ class ClientDirectory:
         return client
 
     def invalidate(self, client_id: str) -> None:
-        """Forget the client; a read in flight (it may predate the change) is neither cached nor joined."""
-        self._clients.pop(client_id, None)
-        self._reads.forget(client_id)
+        """The client changed: every process forgets it."""
+        self._changes.announce("client", client_id)
+
+    def _changed(self, topic: str, key: str) -> None:
+        """Forget what changed; a read in flight (it may predate the change) is neither cached nor joined."""
+        if topic == "client":
+            self._clients.pop(key, None)
+            self._reads.forget(key)
+        elif topic == "catalogue":
+            self._catalogue = None
+            self._catalogue_reads.forget(None)
+        elif topic == "everything":
+            for client_id in list(self._clients):
+                self._reads.forget(client_id)
+            self._clients.clear()
+            self._catalogue = None
+            self._catalogue_reads.forget(None)
 
     async def catalogue(self) -> Catalogue:
         """Every scope and resource (they change rarely: cached for longer than clients)."""
@@ -117,12 +135,12 @@ class ClientDirectory:
             return catalogue
         if self._catalogue is not None and time.monotonic() - self._catalogue[1] < CATALOGUE_REREAD_AFTER:
             return catalogue
-        self.invalidate_catalogue()
+        self._changed("catalogue", "")  # read again here; nothing changed that others need to hear
         return await self.catalogue()
 
     def invalidate_catalogue(self) -> None:
-        self._catalogue = None
-        self._catalogue_reads.forget(None)
+        """Scopes or resources changed: every process reads the catalogue again."""
+        self._changes.announce("catalogue")
 
     async def scope_catalogue(self) -> Mapping[str, CatalogueScope]:
         return (await self.catalogue()).scopes

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
-from consentry.storage.database import create_engine
+from consentry.storage.database import MIGRATIONS_LOCK, create_engine
 from consentry.storage.tables import Base
 
 config = context.config
@@ -22,6 +22,9 @@ def _run(connection: Connection) -> None:
         # SQLite heeds this only outside a transaction, so before the first write; whoever hands in the
         # connection turns them on again afterwards (Database.unbounded_connection; _run_async disposes it).
         connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    elif connection.dialect.name == "postgresql":
+        # Nodes started together: one migrates, the others wait for it and then find nothing to do.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATIONS_LOCK})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -37,8 +37,13 @@ async def find_live_token(
     )
     for kind, reader in order:
         record = await reader.get(digest)
-        if record is not None:
-            return LiveToken(record, kind) if record.is_live(now=now) else None
+        if record is None:
+            continue
+        if not record.is_live(now=now) or await runtime.clients.get(record.client_id) is None:
+            return (
+                None  # expired, revoked, or its client deleted (maybe by another node as this one issued it)
+            )
+        return LiveToken(record, kind)
     return None
 
 

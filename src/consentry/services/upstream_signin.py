@@ -176,6 +176,9 @@ async def callback(
         config = await _enabled(runtime, session, name)
         nonce, link_user, params = trip.nonce, trip.link_user_id, trip.oauth2_context
         verifier = runtime.secret_box.open(trip.code_verifier).decode()
+    if config.issuer is not None and "iss" in query and query["iss"] != config.issuer:
+        # RFC 9207: the answer came from another provider (a mix-up attack)
+        raise UpstreamSignInError(f"the answer did not come from {config.display_name} (iss): start again")
     if query.get("error"):
         raise UpstreamSignInError(f"{config.display_name} answered: {query['error'][:200]}")
     code = query.get("code")

@@ -48,6 +48,17 @@ async def savepoint(transaction: Transaction) -> AsyncIterator[None]:
         yield
 
 
+# PostgreSQL advisory locks that let one process of several do a one-time job while the others wait.
+MIGRATIONS_LOCK = 0x636F6E73_0001  # "cons"…: migrating the schema (migrations/env.py)
+SIGNING_KEYS_LOCK = 0x636F6E73_0002  # creating the first signing keys
+
+
+async def take_advisory_lock(transaction: Transaction, key: int) -> None:
+    """Hold ``key`` until the transaction ends (PostgreSQL); nothing elsewhere (SQLite has one writer)."""
+    if transaction.get_bind().dialect.name == "postgresql":
+        await transaction.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 _SQLITE_CONNECT = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
 _holds_write_lock: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -454,6 +465,20 @@ class Database:
                 **_shared_options(self._echo),
             )
         return self._held_engine
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """PostgreSQL's NOTIFY, from a pooled connection outside a transaction block."""
+        async with self.autocommit_engine.connect() as connection:
+            await connection.execute(
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
+            )
+
+    @asynccontextmanager
+    async def listening_connection(self) -> AsyncIterator[Any]:
+        """A PostgreSQL connection of its own, outside the pool, for LISTEN: the driver's (asyncpg's)."""
+        async with self._engine_for_held_connections().connect() as connection:
+            raw = await connection.get_raw_connection()
+            yield raw.driver_connection
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:

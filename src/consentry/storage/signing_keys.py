@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from consentry.storage.database import SIGNING_KEYS_LOCK, take_advisory_lock
 from consentry.storage.tables import SigningKey
 
 
@@ -23,6 +24,11 @@ class SigningKeyRepository:
                 .order_by(SigningKey.created_at.desc())
             )
         )
+
+    async def one_creator_at_a_time(self) -> None:
+        """Until this transaction ends, another process creating keys waits (then finds these): PostgreSQL's
+        transaction-level advisory lock. SQLite's single writer already serialises the writes."""
+        await take_advisory_lock(self._session, SIGNING_KEYS_LOCK)
 
     async def add(self, key: SigningKey) -> None:
         self._session.add(key)

@@ -549,7 +549,9 @@ class PseudonymSector(Base):
 
 
 class SigningKey(Base):
-    """JOSE signing keys; retired keys stay published until every token they signed has expired."""
+    """JOSE signing keys; retired keys stay published until every token they signed has expired. A new key is
+    published from its creation but signs from ``activates_at`` (NULL: at once), when the key it replaces
+    retires: relying parties that cache the JWKS have it before any token needs it."""
 
     __tablename__ = "signing_keys"
 
@@ -560,6 +562,7 @@ class SigningKey(Base):
     created_at: Mapped[datetime]
     retired_at: Mapped[datetime | None]
     publish_until: Mapped[datetime | None]
+    activates_at: Mapped[datetime | None]
 
 
 class AuditEvent(Base):

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from consentry.crypto.keys import JWKS_MAX_AGE
 from consentry.domain.tokens import SIGNING_ALGORITHMS
 from consentry.http.deps import NowDep, RuntimeDep
 from consentry.http.responses import JSONResponse
@@ -70,4 +71,4 @@ async def authorization_server_metadata(runtime: RuntimeDep) -> JSONResponse:
 @router.get("/oauth2/jwks")
 async def jwks(request: Request, runtime: RuntimeDep, now: NowDep) -> JSONResponse:
     await runtime.keys.ensure_loaded(now=now)
-    return JSONResponse(runtime.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(runtime.keys.jwks(), headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"})

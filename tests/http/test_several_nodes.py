@@ -1,0 +1,278 @@
+"""Several nodes that behave as one provider (SPEC §11): two `consentry serve` processes (API only) and
+a `consentry worker` on one throwaway PostgreSQL and one Redis, as an operator runs them behind a proxy. A
+client deleted on one node gets no token from the other a second later, and no token the other issued
+meanwhile stays active; a regenerated secret works everywhere within a second; nodes started together on an
+empty database come up with one schema and one key set."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.conftest import _admin, run_in_thread
+from tests.pg import PostgresCluster, free_port
+from tests.redis_server import RedisServer
+from tests.served import serving
+
+pytestmark = pytest.mark.postgres
+API = "https://api.nodes.example.com"
+_numbers = itertools.count()
+
+
+@dataclass
+class Nodes:
+    a: str
+    b: str
+    env: dict[str, str]
+    home: Path
+    admin: dict[str, str]  # an administrator's session, as Bearer
+
+    def cli(self, *args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "consentry", *args, "--json"],
+            env=self.env, cwd=self.home, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+
+def _environment(url: str, issuer: str, home: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
+        "CONSENTRY_DATABASE_URL": url,
+        "CONSENTRY_ISSUER": issuer,  # one provider: every node answers as the proxy's address
+        "CONSENTRY_SECRET_KEY": "one-secret-for-every-node-of-this-provider",
+        "CONSENTRY_SECRET_KEY_FILE": str(home / "unused-secret"),
+        "CONSENTRY_ARGON2_MEMORY_KIB": "8192",
+        "CONSENTRY_ARGON2_TIME_COST": "1",
+    }
+
+
+def _empty_database(cluster: PostgresCluster) -> str:
+    name = f"nodes_{os.getpid()}_{next(_numbers)}"
+    run_in_thread(_admin(cluster, f'CREATE DATABASE "{name}"'))
+    return cluster.url(name)
+
+
+@pytest.fixture
+def nodes(postgres_cluster: PostgresCluster, redis_server: RedisServer, tmp_path: Path) -> Iterator[Nodes]:
+    """Nodes A and B serving the API only, and a `consentry worker` for the background jobs, on one
+    PostgreSQL database and one Redis."""
+    url = _empty_database(postgres_cluster)
+    port_a, port_b = free_port(), free_port()
+    env = _environment(url, f"http://127.0.0.1:{port_a}", tmp_path)
+    env |= {"CONSENTRY_REDIS_URL": redis_server.url, "CONSENTRY_RUN_JOBS": "0"}
+    subprocess.run(
+        [sys.executable, "-m", "consentry", "migrate"], env=env, cwd=tmp_path, check=True, timeout=120
+    )
+    password = "an administrator of two nodes"
+    subprocess.run(
+        [sys.executable, "-m", "consentry", "user", "create", "--email", "admin@nodes.example", "--password",
+         password, "--verified", "--admin"],
+        env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "consentry", "worker"],
+        env=env, cwd=tmp_path, stdout=(tmp_path / "worker.log").open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    with (
+        contextlib.ExitStack() as stack,
+        serving(env, tmp_path / "a", port_a) as a,
+        serving(env, tmp_path / "b", port_b) as b,
+    ):
+        stack.callback(_stop, worker)
+        flow = httpx.post(
+            f"{a}/api/v1/auth/submit-identifier", json={"identifier": "admin@nodes.example"}
+        ).json()
+        signed_in = httpx.post(
+            f"{a}/api/v1/auth/login-password",
+            json={"password": password},
+            headers={"Authorization": f"Bearer {flow['flow_token']}"},
+        ).json()
+        admin = {"Authorization": f"Bearer {signed_in['session_token']}"}
+        yield Nodes(a, b, env, tmp_path, admin)
+
+
+def _token(node: str, client_id: str, secret: str) -> httpx.Response:
+    return httpx.post(
+        f"{node}/oauth2/token",
+        data={"grant_type": "client_credentials", "resource": API},
+        auth=(client_id, secret),
+        timeout=10,
+    )
+
+
+def test_a_client_deleted_on_one_node_gets_nothing_from_the_other(nodes: Nodes) -> None:
+    api = nodes.cli("resource", "create", "--identifier", API, "--name", "Nodes API")
+    client = nodes.cli(
+        "client",
+        "create",
+        "--name",
+        "Busy",
+        "--redirect-uri",
+        "https://busy.example.com/cb",
+        "--grant-type",
+        "client_credentials",
+    )
+    client_id, secret = client["client_id"], client["client_secret"]
+    for node in (nodes.a, nodes.b):  # each node has the client cached
+        assert _token(node, client_id, secret).status_code == 200
+
+    issued: list[str] = []
+    stop = time.monotonic() + 3.0
+
+    async def hammer_b() -> None:
+        async with httpx.AsyncClient(timeout=10) as http:
+            while time.monotonic() < stop:
+                answer = await http.post(
+                    f"{nodes.b}/oauth2/token",
+                    data={"grant_type": "client_credentials", "resource": API},
+                    auth=(client_id, secret),
+                )
+                if answer.status_code != 200:
+                    return  # B has heard (and more refusals would count against the client's limit)
+                issued.append(answer.json()["access_token"])
+
+    async def delete_on_a() -> float:
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(timeout=10) as http:
+            deleted = await http.delete(f"{nodes.a}/api/v1/oauth2/clients/{client_id}", headers=nodes.admin)
+        assert deleted.status_code == 204, deleted.text
+        return time.monotonic()
+
+    async def both() -> float:
+        deleted_at, _ = await asyncio.gather(delete_on_a(), hammer_b())
+        return deleted_at
+
+    deleted_at = asyncio.run(both())
+    assert issued  # B was issuing until it heard
+    time.sleep(max(0.0, deleted_at + 1.0 - time.monotonic()))
+    refused = _token(nodes.b, client_id, secret)
+    assert refused.status_code == 401, refused.text
+    for token in issued:
+        introspected = httpx.post(
+            f"{nodes.b}/oauth2/introspect",
+            data={"token": token},
+            auth=(api["client_id"], api["client_secret"]),
+        ).json()
+        assert introspected == {"active": False}
+
+
+def test_a_regenerated_secret_works_on_every_node_within_a_second(nodes: Nodes) -> None:
+    client = nodes.cli(
+        "client",
+        "create",
+        "--name",
+        "Rotating",
+        "--redirect-uri",
+        "https://r.example.com/cb",
+        "--grant-type",
+        "client_credentials",
+    )
+    client_id, old = client["client_id"], client["client_secret"]
+    nodes.cli("resource", "create", "--identifier", API, "--name", "Nodes API")
+    assert _token(nodes.b, client_id, old).status_code == 200  # cached on B
+    regenerated = httpx.post(f"{nodes.a}/api/v1/oauth2/clients/{client_id}/secret", headers=nodes.admin)
+    assert regenerated.status_code == 200, regenerated.text
+    new = regenerated.json()["client_secret"]
+    time.sleep(1.0)
+    assert _token(nodes.b, client_id, new).status_code == 200
+    assert _token(nodes.b, client_id, old).status_code == 401
+
+
+def test_after_a_key_rotation_tokens_from_either_node_verify_against_either_nodes_jwks(nodes: Nodes) -> None:
+    nodes.cli("resource", "create", "--identifier", API, "--name", "Nodes API", "--token-format", "jwt")
+    client = nodes.cli(
+        "client", "create", "--name", "Signed", "--redirect-uri", "https://s.example.com/cb",
+        "--grant-type", "client_credentials",
+    )  # fmt: skip
+    kids_before = {key["kid"] for key in httpx.get(f"{nodes.a}/oauth2/jwks").json()["keys"]}
+    subprocess.run(
+        [sys.executable, "-m", "consentry", "keys", "rotate", "--activate-after", "2"],
+        env=nodes.env, cwd=nodes.home, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    signed_by: set[str] = set()
+    until = time.monotonic() + 5.0
+    while time.monotonic() < until:
+        for issuer_node in (nodes.a, nodes.b):
+            answer = _token(issuer_node, client["client_id"], client["client_secret"])
+            assert answer.status_code == 200, answer.text
+            token = answer.json()["access_token"]
+            for jwks_node in (nodes.a, nodes.b):
+                keys = KeySet.import_key_set(httpx.get(f"{jwks_node}/oauth2/jwks").json())
+                signed_by.add(jwt.decode(token, keys).header["kid"])  # raises if no published key verifies it
+        time.sleep(0.1)
+    assert signed_by - kids_before and signed_by & kids_before  # signed with the old keys, then the new ones
+
+
+def test_ten_nodes_started_at_once_on_an_empty_database_come_up_with_one_key_set(
+    postgres_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    url = _empty_database(postgres_cluster)
+    ports = [free_port() for _ in range(10)]
+    env = _environment(url, f"http://127.0.0.1:{ports[0]}", tmp_path)
+    with contextlib.ExitStack() as started:
+        homes = []
+        for number in range(10):
+            home = tmp_path / f"node{number}"
+            home.mkdir()
+            homes.append(home)
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "consentry", "serve", "--port", str(port)],
+                env=env,
+                cwd=home,
+                stdout=(home / "server.log").open("w"),
+                stderr=subprocess.STDOUT,
+            )
+            for port, home in zip(ports, homes, strict=True)
+        ]
+        for process in processes:
+            started.callback(_stop, process)
+        deadline = time.monotonic() + 120
+        ready: set[int] = set()
+        while len(ready) < len(ports) and time.monotonic() < deadline:
+            for index, port in enumerate(ports):
+                if index in ready:
+                    continue
+                assert processes[index].poll() is None, (homes[index] / "server.log").read_text()
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                        ready.add(index)
+            time.sleep(0.2)
+        assert len(ready) == len(ports), [
+            (homes[i] / "server.log").read_text() for i in set(range(10)) - ready
+        ]
+        key_sets = {
+            json.dumps(
+                sorted(key["kid"] for key in httpx.get(f"http://127.0.0.1:{port}/oauth2/jwks").json()["keys"])
+            )
+            for port in ports
+        }
+        assert len(key_sets) == 1, key_sets
+        assert len(json.loads(key_sets.pop())) == 2  # one RS256 key and one ES256 key
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
