@@ -30,11 +30,12 @@ class RedisServer:
             self.process.kill()
 
 
-def start_redis(directory: Path) -> RedisServer:
+def start_redis(directory: Path, port: int | None = None) -> RedisServer:
+    """redis-server on a free port (or ``port``: the same one again, as after a restart), empty."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(binary).exists():
         raise RuntimeError("redis-server not found: `make test` installs it with apt-get (redis-server)")
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [
             binary,

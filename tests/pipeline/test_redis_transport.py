@@ -116,3 +116,23 @@ async def test_poison_over_redis_is_retried_then_failed(http: httpx.AsyncClient,
     async with runtime.database.read_only() as session:
         row = await session.get(RegistrationRequest, poison.request_id)
     assert row is not None and row.attempts == 4
+
+
+async def test_registrations_resume_when_redis_comes_back_empty(
+    http: httpx.AsyncClient, runtime: Runtime, redis_url: str
+) -> None:
+    """A Redis restarted without persistence has no stream and no group: the consumer makes them again
+    instead of failing on NOGROUP until the process restarts."""
+    await run_pipeline(runtime)  # the group exists
+    client = redis.from_url(redis_url)
+    await client.flushall()  # as a restart of a Redis that keeps nothing
+    await client.aclose()
+    queued = (
+        await http.post(
+            "/api/v1/auth/register-async",
+            json={"email": "back@example.com", "password": PASSWORD, "consent": True},
+        )
+    ).json()
+    await run_pipeline(runtime)
+    status = (await http.get(f"/api/v1/auth/register-status/{queued['request_id']}")).json()
+    assert status["status"] == "completed"

@@ -3,6 +3,9 @@
 Successful attempts do not count. Counters live in memory by default, in Redis when ``CONSENTRY_REDIS_URL``
 is set, so that several nodes share them.
 
+When Redis does not answer, what needs the counters gets 503 with ``Retry-After`` (a limit that cannot be
+checked is not waived), ``/readyz`` says so, and the log has one line when Redis goes and one when it is back.
+
 A limit guards slow work (a password's argon2id hash) from the moment an attempt arrives: attempts under way
 count beside the failures of the window (:meth:`RateLimiter.attempt`), so concurrent guesses cannot all pass
 the check before the first of them has failed and been counted.
@@ -10,22 +13,59 @@ the check before the first of them has failed and been counted.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import NoReturn, Protocol
+from typing import NoReturn, Protocol, TypeVar
 
 import redis.asyncio as redis
+from coredis.exceptions import RedisError as CoredisError
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from redis.exceptions import RedisError
 
-from consentry.errors import RateLimitedError
+from consentry.errors import RateLimitedError, ServiceUnavailableError
 from consentry.settings import Settings
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 SWEEP_ABOVE = 10_000  # in-process keys held before those past their window are swept
+STORE_TIMEOUT_SECONDS = 2.0  # a Redis that does not answer within this is down: 503, never a hang
+STORE_ERRORS = (
+    CoredisError,
+    RedisError,
+    OSError,
+    TimeoutError,
+)  # limits speaks coredis; under-way counts redis-py
+
+
+class CounterStore:
+    """Whether the shared counters answer: one log line when they stop, one when they are back."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+
+    async def call(self, pending: Awaitable[T], *, within: float = STORE_TIMEOUT_SECONDS) -> T:
+        try:
+            answer = await asyncio.wait_for(pending, within)
+        except STORE_ERRORS as exc:
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+                log.error("the shared rate-limit counters (Redis) do not answer: %s", type(exc).__name__)
+            raise ServiceUnavailableError(
+                "attempts cannot be counted now (the rate-limit store is unavailable); try again shortly",
+                retry_after=5,
+            ) from None
+        if self.down_since is not None:
+            log.warning("the shared rate-limit counters (Redis) answer again")
+            self.down_since = None
+        return answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +124,9 @@ class RedisUnderWay:
     EXPIRES_SECONDS = 120
 
     def __init__(self, url: str) -> None:
-        self._redis = redis.from_url(url)
+        self._redis = redis.from_url(
+            url, socket_timeout=STORE_TIMEOUT_SECONDS, socket_connect_timeout=STORE_TIMEOUT_SECONDS
+        )
 
     async def begin(self, key: str) -> int:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -120,7 +162,11 @@ class Attempt:
 def storage_for(redis_url: str | None) -> Storage:
     if redis_url:
         # limits names its asyncio Redis backend "async+redis://"
-        storage = storage_from_string("async+" + redis_url if redis_url.startswith("redis") else redis_url)
+        storage = storage_from_string(
+            "async+" + redis_url if redis_url.startswith("redis") else redis_url,
+            connect_timeout=STORE_TIMEOUT_SECONDS,
+            stream_timeout=STORE_TIMEOUT_SECONDS,
+        )
         assert isinstance(storage, Storage)
         return storage
     return MemoryStorage()
@@ -140,12 +186,25 @@ class RateLimiter:
             {} if isinstance(storage, MemoryStorage) else None
         )
         self._sweep_above = SWEEP_ABOVE
+        self.store = CounterStore()
+        self._shared = not isinstance(storage, MemoryStorage)
+        self._storage = storage
+
+    async def check_store(self, *, within: float) -> bool:
+        """For /readyz: the shared counters answer within ``within`` seconds (always, in this process)."""
+        if not self._shared:
+            return True
+        try:
+            answered = await self.store.call(self._storage.check(), within=within)
+        except ServiceUnavailableError:
+            return False
+        return bool(answered)
 
     async def ensure_allowed(self, item: RateLimitItem, *keys: str) -> None:
         """Raise :class:`RateLimitedError` when the count for ``keys`` has reached the limit."""
         if self._never_counted(item, keys):
             return
-        if not await self._limiter.test(item, *keys):
+        if not await self.store.call(self._limiter.test(item, *keys)):
             await self._refuse(item, keys)
 
     async def aclose(self) -> None:
@@ -164,28 +223,37 @@ class RateLimiter:
             for item, keys in limits:
                 key = _under_way_key(item, keys)
                 begun.append(key)
-                under_way = await self._under_way.begin(key)
+                under_way = await self.store.call(self._under_way.begin(key))
                 if under_way > item.amount:
                     raise RateLimitedError(1, "too many attempts at once; try again in a moment")
                 if under_way > 1 or not self._never_counted(item, keys):
-                    used = item.amount - (await self._limiter.get_window_stats(item, *keys)).remaining
+                    used = (
+                        item.amount
+                        - (await self.store.call(self._limiter.get_window_stats(item, *keys))).remaining
+                    )
                     if used + under_way > item.amount:
                         await self._refuse(item, keys)
             yield Attempt(self, limits)
         finally:
             for key in begun:
-                await self._under_way.end(key)
+                await self._end(key)
 
     @contextlib.asynccontextmanager
     async def one_at_a_time(self, *keys: str) -> AsyncIterator[None]:
         """Refuse (429) an attempt while another under the same keys is under way."""
         key = "/".join(("one-at-a-time", *keys))
+        if await self.store.call(self._under_way.begin(key)) > 1:
+            await self._end(key)
+            raise RateLimitedError(1, "another attempt is under way; wait for its answer")
         try:
-            if await self._under_way.begin(key) > 1:
-                raise RateLimitedError(1, "another attempt is under way; wait for its answer")
             yield
         finally:
-            await self._under_way.end(key)
+            await self._end(key)
+
+    async def _end(self, key: str) -> None:
+        """An attempt is no longer under way; if the store cannot hear it now, the count expires by itself."""
+        with contextlib.suppress(ServiceUnavailableError):
+            await self.store.call(self._under_way.end(key))
 
     def _never_counted(self, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
         """With counters in this process: nothing was counted for these keys within their window."""
@@ -214,12 +282,12 @@ class RateLimiter:
     async def _hit(self, item: RateLimitItem, keys: tuple[str, ...]) -> bool:
         """Count one attempt; False when the limit was already reached (the attempt is then not counted)."""
         self._note_counted(item, keys)  # before the hit, so no check made while it is awaited skips it,
-        allowed = await self._limiter.hit(item, *keys)
+        allowed = await self.store.call(self._limiter.hit(item, *keys))
         self._note_counted(item, keys)  # and after it, so the note outlasts the hit's window
         return allowed
 
     async def _refuse(self, item: RateLimitItem, keys: tuple[str, ...]) -> NoReturn:
-        stats = await self._limiter.get_window_stats(item, *keys)
+        stats = await self.store.call(self._limiter.get_window_stats(item, *keys))
         raise RateLimitedError(int(stats.reset_time - time.time()) + 1)
 
     def held_keys(self) -> int:

@@ -69,6 +69,17 @@ class RedisStreamsTransport:
             raise ServiceUnavailableError("the registration queue is unavailable; try again") from exc
 
     async def receive(self, limit: int, *, now: datetime) -> list[RegistrationMessage]:
+        try:
+            return await self._receive(limit, now=now)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis came back empty (restarted without persistence): make the group again, then carry on.
+            self._group_ready = False
+            await self._ensure_group()
+            return await self._receive(limit, now=now)
+
+    async def _receive(self, limit: int, *, now: datetime) -> list[RegistrationMessage]:
         await self._ensure_group()
         await self._release_due_retries(now=now)
         # Entries a crashed consumer claimed but never acknowledged come back after the lease.

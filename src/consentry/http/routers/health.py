@@ -26,7 +26,7 @@ READINESS_WITHIN_SECONDS = 0.8  # a load balancer asks often and must hear at on
 
 @router.get("/readyz")
 async def readyz(request: Request, runtime: RuntimeDep) -> Response:
-    """Ready to take traffic: the database answers, within a second."""
+    """Ready to take traffic: the database answers, within a second, and Redis when it is configured."""
     outages = request.app.state.outages
     try:
         await runtime.database.ping(within=READINESS_WITHIN_SECONDS)
@@ -36,6 +36,13 @@ async def readyz(request: Request, runtime: RuntimeDep) -> Response:
             503, "temporarily_unavailable", "the database is not reachable", {"Retry-After": "1"}
         )
     outages.seen_up()
+    if not await runtime.rate_limiter.check_store(within=READINESS_WITHIN_SECONDS):
+        return error_response(
+            503,
+            "temporarily_unavailable",
+            "the rate-limit store (Redis) is not reachable",
+            {"Retry-After": "1"},
+        )
     return JSONResponse({"status": "ready", "database": runtime.database.dialect})
 
 
