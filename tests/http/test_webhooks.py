@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -33,8 +34,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path, webhook_retry_base_seconds=0.05)
+def settings(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Settings:
+    options = {"webhook_retry_base_seconds": 0.05, **getattr(request, "param", {})}
+    return make_settings(database_url, tmp_path, **options)
 
 
 async def webhook_app(runtime: Runtime, receiver: Receiver, **options: object) -> tuple[App, str]:
@@ -184,6 +186,43 @@ async def test_webhooks_to_private_addresses_are_refused_in_production(
         assert receiver.deliveries == []
     finally:
         await runtime.close()
+
+
+@pytest.mark.parametrize("settings", [{"webhook_lease_seconds": 1}], indirect=True)
+async def test_a_slow_receiver_with_a_backlog_gets_no_duplicates_from_two_deliverers(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    """Two nodes' deliverers and a receiver that takes longer per event than the lease lasts over the
+    backlog: the leases of the claimed events are renewed as they go, so none is delivered twice."""
+    receiver.hang_first, receiver.hang_seconds = 100, 0.3
+    app, _secret = await webhook_app(runtime, receiver)
+    start = utcnow()
+    async with runtime.database.unit_of_work() as session:
+        for number in range(8):
+            session.add(
+                WebhookOutbox(
+                    client_id=app.client_id, event_type="consent.granted", payload={"number": number},
+                    status="pending", created_at=start + timedelta(milliseconds=number),
+                    next_attempt_at=start,
+                )
+            )  # fmt: skip
+    first, second = WebhookDelivery(runtime), WebhookDelivery(runtime)
+
+    async def node(delivery: WebhookDelivery) -> None:
+        for _ in range(60):
+            await delivery.run_once(now=utcnow())
+            if len(receiver.accepted()) >= 8:
+                return
+            await asyncio.sleep(0.1)
+
+    try:
+        await asyncio.gather(node(first), node(second))
+    finally:
+        await first.aclose()
+        await second.aclose()
+    ids = [d.headers["webhook-id"] for d in receiver.accepted()]
+    assert len(ids) == 8 and len(set(ids)) == 8
+    assert [json.loads(d.body)["number"] for d in receiver.accepted()] == list(range(8))  # in order
 
 
 def test_a_worker_killed_mid_delivery_delivers_after_restart(

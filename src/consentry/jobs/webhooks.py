@@ -2,7 +2,9 @@
 
 A delivery is claimed by pushing its ``next_attempt_at`` one lease into the future (a conditional UPDATE, so
 two workers never claim the same row); the HTTP call happens outside any transaction, so a slow receiver
-holds no lock and never slows a person's request. A worker that dies mid-delivery leaves the lease to expire,
+holds no lock and never slows a person's request. While one client's claimed events are delivered in order,
+their leases are renewed once half gone, each only if still this deliverer's: a slow receiver with a backlog
+never sees an event twice from two deliverers. A worker that dies mid-delivery leaves the lease to expire,
 and the event is delivered again: receivers deduplicate by ``webhook-id``.
 """
 
@@ -45,6 +47,7 @@ class Claimed:
     body: bytes
     attempts: int
     created_at: datetime
+    leased_until: datetime  # the next_attempt_at this claim wrote
     logout: dict[str, Any] | None = None  # a back-channel logout's sub and sid
 
 
@@ -81,8 +84,20 @@ class WebhookDelivery:
         return len(claimed)
 
     async def _deliver_in_order(self, items: list[Claimed]) -> None:
+        held = {item.id: item.leased_until for item in items}
         for item in items:
+            now = datetime.now(item.created_at.tzinfo)
+            if min(held.values()) - now < self._lease / 2:
+                until = now + self._lease
+                async with self._runtime.database.unit_of_work() as session:
+                    renewed = await WebhookOutboxRepository(session).renew_leases(held, until=until)
+                held = dict.fromkeys(renewed, until)
+            if item.id not in held:
+                continue  # its lease ran out and another deliverer has it now
             await self._deliver(item)
+            del held[item.id]
+            if not held:
+                return
 
     async def _claim(self, *, now: datetime) -> list[Claimed]:
         claimed: list[Claimed] = []
@@ -101,6 +116,7 @@ class WebhookDelivery:
                                 b"",
                                 event.attempts,
                                 event.created_at,
+                                now + self._lease,
                                 logout=event.payload,
                             )
                         )
@@ -116,6 +132,7 @@ class WebhookDelivery:
                         orjson.dumps(event.payload),
                         event.attempts,
                         event.created_at,
+                        now + self._lease,
                     )
                 )
         return claimed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +55,25 @@ class WebhookOutboxRepository:
             if getattr(result, "rowcount", 0) == 1:
                 claimed.append(DueEvent(event, url, sealed, logout_uri))
         return claimed
+
+    async def renew_leases(self, held: Mapping[uuid.UUID, datetime], *, until: datetime) -> set[uuid.UUID]:
+        """Extend the leases this deliverer still holds (each event's ``next_attempt_at`` as it claimed or
+        last renewed it) to ``until``; an event whose lease ran out and that another deliverer took is left
+        alone. Returns the events whose lease was extended."""
+        renewed = set()
+        for event_id, lease_until in held.items():
+            result = await self._session.execute(
+                update(WebhookOutbox)
+                .where(
+                    WebhookOutbox.id == event_id,
+                    WebhookOutbox.status == OutboxStatus.PENDING,
+                    WebhookOutbox.next_attempt_at == lease_until,
+                )
+                .values(next_attempt_at=until)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                renewed.add(event_id)
+        return renewed
 
     async def settle(self, event_id: uuid.UUID, outcome: dict[str, Any]) -> None:
         """What one delivery attempt came to: delivered, dead, or its next attempt."""
