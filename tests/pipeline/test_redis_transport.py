@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -136,3 +137,30 @@ async def test_registrations_resume_when_redis_comes_back_empty(
     await run_pipeline(runtime)
     status = (await http.get(f"/api/v1/auth/register-status/{queued['request_id']}")).json()
     assert status["status"] == "completed"
+
+
+async def test_a_restarted_worker_takes_over_its_hosts_gone_consumer_at_once(
+    runtime: Runtime, redis_url: str
+) -> None:
+    """No lease to wait out when the consumer that holds entries was a process of this host that has
+    ended; its name leaves the group."""
+    password_hash = runtime.passwords.hash(PASSWORD)
+    messages = [
+        RegistrationMessage(uuid.uuid4(), f"w{i}@example.com", None, password_hash) for i in range(20)
+    ]
+    await runtime.registrations.publish(messages, now=utcnow())
+    gone = f"writer-{socket.gethostname()}-{2**22 + 1}"  # above any PID Linux hands out: no such process
+    crashed = RedisStreamsTransport(redis_url, runtime.database, consumer=gone)
+    assert len(await crashed.receive(20, now=utcnow())) == 20  # claimed, never acknowledged
+    await crashed.aclose()
+    restarted = RedisStreamsTransport(redis_url, runtime.database)  # named for this host and process
+    taken = await restarted.receive(20, now=utcnow())  # the lease is a minute: taken over, not waited for
+    assert {m.request_id for m in taken} == {m.request_id for m in messages}
+    client = redis.from_url(redis_url)
+    names = [
+        c["name"].decode()
+        for c in await client.xinfo_consumers("consentry:registrations", "consentry-writers")
+    ]
+    await client.aclose()
+    await restarted.aclose()
+    assert gone not in names

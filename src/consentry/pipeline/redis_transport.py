@@ -1,5 +1,9 @@
 """Redis Streams transport: a consumer group shares the stream; crashed consumers' entries are reclaimed.
 
+Each consumer is named for its host and process. One that starts takes over, at once, the entries of a
+consumer of its own host whose process is gone (a restarted worker), and the group forgets consumers that
+hold nothing and were idle for a day; entries of a consumer on another host return after the lease.
+
 The request's status row is written to the database first (so register-status answers at once), then the
 message, with its password hash, goes to the stream. Dead-lettered messages wait in a sorted set scored by
 their retry time and return to the stream when due; a final failure is recorded on the status row.
@@ -7,7 +11,8 @@ their retry time and return to the stream when due; a final failure is recorded 
 
 from __future__ import annotations
 
-import uuid
+import os
+import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +27,8 @@ from consentry.pipeline.messages import from_wire, to_wire
 from consentry.storage.database import Database
 from consentry.storage.registrations import RegistrationLedger
 
+HOST = socket.gethostname()
+FORGET_IDLE_MS = 24 * 3600 * 1000  # a consumer holding nothing, idle this long, leaves the group
 STREAM = "consentry:registrations"
 DLQ = "consentry:registrations:dlq"
 GROUP = "consentry-writers"
@@ -40,8 +47,10 @@ class RedisStreamsTransport:
         self._database = database
         self._ledger = RegistrationLedger(database)
         self._lease_ms = int(lease.total_seconds() * 1000)
-        self._consumer = consumer or f"writer-{uuid.uuid4().hex[:12]}"
+        self._consumer = consumer or f"writer-{HOST}-{os.getpid()}"
         self._group_ready = False
+        # This consumer's own pending entries (taken over at start) are read once, before new ones, from here.
+        self._own_cursor: str | None = "0"
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -52,6 +61,25 @@ class RedisStreamsTransport:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._group_ready = True
+        await self._take_over_from_the_gone()
+
+    async def _take_over_from_the_gone(self) -> None:
+        """Claim the entries of this host's consumers whose process has ended; forget idle empty ones."""
+        consumers: Any = await self._redis.xinfo_consumers(STREAM, GROUP)
+        for consumer in consumers:
+            name = _text(consumer["name"])
+            if name == self._consumer:
+                continue
+            if _gone_from_this_host(name):
+                pending: Any = await self._redis.xpending_range(
+                    STREAM, GROUP, "-", "+", count=100_000, consumername=name
+                )
+                ids = [entry["message_id"] for entry in pending]
+                if ids:
+                    await self._redis.xclaim(STREAM, GROUP, self._consumer, 0, ids, justid=True)
+                await self._redis.xgroup_delconsumer(STREAM, GROUP, name)
+            elif consumer["pending"] == 0 and consumer["idle"] > FORGET_IDLE_MS:
+                await self._redis.xgroup_delconsumer(STREAM, GROUP, name)
 
     async def publish(self, messages: Sequence[RegistrationMessage], *, now: datetime) -> None:
         if not messages:
@@ -87,6 +115,13 @@ class RedisStreamsTransport:
             STREAM, GROUP, self._consumer, min_idle_time=self._lease_ms, count=limit
         )
         entries: list[Any] = list(claimed[1])
+        if self._own_cursor is not None and len(entries) < limit:
+            mine: Any = await self._redis.xreadgroup(
+                GROUP, self._consumer, {STREAM: self._own_cursor}, count=limit - len(entries)
+            )
+            held = [item for _stream, items in mine or [] for item in items]
+            entries.extend(held)
+            self._own_cursor = _text(held[-1][0]) if held else None
         if len(entries) < limit:
             fresh: Any = await self._redis.xreadgroup(
                 GROUP, self._consumer, {STREAM: ">"}, count=limit - len(entries)
@@ -119,3 +154,21 @@ class RedisStreamsTransport:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _gone_from_this_host(consumer: str) -> bool:
+    """A consumer named for a process of this host (``writer-HOST-PID``) that no longer runs."""
+    prefix = f"writer-{HOST}-"
+    if not consumer.startswith(prefix) or not consumer[len(prefix) :].isdigit():
+        return False
+    try:
+        os.kill(int(consumer[len(prefix) :]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it runs, as another user
+        return False
+    return False
