@@ -59,6 +59,9 @@ claimed_by
 OAUTH2  # UpstreamKind("oauth2"), from the CLI and the admin API
 token_expires_at
 MIGRATIONS_LOCK  # migrations/env.py (outside vulture's paths)
+# aiokafka's ConsumerRebalanceListener hooks
+_.on_partitions_revoked
+_.on_partitions_assigned
 
 # What tests observe of running machinery (the checkpoint thread's rounds, the doorbell's listener, the rate
 # limiter's memory, the engines a test listens on)

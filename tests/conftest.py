@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from consentry.runtime import Runtime
 from consentry.settings import Settings
 from consentry.storage.database import Database
 from consentry.storage.migrate import upgrade_to_head
+from tests.kafka_broker import start_tansu
 from tests.mail import Mailbox, SmsGateway
 from tests.pg import PostgresCluster, start_cluster
 from tests.redis_server import RedisServer, start_redis
@@ -52,6 +54,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def kafka_address(tmp_path: Path) -> Iterator[str]:
+    """A Kafka-protocol broker: ``CONSENTRY_TEST_KAFKA`` when it names one (Apache Kafka), else a Tansu of
+    this test's own, empty (it keeps topics in memory)."""
+    if os.environ.get("CONSENTRY_TEST_KAFKA"):
+        yield os.environ["CONSENTRY_TEST_KAFKA"]
+        return
+    broker = start_tansu(tmp_path)
+    try:
+        yield broker.address
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -63,9 +63,15 @@ def registration_transport(settings: Settings, database: Database) -> Transport:
 
         return RedisStreamsTransport(settings.queue_url, database, lease=lease)
     if settings.queue_url.startswith("kafka://"):
-        from consentry.pipeline.kafka_transport import KafkaTransport
+        from consentry.pipeline.kafka_transport import KafkaTransport, TopicSettings
 
-        return KafkaTransport(settings.queue_url, database)
+        topics = TopicSettings(
+            settings.kafka_partitions,
+            settings.kafka_replication,
+            settings.kafka_retention_hours,
+            settings.kafka_idempotence,
+        )
+        return KafkaTransport(settings.queue_url, database, topics)
     raise ConfigurationError(
         f"CONSENTRY_QUEUE_URL must be db, redis://host:port/db or kafka://host:port[,host:port] "
         f"(got {settings.queue_url.split('://')[0]}://…)"

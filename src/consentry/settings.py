@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="dead-letter retry; doubles"
     )
     registration_max_retries: int = Field(default=3, ge=0)
+    # Kafka topics, created on first use (CONSENTRY_QUEUE_URL=kafka://…)
+    kafka_partitions: int = Field(default=4, ge=1, le=1000)
+    kafka_replication: int = Field(default=1, ge=1, le=10)
+    kafka_retention_hours: int = Field(default=168, ge=1)
+    kafka_idempotence: bool = Field(
+        default=True, description="idempotent producer; off only for brokers without InitProducerId"
+    )
     registration_lease_seconds: float = Field(
         default=60.0, gt=0, description="a claimed message's time to be written"
     )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 
 from consentry.domain.registration import RegistrationMessage, RegistrationStatus
 from consentry.runtime import Runtime, utcnow
+from consentry.settings import Settings
 from consentry.storage.tables import RegistrationRequest, User
 from tests.conftest import make_settings
 from tests.redis_server import RedisServer
@@ -113,3 +115,89 @@ def test_sigkill_mid_batch_then_restart(
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
     assert asyncio.run(counts()) == (TOTAL, TOTAL)  # nothing lost, nothing twice
+
+
+def test_two_kafka_consumers_one_killed_mid_batch(
+    database_url: str, tmp_path: Path, kafka_address: str
+) -> None:
+    """Four partitions, two `consentry worker`s in one group, one SIGKILLed mid-batch: its partitions go to
+    the other, which reads again from the committed offsets; every registration is written once, and of two
+    registrations of one address the first wins (they share a partition, keyed by the address)."""
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        queue_url=f"kafka://{kafka_address}",
+        kafka_partitions=4,
+        kafka_idempotence=False,  # Tansu has no InitProducerId
+        registration_batch_size=200,
+        registration_idle_seconds=0.05,
+    )
+    firsts = [RegistrationMessage(uuid.uuid4(), f"q{i}@example.com", None, None) for i in range(TOTAL)]
+    seconds = [
+        RegistrationMessage(uuid.uuid4(), f"q{i}@example.com", None, None) for i in range(0, TOTAL, 30)
+    ]
+
+    async def publish() -> None:
+        runtime = Runtime.build(settings)
+        try:
+            password_hash = runtime.passwords.hash("a perfectly fine passphrase")
+            await runtime.registrations.publish(
+                [replace(m, password_hash=password_hash) for m in [*firsts, *seconds]], now=utcnow()
+            )
+        finally:
+            await runtime.close()
+
+    async def states() -> dict[uuid.UUID, str]:
+        runtime = Runtime.build(settings)
+        try:
+            async with runtime.database.read_only() as session:
+                rows = await session.execute(select(RegistrationRequest.id, RegistrationRequest.status))
+                return {row.id: row.status for row in rows}
+        finally:
+            await runtime.close()
+
+    def finished() -> int:
+        return sum(1 for status in asyncio.run(states()).values() if status != RegistrationStatus.PROCESSING)
+
+    asyncio.run(publish())
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
+        "CONSENTRY_DATABASE_URL": database_url,
+        "CONSENTRY_QUEUE_URL": f"kafka://{kafka_address}",
+        "CONSENTRY_KAFKA_PARTITIONS": "4",
+        "CONSENTRY_KAFKA_IDEMPOTENCE": "0",
+        "CONSENTRY_SECRET_KEY": "test-secret-key-that-is-long-enough-000",
+        "CONSENTRY_REGISTRATION_BATCH_SIZE": "200",
+        "CONSENTRY_REGISTRATION_IDLE_SECONDS": "0.05",
+        "CONSENTRY_WORKER_POLL_SECONDS": "0.1",
+    }
+    command = [sys.executable, "-m", "consentry", "worker"]
+    workers = [
+        subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and asyncio.run(_counts_of(settings))[0] < 400:
+            time.sleep(0.05)
+        workers[0].send_signal(signal.SIGKILL)  # somewhere in the middle of a batch
+        workers[0].wait(timeout=10)
+        assert asyncio.run(_counts_of(settings))[0] < TOTAL, "the kill should land mid-way"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and finished() < len(firsts) + len(seconds):
+            time.sleep(0.5)
+    finally:
+        workers[1].send_signal(signal.SIGTERM)
+        workers[1].wait(timeout=30)
+    final = asyncio.run(states())
+    assert asyncio.run(_counts_of(settings)) == (TOTAL, TOTAL)  # nothing lost, nothing twice
+    assert all(final[m.request_id] == RegistrationStatus.COMPLETED for m in firsts)
+    assert all(final[m.request_id] == RegistrationStatus.FAILED for m in seconds)
+
+
+async def _counts_of(settings: Settings) -> tuple[int, int]:
+    runtime = Runtime.build(settings)
+    try:
+        return await _counts(runtime)
+    finally:
+        await runtime.close()

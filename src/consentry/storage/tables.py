@@ -234,12 +234,16 @@ class UpstreamAuthorization(Base):
     __tablename__ = "upstream_authorizations"
 
     state_hash: Mapped[bytes] = mapped_column(Hash, primary_key=True)
-    provider: Mapped[str] = mapped_column(ForeignKey("upstream_providers.name", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(
+        ForeignKey("upstream_providers.name", ondelete="CASCADE"), index=True
+    )
     browser_hash: Mapped[bytes] = mapped_column(Hash)
     nonce: Mapped[str] = mapped_column(String(64))
     code_verifier: Mapped[str] = mapped_column(String(512))  # encrypted (SecretBox)
     oauth2_context: Mapped[dict[str, Any] | None]
-    link_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    link_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     step: Mapped[str] = mapped_column(String(16))  # sent, answered, awaiting_terms, done
     ticket_hash: Mapped[bytes | None] = mapped_column(Hash, unique=True)
     answer: Mapped[str | None] = mapped_column(Text)  # encrypted (SecretBox)

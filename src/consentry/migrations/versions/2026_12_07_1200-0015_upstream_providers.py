@@ -127,6 +127,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("ticket_hash", name=op.f("uq_upstream_authorizations_ticket_hash")),
     )
     op.create_index(op.f("ix_upstream_authorizations_expires_at"), "upstream_authorizations", ["expires_at"])
+    op.create_index(op.f("ix_upstream_authorizations_provider"), "upstream_authorizations", ["provider"])
+    op.create_index(
+        op.f("ix_upstream_authorizations_link_user_id"), "upstream_authorizations", ["link_user_id"]
+    )
 
 
 def downgrade() -> None:
