@@ -59,6 +59,8 @@ claimed_by
 OAUTH2  # UpstreamKind("oauth2"), from the CLI and the admin API
 token_expires_at
 MIGRATIONS_LOCK  # migrations/env.py (outside vulture's paths)
+# uvicorn.Server reads it to stop serving (consentry worker --port)
+_.should_exit
 # aiokafka's ConsumerRebalanceListener hooks
 _.on_partitions_revoked
 _.on_partitions_assigned

@@ -154,10 +154,19 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
-    """Run background jobs only (webhook delivery), for deployments that run API and workers apart."""
+def worker(
+    host: Annotated[str, typer.Option(help="Interface for --port.")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="Serve /healthz, /readyz and /metrics on this port (default: none).")
+    ] = None,
+) -> None:
+    """Run background jobs only (webhook delivery, the registration queue, cleanup), for deployments that run
+    API and workers apart."""
     import signal
 
+    import uvicorn
+
+    from consentry.http.worker_app import create_worker_app
     from consentry.jobs.worker import Worker
     from consentry.logs import configure_logging
 
@@ -168,10 +177,27 @@ def worker() -> None:
         runtime.changes.start()  # the clients it delivers to, as the API nodes change them
         background = Worker(runtime)
         tune_collector_for_long_run()
+        server = None
+        if port is not None:
+            config = uvicorn.Config(
+                create_worker_app(runtime), host=host, port=port, log_config=None, access_log=False,
+                lifespan="off", server_header=False,
+            )  # fmt: skip
+            # While serving, uvicorn takes SIGINT/SIGTERM itself, then hands them to the handlers below.
+            server = uvicorn.Server(config)
+
+        def stop() -> None:
+            background.stop()
+            if server is not None:
+                server.should_exit = True
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, background.stop)
-        await background.run()
+            loop.add_signal_handler(signum, stop)
+        if server is None:
+            await background.run()
+        else:
+            await asyncio.gather(background.run(), server.serve())
 
     run(_work, migrate=True)
 

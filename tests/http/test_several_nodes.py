@@ -41,6 +41,7 @@ class Nodes:
     env: dict[str, str]
     home: Path
     admin: dict[str, str]  # an administrator's session, as Bearer
+    worker: str  # the worker's /healthz, /readyz and /metrics
 
     def cli(self, *args: str) -> dict[str, Any]:
         done = subprocess.run(
@@ -88,8 +89,9 @@ def nodes(postgres_cluster: PostgresCluster, redis_server: RedisServer, tmp_path
     )  # fmt: skip
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
+    worker_port = free_port()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "consentry", "worker"],
+        [sys.executable, "-m", "consentry", "worker", "--port", str(worker_port)],
         env=env, cwd=tmp_path, stdout=(tmp_path / "worker.log").open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     with (
@@ -107,7 +109,7 @@ def nodes(postgres_cluster: PostgresCluster, redis_server: RedisServer, tmp_path
             headers={"Authorization": f"Bearer {flow['flow_token']}"},
         ).json()
         admin = {"Authorization": f"Bearer {signed_in['session_token']}"}
-        yield Nodes(a, b, env, tmp_path, admin)
+        yield Nodes(a, b, env, tmp_path, admin, f"http://127.0.0.1:{worker_port}")
 
 
 def _token(node: str, client_id: str, secret: str) -> httpx.Response:
@@ -220,6 +222,28 @@ def test_after_a_key_rotation_tokens_from_either_node_verify_against_either_node
                 signed_by.add(jwt.decode(token, keys).header["kid"])  # raises if no published key verifies it
         time.sleep(0.1)
     assert signed_by - kids_before and signed_by & kids_before  # signed with the old keys, then the new ones
+
+
+def test_the_worker_apart_is_observable(nodes: Nodes) -> None:
+    """`consentry worker --port` answers /healthz, /readyz and /metrics with the pipeline's figures."""
+    queued = httpx.post(
+        f"{nodes.a}/api/v1/auth/register-async",
+        json={"email": "queued@nodes.example", "password": "a perfectly fine passphrase", "consent": True},
+    )
+    assert queued.status_code == 202, queued.text
+    deadline = time.monotonic() + 30
+    status = ""
+    while time.monotonic() < deadline and status != "completed":
+        status = httpx.get(f"{nodes.b}/api/v1/auth/register-status/{queued.json()['request_id']}").json()[
+            "status"
+        ]
+        time.sleep(0.2)
+    assert status == "completed"  # written by the worker: the nodes run no jobs
+    assert httpx.get(f"{nodes.worker}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{nodes.worker}/readyz").status_code == 200
+    metrics = httpx.get(f"{nodes.worker}/metrics").text
+    assert "consentry_registration_queued_to_written_seconds_count 1.0" in metrics
+    assert "consentry_registration_batch_size_count 1.0" in metrics
 
 
 def test_ten_nodes_started_at_once_on_an_empty_database_come_up_with_one_key_set(

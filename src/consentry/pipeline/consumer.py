@@ -60,6 +60,17 @@ class PipelineMetrics:
             "consentry_registration_retries", "DLQ messages taken again", registry=registry
         )
         self.failed = Counter("consentry_registration_failed", "messages failed for good", registry=registry)
+        self.retries_succeeded = Counter(
+            "consentry_registration_retries_succeeded",
+            "DLQ messages written on a later attempt",
+            registry=registry,
+        )
+        self.queued_to_written = Histogram(
+            "consentry_registration_queued_to_written_seconds",
+            "from a registration's queueing to its account's insert",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=registry,
+        )
 
 
 class Doorbell:
@@ -145,7 +156,9 @@ class RegistrationConsumer:
                 received = await self._transport.receive(room, now=datetime.now(UTC)) if room > 0 else []
                 arrived += len(received)
                 self._metrics.messages.inc(len(received))
-                self._metrics.retries.inc(sum(1 for m in received if m.attempts))
+                if retried := sum(1 for m in received if m.attempts):
+                    self._metrics.retries.inc(retried)
+                    log.info("%d dead-lettered registrations taken again", retried)
                 clock = time.monotonic()
                 ready = [flush for m in received if (flush := self._batcher.add(m, now=clock)) is not None]
                 if (flush := self._batcher.poll(now=time.monotonic())) is not None:
@@ -219,16 +232,34 @@ class RegistrationConsumer:
             return
         started = time.perf_counter()
         result = await write_batch(self._database, flush.items, now=datetime.now(UTC))
-        self._metrics.write_seconds.observe(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self._metrics.write_seconds.observe(took)
         self._metrics.batch_size.observe(len(flush.items))
         self._metrics.flushes.labels(flush.reason).inc()
+        written_at, poisoned = time.time(), {message.request_id for message, _error in result.poisoned}
+        for message in flush.items:
+            if message.request_id in poisoned:
+                continue
+            if message.queued_at is not None:
+                self._metrics.queued_to_written.observe(max(0.0, written_at - message.queued_at))
+            if message.attempts:
+                self._metrics.retries_succeeded.inc()
+        log.info(
+            "registration batch written: %d messages (%s), %d poisoned, %.0f ms",
+            len(flush.items), flush.reason, len(poisoned), took * 1000,
+        )  # fmt: skip
         for message, error in result.poisoned:
             now = datetime.now(UTC)
             retry = message.attempts < self._max_retries
             retry_at = now + timedelta(seconds=self._retry_base * 2**message.attempts) if retry else None
             await self._transport.dead_letter(message, error, retry_at=retry_at, now=now)
             self._metrics.dead_lettered.inc()
-            if not retry:
+            if retry and retry_at is not None:
+                log.info(
+                    "registration %s to the dead-letter queue (attempt %d): %s; retried at %s",
+                    message.request_id, message.attempts + 1, error, retry_at.isoformat(),
+                )  # fmt: skip
+            else:
                 self._metrics.failed.inc()
                 log.warning("registration %s failed for good: %s", message.request_id, error)
         await self._transport.ack(flush.items)  # only now: a crash before this redelivers, harmlessly

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -20,6 +21,7 @@ def to_wire(message: RegistrationMessage, **extra: Any) -> bytes:
             "hash": message.password_hash,
             "attributes": message.attributes,
             "attempts": message.attempts,
+            "queued_at": message.queued_at if message.queued_at is not None else time.time(),
             **extra,
         }
     )
@@ -35,4 +37,5 @@ def from_wire(data: dict[str, Any], receipt: str | None) -> RegistrationMessage:
         dict(data.get("attributes") or {}),
         int(data.get("attempts", 0)),
         receipt,
+        data["queued_at"] if isinstance(data.get("queued_at"), int | float) else None,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, or_, select, update
@@ -45,6 +45,7 @@ def _claim(due_ids: Select[uuid.UUID]) -> ReturningUpdate[Any]:
             _QUEUE.attributes,
             _QUEUE.attempts,
             _QUEUE.next_attempt_at,
+            _QUEUE.created_at,
         )
         .execution_options(synchronize_session=False)
     )  # columns, not ORM objects: a batch is a thousand rows
@@ -88,7 +89,13 @@ class DatabaseTransport:
         rows = sorted(claimed, key=lambda row: row.next_attempt_at)  # RETURNING has no order
         return [
             RegistrationMessage(
-                row.id, row.email, row.phone, row.password_hash, dict(row.attributes or {}), row.attempts
+                row.id,
+                row.email,
+                row.phone,
+                row.password_hash,
+                dict(row.attributes or {}),
+                row.attempts,
+                queued_at=_epoch(row.created_at),
             )
             for row in rows
         ]
@@ -101,3 +108,9 @@ class DatabaseTransport:
     ) -> None:
         """Park a message that failed to write: retried at ``retry_at``, or failed for good when None."""
         await self._ledger.record_dead_letter(message, error, retry_at=retry_at, now=now, release_claim=True)
+
+
+def _epoch(value: datetime | str) -> float:
+    """A claimed row's ``created_at`` as epoch seconds (SQLite's RETURNING gives the stored text)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
