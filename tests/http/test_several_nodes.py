@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from joserfc.jwk import KeySet
 
 from tests.conftest import _admin, run_in_thread
 from tests.pg import PostgresCluster, free_port
-from tests.redis_server import RedisServer
+from tests.receiver import Receiver
+from tests.redis_server import RedisServer, start_redis
 from tests.served import serving
 
 pytestmark = pytest.mark.postgres
@@ -42,6 +44,7 @@ class Nodes:
     home: Path
     admin: dict[str, str]  # an administrator's session, as Bearer
     worker: str  # the worker's /healthz, /readyz and /metrics
+    redis: RedisServer  # theirs alone: a test may stop it
 
     def cli(self, *args: str) -> dict[str, Any]:
         done = subprocess.run(
@@ -71,13 +74,16 @@ def _empty_database(cluster: PostgresCluster) -> str:
 
 
 @pytest.fixture
-def nodes(postgres_cluster: PostgresCluster, redis_server: RedisServer, tmp_path: Path) -> Iterator[Nodes]:
+def nodes(postgres_cluster: PostgresCluster, tmp_path: Path) -> Iterator[Nodes]:
     """Nodes A and B serving the API only, and a `consentry worker` for the background jobs, on one
-    PostgreSQL database and one Redis."""
+    PostgreSQL database and one Redis (rate limits and the registration stream)."""
     url = _empty_database(postgres_cluster)
+    redis = start_redis(tmp_path)
     port_a, port_b = free_port(), free_port()
     env = _environment(url, f"http://127.0.0.1:{port_a}", tmp_path)
-    env |= {"CONSENTRY_REDIS_URL": redis_server.url, "CONSENTRY_RUN_JOBS": "0"}
+    env |= {"CONSENTRY_REDIS_URL": redis.url, "CONSENTRY_QUEUE_URL": redis.url.replace("/0", "/1"),
+            "CONSENTRY_RUN_JOBS": "0", "CONSENTRY_WEBHOOK_LEASE_SECONDS": "2",
+            "CONSENTRY_WORKER_POLL_SECONDS": "0.2"}  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "consentry", "migrate"], env=env, cwd=tmp_path, check=True, timeout=120
     )
@@ -99,6 +105,7 @@ def nodes(postgres_cluster: PostgresCluster, redis_server: RedisServer, tmp_path
         serving(env, tmp_path / "a", port_a) as a,
         serving(env, tmp_path / "b", port_b) as b,
     ):
+        stack.callback(redis.stop)
         stack.callback(_stop, worker)
         flow = httpx.post(
             f"{a}/api/v1/auth/submit-identifier", json={"identifier": "admin@nodes.example"}
@@ -109,7 +116,7 @@ def nodes(postgres_cluster: PostgresCluster, redis_server: RedisServer, tmp_path
             headers={"Authorization": f"Bearer {flow['flow_token']}"},
         ).json()
         admin = {"Authorization": f"Bearer {signed_in['session_token']}"}
-        yield Nodes(a, b, env, tmp_path, admin, f"http://127.0.0.1:{worker_port}")
+        yield Nodes(a, b, env, tmp_path, admin, f"http://127.0.0.1:{worker_port}", redis)
 
 
 def _token(node: str, client_id: str, secret: str) -> httpx.Response:
@@ -244,6 +251,83 @@ def test_the_worker_apart_is_observable(nodes: Nodes) -> None:
     metrics = httpx.get(f"{nodes.worker}/metrics").text
     assert "consentry_registration_queued_to_written_seconds_count 1.0" in metrics
     assert "consentry_registration_batch_size_count 1.0" in metrics
+
+
+def test_redis_stopped_gives_503_and_restarted_empty_registrations_complete(nodes: Nodes) -> None:
+    client = nodes.cli("client", "create", "--name", "Limited", "--redirect-uri", "https://l.example.com/cb",
+                       "--grant-type", "client_credentials")  # fmt: skip
+    token = {"grant_type": "client_credentials"}
+    auth = (client["client_id"], client["client_secret"])
+    assert httpx.post(f"{nodes.a}/oauth2/token", data=token, auth=auth).status_code == 200
+    nodes.redis.stop()
+    for node in (nodes.a, nodes.b):
+        refused = httpx.post(f"{node}/oauth2/token", data=token, auth=auth, timeout=10)
+        assert refused.status_code == 503 and refused.headers["retry-after"], refused.text
+        assert httpx.get(f"{node}/readyz", timeout=5).status_code == 503
+    nodes.redis = start_redis(nodes.home, port=nodes.redis.port)  # back, and empty
+    assert httpx.post(f"{nodes.b}/oauth2/token", data=token, auth=auth).status_code == 200
+    queued = httpx.post(
+        f"{nodes.a}/api/v1/auth/register-async",
+        json={"email": "after@nodes.example", "password": "a perfectly fine passphrase", "consent": True},
+    )
+    assert queued.status_code == 202, queued.text
+    deadline, status = time.monotonic() + 30, ""
+    while time.monotonic() < deadline and status != "completed":
+        status = httpx.get(f"{nodes.a}/api/v1/auth/register-status/{queued.json()['request_id']}").json()[
+            "status"
+        ]
+        time.sleep(0.2)
+    assert status == "completed"  # the worker made the stream's group again by itself
+
+
+def test_a_slow_receiver_with_a_backlog_gets_no_duplicates_from_three_deliverers(nodes: Nodes) -> None:
+    """The worker and two more (as nodes that run jobs would), a receiver slower per event than the lease
+    over the backlog: no event twice, and one client's events in order."""
+    receiver = Receiver(hang_first=1000, hang_seconds=0.25)
+    client = nodes.cli("client", "create", "--name", "Hooked", "--redirect-uri", "https://h.example.com/cb",
+                       "--webhook-url", receiver.url)  # fmt: skip
+    asyncio.run(_backlog(nodes.env["CONSENTRY_DATABASE_URL"], client["client_id"], 24))
+    more = [
+        subprocess.Popen(
+            [sys.executable, "-m", "consentry", "worker"],
+            env=nodes.env,
+            cwd=nodes.home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    try:
+        receiver.wait_for(24, timeout=60)
+        time.sleep(3)  # past a lease: a duplicate would have come by now
+    finally:
+        for process in more:
+            _stop(process)
+        receiver.stop()
+    ids = [d.headers["webhook-id"] for d in receiver.accepted()]
+    assert len(ids) == 24 and len(set(ids)) == 24
+    assert [json.loads(d.body)["number"] for d in receiver.accepted()] == list(range(24))
+
+
+async def _backlog(url: str, client_id: str, count: int) -> None:
+    from consentry.runtime import Runtime, utcnow
+    from consentry.storage.tables import WebhookOutbox
+    from tests.conftest import make_settings
+
+    runtime = Runtime.build(make_settings(url, Path("/nonexistent")))
+    start = utcnow()
+    try:
+        async with runtime.database.unit_of_work() as session:
+            for number in range(count):
+                session.add(
+                    WebhookOutbox(
+                        client_id=client_id, event_type="consent.granted", payload={"number": number},
+                        status="pending", created_at=start + timedelta(milliseconds=number),
+                        next_attempt_at=start,
+                    )
+                )  # fmt: skip
+    finally:
+        await runtime.close()
 
 
 def test_ten_nodes_started_at_once_on_an_empty_database_come_up_with_one_key_set(
