@@ -140,7 +140,7 @@ class Runtime:
                 encryption_key=derive_key(secret, "consentry signing keys v1"),
                 token_lifetime=lifetimes.access_token,  # ID tokens live as long as access tokens
             ),
-            subjects=SubjectService(database, secret=secret),
+            subjects=SubjectService(database, changes, secret=secret),
             clients=ClientDirectory(database, changes),
             lifetimes=lifetimes,
             csrf_key=derive_key(secret, "consentry csrf v1"),

@@ -19,7 +19,7 @@ async def test_concurrent_refreshes_share_one_read(runtime: Runtime) -> None:
     app = await make_app(runtime, subject_type="pairwise")
     client = await runtime.clients.get(app.client_id)
     assert client is not None
-    subjects = SubjectService(runtime.database, secret=b"s" * 32, refresh_interval=0)
+    subjects = SubjectService(runtime.database, runtime.changes, secret=b"s" * 32, refresh_interval=0)
     await subjects.subject(uuid.uuid4(), client, now=utcnow())  # creates version 1
     reads: list[str] = []
 
@@ -39,7 +39,7 @@ async def test_a_read_overtaken_by_a_rotation_is_not_adopted(runtime: Runtime, m
         pytest.skip(
             "SQLite serialises this process's writers: a rotation cannot overtake the load's transaction"
         )
-    subjects = SubjectService(runtime.database, secret=b"s" * 32, refresh_interval=0.05)
+    subjects = SubjectService(runtime.database, runtime.changes, secret=b"s" * 32, refresh_interval=0.05)
     before = await subjects.issuing_version(now=utcnow())
     await asyncio.sleep(0.06)  # stale: the next call reads
     read_done, release = asyncio.Event(), asyncio.Event()

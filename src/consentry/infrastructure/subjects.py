@@ -23,6 +23,7 @@ from consentry.domain.clients import RegisteredClient
 from consentry.domain.pairwise import PseudonymVersionState
 from consentry.errors import ConfigurationError
 from consentry.single_flight import SingleFlight
+from consentry.storage.change_bus import ChangeBus
 from consentry.storage.database import Database, Transaction
 from consentry.storage.group_commit import Statement
 from consentry.storage.pseudonyms import (
@@ -67,8 +68,12 @@ class Subject:
 
 
 class SubjectService:
-    def __init__(self, database: Database, *, secret: bytes, refresh_interval: float = 30.0) -> None:
+    def __init__(
+        self, database: Database, changes: ChangeBus, *, secret: bytes, refresh_interval: float = 30.0
+    ) -> None:
         self._database = database
+        self._changes = changes
+        changes.subscribe(self._changed)
         self._secret = secret
         self._refresh_interval = refresh_interval
         self._versions: Versions | None = None
@@ -230,7 +235,7 @@ class SubjectService:
             versions = await repository.all()
             created = await self._create_version(session, versions, now=now)
             await self._settle(session, active=created.version, now=now)
-        self._forget()
+        self._changes.announce("pseudonyms")  # every process reads versions and pins again
         return created.version
 
     async def migrate(self, sector: str | None, *, window: timedelta, now: datetime) -> list[SectorPin]:
@@ -242,7 +247,7 @@ class SubjectService:
                 sector.lower() if sector else None, to=active, until=now + window, now=now
             )
             await self._settle(session, active=active, now=now)
-        self._forget()
+        self._changes.announce("pseudonyms")  # every process reads versions and pins again
         return moved
 
     async def rollback(self, sector: str | None, *, now: datetime) -> tuple[list[SectorPin], int]:
@@ -265,7 +270,7 @@ class SubjectService:
                 active = max(earlier)
             assert active is not None
             await self._settle(session, active=active, now=now)
-        self._forget()
+        self._changes.announce("pseudonyms")  # every process reads versions and pins again
         return restored, active
 
     async def _settle(self, session: Transaction, *, active: int, now: datetime) -> None:
@@ -294,6 +299,10 @@ class SubjectService:
         self._loads.forget(None)
         self._versions = None
         self._loaded_at = float("-inf")
+
+    def _changed(self, topic: str, _key: str) -> None:
+        if topic in ("pseudonyms", "everything"):
+            self._forget()
 
     def _forget(self) -> None:
         self._forget_versions()

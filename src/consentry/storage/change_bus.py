@@ -1,10 +1,12 @@
 """Telling every process of one provider that something it caches has changed (SPEC §11).
 
-Each process keeps clients, the scope catalogue and the signing keys in memory. A change made in one
-process is announced on PostgreSQL's ``LISTEN``/``NOTIFY`` channel; every process listening (each node,
-each of its workers, `consentry worker`) drops what it cached, so its next request reads it again. An
-announcement is a small text, ``topic`` or ``topic:key``; one that is lost (a process that was reconnecting)
-is covered by the caches' own short lifetimes, and a process that listens again drops everything.
+Each process keeps clients, the scope catalogue, the signing keys and the pairwise pseudonym versions in
+memory. A change made in one process is announced on PostgreSQL's ``LISTEN``/``NOTIFY`` channel; every
+process listening (each node, each of its workers, `consentry worker`) drops what it cached, so its next
+request reads it again. An announcement is a small text, ``topic`` or ``topic:key``; one that is lost (a
+process that was reconnecting) is covered by the caches' own short lifetimes, and a process that listens
+again drops everything. (Redis pub/sub would add a second path for the same announcements: several nodes
+share a PostgreSQL database in any case, so its channel is the one.)
 
 On SQLite, announcements are applied in this process only (the processes of `serve --workers N` on one file
 see a change within the caches' lifetimes).
