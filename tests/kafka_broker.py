@@ -4,7 +4,6 @@ it, in memory on a free loopback port, stopped by its PID."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import stat
 import subprocess
@@ -14,6 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from tests.pg import free_port
+from tests.processes import stop
 
 
 @dataclass
@@ -26,11 +26,7 @@ class KafkaBroker:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
 
 
 def tansu_binary() -> Path:

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from urllib.parse import urljoin
 import httpx
 
 from tests.pg import free_port
+from tests.processes import stop
 
 HOME = Path(__file__).parent / "upstream_provider"
 FORM = re.compile(r'<form[^>]*action="([^"]+)"[^>]*>', re.IGNORECASE)
@@ -67,11 +67,7 @@ def panva_provider(redirect_uri: str, accounts: dict[str, dict[str, Any]], log: 
             assert process.poll() is None, log.read_text()
             yield provider
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 async def through_panva(location: str, login: str, *, until: str) -> str:

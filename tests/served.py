@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+from tests.processes import stop
 
 
 @contextlib.contextmanager
@@ -38,8 +39,4 @@ def serving(env: dict[str, str], cwd: Path, port: int) -> Iterator[str]:
                 raise AssertionError((cwd / "server.log").read_text())
             yield url
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process, timeout=15)

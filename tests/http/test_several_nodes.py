@@ -27,6 +27,7 @@ from joserfc.jwk import KeySet
 
 from tests.conftest import _admin, run_in_thread
 from tests.pg import PostgresCluster, free_port
+from tests.processes import stop
 from tests.receiver import Receiver
 from tests.redis_server import RedisServer, start_redis
 from tests.served import serving
@@ -106,7 +107,7 @@ def nodes(postgres_cluster: PostgresCluster, tmp_path: Path) -> Iterator[Nodes]:
         serving(env, tmp_path / "b", port_b) as b,
     ):
         stack.callback(redis.stop)
-        stack.callback(_stop, worker)
+        stack.callback(stop, worker)
         flow = httpx.post(
             f"{a}/api/v1/auth/submit-identifier", json={"identifier": "admin@nodes.example"}
         ).json()
@@ -302,7 +303,7 @@ def test_a_slow_receiver_with_a_backlog_gets_no_duplicates_from_three_deliverers
         time.sleep(3)  # past a lease: a duplicate would have come by now
     finally:
         for process in more:
-            _stop(process)
+            stop(process)
         receiver.stop()
     ids = [d.headers["webhook-id"] for d in receiver.accepted()]
     assert len(ids) == 24 and len(set(ids)) == 24
@@ -353,7 +354,7 @@ def test_ten_nodes_started_at_once_on_an_empty_database_come_up_with_one_key_set
             for port, home in zip(ports, homes, strict=True)
         ]
         for process in processes:
-            started.callback(_stop, process)
+            started.callback(stop, process)
         deadline = time.monotonic() + 120
         ready: set[int] = set()
         while len(ready) < len(ports) and time.monotonic() < deadline:
@@ -376,11 +377,3 @@ def test_ten_nodes_started_at_once_on_an_empty_database_come_up_with_one_key_set
         }
         assert len(key_sets) == 1, key_sets
         assert len(json.loads(key_sets.pop())) == 2  # one RS256 key and one ES256 key
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()

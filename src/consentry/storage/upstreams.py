@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,38 +164,30 @@ class UpstreamAuthorizationRepository:
     async def take(self, state_hash: bytes, *, now: datetime) -> UpstreamAuthorization | None:
         """The trip whose state came back, once: the first caller moves it past ``sent`` (one statement, so a
         replayed callback racing the first finds nothing)."""
-        taken = await self._session.execute(
-            update(UpstreamAuthorization)
-            .where(
-                UpstreamAuthorization.state_hash == state_hash,
-                UpstreamAuthorization.step == "sent",
-                UpstreamAuthorization.expires_at > now,
-            )
-            .values(step="answered")
-            .execution_options(synchronize_session=False)
+        return await self._advance(
+            UpstreamAuthorization.state_hash == state_hash, "sent", "answered", now=now
         )
-        if not getattr(taken, "rowcount", 0):
-            return None
-        return await self._session.get(UpstreamAuthorization, state_hash, populate_existing=True)
 
     async def take_ticket(self, ticket_hash: bytes, *, now: datetime) -> UpstreamAuthorization | None:
         """The trip awaiting the terms whose ticket this is, once."""
-        taken = await self._session.execute(
+        found = UpstreamAuthorization.ticket_hash == ticket_hash
+        return await self._advance(found, "awaiting_terms", "done", now=now)
+
+    async def _advance(
+        self, found: ColumnElement[bool], step: str, to: str, *, now: datetime
+    ) -> UpstreamAuthorization | None:
+        """The unexpired trip ``found`` at ``step``, moved to ``to`` by one conditional statement; None when
+        another request moved it first (or it is not there)."""
+        moved = await self._session.execute(
             update(UpstreamAuthorization)
-            .where(
-                UpstreamAuthorization.ticket_hash == ticket_hash,
-                UpstreamAuthorization.step == "awaiting_terms",
-                UpstreamAuthorization.expires_at > now,
-            )
-            .values(step="done")
+            .where(found, UpstreamAuthorization.step == step, UpstreamAuthorization.expires_at > now)
+            .values(step=to)
             .execution_options(synchronize_session=False)
         )
-        if not getattr(taken, "rowcount", 0):
+        if not getattr(moved, "rowcount", 0):
             return None
         return await self._session.scalar(
-            select(UpstreamAuthorization)
-            .where(UpstreamAuthorization.ticket_hash == ticket_hash)
-            .execution_options(populate_existing=True)
+            select(UpstreamAuthorization).where(found).execution_options(populate_existing=True)
         )
 
     async def await_terms(self, state_hash: bytes, *, ticket_hash: bytes, answer: str) -> None:
