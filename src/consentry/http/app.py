@@ -23,6 +23,7 @@ from consentry.http.responses import JSONResponse
 from consentry.http.routers import (
     accounts,
     admin,
+    api_docs,
     auth,
     authorize,
     catalogue,
@@ -114,7 +115,7 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         default_response_class=JSONResponse,
-        docs_url="/docs" if settings.is_development else None,
+        docs_url=None,  # ours: routers/api_docs.py, with no CDN
         redoc_url=None,
         openapi_url="/openapi.json" if settings.is_development else None,
     )
@@ -132,6 +133,9 @@ def create_app(
     )  # fmt: skip
     for router in routers:
         app.include_router(router)
+    if settings.is_development:  # as /openapi.json
+        app.include_router(api_docs.router)
+        app.mount("/static/api-docs", StaticFiles(directory=str(files("fastapi_offline") / "static")))
     app.mount("/static", StaticFiles(directory=str(files("consentry") / "http" / "static")), name="static")
     metrics = RequestMetrics(registry)
     app.state.outages = outages = DatabaseOutages()
