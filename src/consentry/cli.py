@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 
 from consentry.crypto.keys import JWKS_MAX_AGE
+from consentry.domain.accounts import BulkAction
 from consentry.domain.clients import InvalidClientMetadata, build_client_metadata
 from consentry.domain.identifiers import InvalidIdentifier
 from consentry.domain.scopes import InvalidScopeToken, Scopes
@@ -571,14 +573,24 @@ def dcr_token_create(
 def user_create(
     email: Annotated[str, typer.Option("--email", help="The account's email address.")],
     password: Annotated[
-        str, typer.Option("--password", help="The initial password (at least 8 characters).")
-    ],
+        str | None,
+        typer.Option("--password", help="The initial password (at least 8 characters); else asked for."),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
     verified: Annotated[bool, typer.Option("--verified", help="Mark the email as verified.")] = False,
     admin: Annotated[bool, typer.Option("--admin", help="Grant the admin role.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Create a user account."""
+    """Create a user account. The password comes from --password, --password-stdin, or a prompt (so that it
+    need not stand in the shell's history or the process list)."""
     from consentry.services.users import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
 
     async def _create(runtime: Runtime) -> str:
         async with runtime.database.unit_of_work() as session:
@@ -598,6 +610,132 @@ def user_create(
         print_json({"user_id": user_id})
     else:
         out.print(f"user_id: [bold]{user_id}[/]")
+
+
+@user_app.command("list")
+def user_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="How many to skip.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Accounts, deleted ones included, newest first."""
+    from consentry.services.admin import list_users
+
+    async def _list(runtime: Runtime) -> list[dict[str, Any]]:
+        return await list_users(runtime, limit=limit, offset=offset)
+
+    users = run(_list, migrate=True)
+    if as_json:
+        print_json({"users": users})
+        return
+    for user in users:
+        state = "" if user["status"] == "active" else f" ({user['status']})"
+        out.print(f"{user['user_id']}  {user.get('email') or user.get('phone') or '-'}{state}")
+
+
+@user_app.command("show")
+def user_show(user_id: Annotated[str, typer.Argument(help="The account's id.")]) -> None:
+    """One account as an administrator sees it: profile, state, sessions, apps, linked accounts (JSON)."""
+    from consentry.services.admin import user_overview
+
+    async def _show(runtime: Runtime) -> dict[str, Any]:
+        return await user_overview(runtime, _user_id(user_id), now=utcnow())
+
+    print_json(run(_show, migrate=True))
+
+
+@user_app.command("delete")
+def user_delete(user_id: Annotated[str, typer.Argument(help="The account's id.")]) -> None:
+    """Soft-delete an account: every app loses access now; `user restore` undoes it in the grace period."""
+    _bulk_user_action("soft_delete", user_id, "deleted (restorable during the grace period)")
+
+
+@user_app.command("restore")
+def user_restore(user_id: Annotated[str, typer.Argument(help="The account's id.")]) -> None:
+    """Restore a soft-deleted account during its grace period."""
+    _bulk_user_action("restore", user_id, "restored")
+
+
+def _user_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise fail(f"not an account id: {value}") from None
+
+
+def _bulk_user_action(action: BulkAction, user_id: str, done: str) -> None:
+    from consentry.services.admin import bulk_users
+    from consentry.storage.audit import RequestOrigin
+
+    target = _user_id(user_id)
+
+    async def _act(runtime: Runtime) -> int:
+        return await bulk_users(runtime, action, [target], admin=None, origin=RequestOrigin(), now=utcnow())
+
+    if run(_act, migrate=True) == 0:
+        raise fail(f"no account {user_id} to which that applies", 1)
+    out.print(f"account {user_id} {done}")
+
+
+@client_app.command("list")
+def client_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Every live client, newest first."""
+    from consentry.services.client_management import all_clients
+
+    async def _list(runtime: Runtime) -> list[dict[str, Any]]:
+        return await all_clients(runtime, registered_by=None, limit=1000, offset=0)
+
+    clients = run(_list, migrate=True)
+    if as_json:
+        print_json({"clients": clients})
+        return
+    for client in clients:
+        out.print(f"{client['client_id']}  {client['client_name']}")
+
+
+@client_app.command("show")
+def client_show(client_id: Annotated[str, typer.Argument(help="The client's id.")]) -> None:
+    """One client's registration (JSON; never its secret)."""
+    from consentry.services.client_management import read_client
+
+    async def _show(runtime: Runtime) -> dict[str, Any]:
+        return await read_client(runtime, client_id, None)
+
+    print_json(run(_show, migrate=True))
+
+
+@client_app.command("delete")
+def client_delete(client_id: Annotated[str, typer.Argument(help="The client's id.")]) -> None:
+    """Delete a client: every consent it held ends and every token it holds is revoked, at once."""
+    from consentry.services.cascades import delete_client
+    from consentry.storage.audit import RequestOrigin
+
+    async def _delete(runtime: Runtime) -> None:
+        await delete_client(runtime, client_id, None, origin=RequestOrigin(), now=utcnow())
+
+    run(_delete, migrate=True)
+    out.print(f"client {client_id} deleted")
+
+
+@client_app.command("secret")
+def client_secret(
+    client_id: Annotated[str, typer.Argument(help="The client's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """A new client secret (shown once); the old one stops working at once, on every node."""
+    from consentry.services.client_management import regenerate_secret
+    from consentry.storage.audit import RequestOrigin
+
+    async def _rotate(runtime: Runtime) -> str:
+        return await regenerate_secret(runtime, client_id, None, origin=RequestOrigin(), now=utcnow())
+
+    secret = run(_rotate, migrate=True)
+    if as_json:
+        print_json({"client_id": client_id, "client_secret": secret})
+    else:
+        out.print(f"client_secret (shown once): [bold]{secret}[/]")
 
 
 @user_app.command("grant-admin")
@@ -671,7 +809,6 @@ def users_bulk(
     email: Annotated[list[str], typer.Option("--email", help="An account, by email (repeatable).")],
 ) -> None:
     """Soft delete, restore, or set verification on many accounts, one statement per table."""
-    from consentry.domain.accounts import BulkAction
     from consentry.domain.identifiers import normalise_email
     from consentry.services.admin import bulk_users
     from consentry.storage.audit import RequestOrigin

@@ -252,3 +252,33 @@ def test_upstream_create_list_and_delete(env: dict[str, str], tmp_path: Path) ->
     deleted = cli(["upstream", "delete", "github"], env, tmp_path)
     assert deleted.returncode == 0, deleted.stderr
     assert json.loads(cli(["upstream", "list", "--json"], env, tmp_path).stdout) == {"upstreams": []}
+
+
+def test_operators_list_show_delete_and_rotate_clients_and_users(env: dict[str, str], tmp_path: Path) -> None:
+    made = json.loads(cli(["client", "create", "--name", "Ops", "--redirect-uri", "https://ops.example.com/cb",
+                           "--json"], env, tmp_path).stdout)  # fmt: skip
+    client_id = made["client_id"]
+    listed = json.loads(cli(["client", "list", "--json"], env, tmp_path).stdout)
+    assert [c["client_id"] for c in listed["clients"]] == [client_id]
+    shown = json.loads(cli(["client", "show", client_id], env, tmp_path).stdout)
+    assert shown["client_name"] == "Ops" and "client_secret" not in shown
+    rotated = json.loads(cli(["client", "secret", client_id, "--json"], env, tmp_path).stdout)
+    assert rotated["client_secret"] and rotated["client_secret"] != made["client_secret"]
+    assert cli(["client", "delete", client_id], env, tmp_path).returncode == 0
+    gone = cli(["client", "show", client_id], env, tmp_path)
+    assert gone.returncode != 0 and "no such client" in gone.stderr and "Traceback" not in gone.stderr
+
+    piped = subprocess.run(
+        [*CONSENTRY, "user", "create", "--email", "piped@example.com", "--password-stdin", "--json"],
+        input="a password from stdin\n", env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    user_id = json.loads(piped.stdout)["user_id"]
+    users = json.loads(cli(["user", "list", "--json"], env, tmp_path).stdout)["users"]
+    assert [u["user_id"] for u in users] == [user_id]
+    assert cli(["user", "delete", user_id], env, tmp_path).returncode == 0
+    assert json.loads(cli(["user", "show", user_id], env, tmp_path).stdout)["status"] == "deleted"
+    assert cli(["user", "restore", user_id], env, tmp_path).returncode == 0
+    assert json.loads(cli(["user", "show", user_id], env, tmp_path).stdout)["status"] == "active"
+    bad = cli(["user", "show", "not-an-id"], env, tmp_path)
+    assert bad.returncode != 0 and "not an account id" in bad.stderr

@@ -68,6 +68,12 @@ async def look_up_users(
         return [_account(user) for user in accounts]
 
 
+async def list_users(runtime: Runtime, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Accounts, deleted ones included, newest first (an operator's list)."""
+    async with runtime.database.read_only() as session:
+        return [_account(user) for user in await UserRepository(session).listed(limit=limit, offset=offset)]
+
+
 async def user_overview(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) -> dict[str, Any]:
     """One account as an administrator helping its owner sees it: profile, verification, state, live
     sessions, the apps that can see it, and linked accounts (SPEC §9)."""

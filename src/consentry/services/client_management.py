@@ -185,9 +185,13 @@ async def create_client(
         return Created(issued, describe(client))
 
 
-async def _owned(session: Transaction, client_id: str, by: SignedIn, *, for_update: bool = False) -> Client:
+async def _owned(
+    session: Transaction, client_id: str, by: SignedIn | None, *, for_update: bool = False
+) -> Client:
+    """The live client, if ``by`` may manage it: its owner, an administrator, or (None) the operator's CLI."""
     client = await ClientRepository(session).get_record(client_id, for_update=for_update)
-    if client is None or client.deleted_at is not None or (client.owner_id != by.user_id and not by.is_admin):
+    allowed = by is None or by.is_admin or (client is not None and client.owner_id == by.user_id)
+    if client is None or client.deleted_at is not None or not allowed:
         raise NotFoundError("no such client")
     return client
 
@@ -209,7 +213,7 @@ async def all_clients(
         return [describe(client) for client in listed]
 
 
-async def read_client(runtime: Runtime, client_id: str, by: SignedIn) -> dict[str, Any]:
+async def read_client(runtime: Runtime, client_id: str, by: SignedIn | None) -> dict[str, Any]:
     async with runtime.database.read_only() as session:
         return describe(await _owned(session, client_id, by))
 
@@ -273,7 +277,7 @@ async def update_client(
 
 
 async def regenerate_secret(
-    runtime: Runtime, client_id: str, by: SignedIn, *, origin: RequestOrigin, now: datetime
+    runtime: Runtime, client_id: str, by: SignedIn | None, *, origin: RequestOrigin, now: datetime
 ) -> str:
     """A new client secret; the old one stops working at once (other processes: within the cache TTL)."""
     secret = new_secret()
@@ -285,7 +289,8 @@ async def regenerate_secret(
         client.secret_rotated_at = now
         client.updated_at = now
         await AuditRepository(session).record(
-            "client_secret_rotated", now=now, origin=origin, user_id=by.user_id, client_id=client_id
-        )
+            "client_secret_rotated", now=now, origin=origin, client_id=client_id,
+            user_id=by.user_id if by else None, actor="user" if by else "admin",
+        )  # fmt: skip
     runtime.clients.invalidate(client_id)
     return secret

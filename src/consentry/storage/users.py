@@ -67,6 +67,11 @@ class UserRepository:
             await self._session.scalars(select(User).where(or_(*conditions)).order_by(User.created_at))
         )
 
+    async def listed(self, *, limit: int, offset: int) -> list[User]:
+        """Accounts in any state, newest first."""
+        query = select(User).order_by(User.created_at.desc(), User.id).limit(limit).offset(offset)
+        return list(await self._session.scalars(query))
+
     async def find_active(self, kind: str, value: str) -> User | None:
         """The active account whose ``kind`` identifier (email or phone) is ``value``."""
         return await self._session.scalar(select(User).where(active_account(User, kind, value)))
