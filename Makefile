@@ -48,13 +48,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
-# The upstream OpenID provider the tests run (panva's oidc-provider, pinned by its package-lock.json).
-UPSTREAM := tests/upstream_provider
-node-deps: $(UPSTREAM)/node_modules/.installed
+# What the tests take from npm, pinned by each package-lock.json: panva's oidc-provider (an upstream OpenID
+# provider) and axe-core (accessibility checks in Chromium).
+NODE_TOOLS := tests/upstream_provider tests/axe
+node-deps: $(NODE_TOOLS:%=%/node_modules/.installed)
 
-$(UPSTREAM)/node_modules/.installed: $(UPSTREAM)/package-lock.json
+%/node_modules/.installed: %/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q --no-install-recommends nodejs npm; }
-	npm ci --prefix $(UPSTREAM) --no-audit --no-fund --loglevel=error
+	npm ci --prefix $* --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Servers the tests start themselves (throwaway clusters on free ports); installed only when missing.
