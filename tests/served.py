@@ -40,3 +40,14 @@ def serving(env: dict[str, str], cwd: Path, port: int) -> Iterator[str]:
             yield url
         finally:
             stop(process, timeout=15)
+
+
+def signed_in(url: str, email: str, password: str) -> str:
+    """A session at the served ``url``, by the JSON sign-in (identifier, then password): its token."""
+    flow = httpx.post(f"{url}/api/v1/auth/submit-identifier", json={"identifier": email}).json()
+    answer = httpx.post(
+        f"{url}/api/v1/auth/login-password",
+        json={"password": password},
+        headers={"Authorization": f"Bearer {flow['flow_token']}"},
+    ).json()
+    return str(answer["session_token"])

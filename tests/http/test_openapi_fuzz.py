@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +24,7 @@ from schemathesis.checks import (
 )
 
 from tests.pg import free_port
-from tests.served import serving
+from tests.served import serving, signed_in
 
 EXAMPLES_PER_OPERATION = 25
 CLIENT_AUTHENTICATED = {"/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"}
@@ -74,17 +73,9 @@ def served_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     client = _cli(env, home, "client", "create", "--name", "Fuzz", "--redirect-uri", "https://app.example.com/cb",
                   "--grant-type", "authorization_code", "--grant-type", "client_credentials")  # fmt: skip
     with serving(env, home, port):
-        flow = httpx.post(
-            f"{url}/api/v1/auth/submit-identifier", json={"identifier": "admin@example.com"}
-        ).json()
-        signed_in = httpx.post(
-            f"{url}/api/v1/auth/login-password",
-            json={"password": password},
-            headers={"Authorization": f"Bearer {flow['flow_token']}"},
-        ).json()
         yield {
             "url": url,
-            "session": signed_in["session_token"],
+            "session": signed_in(url, "admin@example.com", password),
             "client_id": client["client_id"],
             "client_secret": client["client_secret"],
         }

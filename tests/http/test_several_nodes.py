@@ -34,7 +34,7 @@ from tests.pg import PostgresCluster, free_port
 from tests.processes import stop
 from tests.receiver import Receiver
 from tests.redis_server import RedisServer, start_redis
-from tests.served import serving
+from tests.served import serving, signed_in
 
 pytestmark = pytest.mark.postgres
 API = "https://api.nodes.example.com"
@@ -112,15 +112,7 @@ def nodes(postgres_cluster: PostgresCluster, tmp_path: Path) -> Iterator[Nodes]:
     ):
         stack.callback(redis.stop)
         stack.callback(stop, worker)
-        flow = httpx.post(
-            f"{a}/api/v1/auth/submit-identifier", json={"identifier": "admin@nodes.example"}
-        ).json()
-        signed_in = httpx.post(
-            f"{a}/api/v1/auth/login-password",
-            json={"password": password},
-            headers={"Authorization": f"Bearer {flow['flow_token']}"},
-        ).json()
-        admin = {"Authorization": f"Bearer {signed_in['session_token']}"}
+        admin = {"Authorization": f"Bearer {signed_in(a, 'admin@nodes.example', password)}"}
         yield Nodes(a, b, env, tmp_path, admin, f"http://127.0.0.1:{worker_port}", redis)
 
 

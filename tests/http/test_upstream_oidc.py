@@ -22,7 +22,7 @@ from consentry.runtime import Runtime
 from consentry.storage.tables import LinkedAccount, UpstreamProvider, User
 from tests.oauth import Person, make_person
 from tests.pg import free_port
-from tests.served import serving
+from tests.served import serving, signed_in
 
 JSON = {"Accept": "application/json"}
 CALLBACK = "http://127.0.0.1:8000/auth/upstream/home/callback"
@@ -65,13 +65,9 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
         env, home, "client", "create", "--name", "Downstream", "--redirect-uri", CALLBACK, "--trusted"
     )
     with serving(env, home, port):
-        flow = httpx.post(f"{url}/api/v1/auth/submit-identifier", json={"identifier": email}).json()
-        signed_in = httpx.post(
-            f"{url}/api/v1/auth/login-password",
-            json={"password": password},
-            headers={"Authorization": f"Bearer {flow['flow_token']}"},
-        ).json()
-        yield Upstream(url, client["client_id"], client["client_secret"], email, signed_in["session_token"])
+        yield Upstream(
+            url, client["client_id"], client["client_secret"], email, signed_in(url, email, password)
+        )
 
 
 @pytest.fixture
