@@ -41,7 +41,6 @@ class ChangeBus:
         self._pending: set[asyncio.Task[None]] = set()
         self._listening: asyncio.Task[None] | None = None
         self._stopping = False
-        self.listening = asyncio.Event()  # set while a LISTEN connection is up (tests wait for it)
 
     @property
     def shared(self) -> bool:
@@ -69,7 +68,8 @@ class ChangeBus:
     async def _notify(self, payload: str) -> None:
         try:
             await self._database.notify(CHANNEL, payload)
-        except Exception as exc:  # the change holds; others see it when their caches expire
+        except (OSError, TimeoutError, SQLAlchemyError) as exc:
+            # The change holds here; the other processes see it when their caches expire.
             log.warning("could not announce a change to other processes: %s", type(exc).__name__)
 
     def _apply(self, topic: str, key: str) -> None:
@@ -96,7 +96,6 @@ class ChangeBus:
                     await connection.add_listener(CHANNEL, self._heard)
                     # What changed while nobody listened is unknown: every cache starts again.
                     self._apply("everything", "")
-                    self.listening.set()
                     await lost.wait()
                     log.warning("stopped hearing other processes' changes: the database connection was lost")
             except (
@@ -107,8 +106,6 @@ class ChangeBus:
                 asyncpg.InterfaceError,
             ) as exc:
                 log.warning("cannot listen for other processes' changes: %s", type(exc).__name__)
-            finally:
-                self.listening.clear()
             if not self._stopping:
                 await asyncio.sleep(RECONNECT_AFTER)
 
