@@ -17,21 +17,18 @@ from consentry.domain.upstreams import (
 
 
 @pytest.mark.parametrize(
-    ("linked", "owner", "trust", "verified", "outcome"),
+    ("owner", "trust", "verified", "outcome"),
     [
-        (True, True, False, False, SignInOutcome.SIGN_IN),
-        (False, False, False, False, SignInOutcome.CREATE),
-        (False, True, True, True, SignInOutcome.LINK_BY_EMAIL),
-        (False, True, True, False, SignInOutcome.EMAIL_TAKEN),  # trusted provider, unverified address
-        (False, True, False, True, SignInOutcome.EMAIL_TAKEN),  # verified, but the operator trusts no one
+        (False, False, False, SignInOutcome.CREATE),
+        (True, True, True, SignInOutcome.LINK_BY_EMAIL),
+        (True, True, False, SignInOutcome.EMAIL_TAKEN),  # trusted provider, unverified address
+        (True, False, True, SignInOutcome.EMAIL_TAKEN),  # verified, but the operator trusts no one
     ],
 )
 def test_an_email_links_only_when_trusted_and_verified(
-    linked: bool, owner: bool, trust: bool, verified: bool, outcome: SignInOutcome
+    owner: bool, trust: bool, verified: bool, outcome: SignInOutcome
 ) -> None:
-    decided = sign_in_outcome(
-        linked=linked, email_owner_exists=owner, trust_email=trust, email_verified=verified
-    )
+    decided = sign_in_outcome(email_owner_exists=owner, trust_email=trust, email_verified=verified)
     assert decided is outcome
 
 

@@ -73,7 +73,6 @@ class UpstreamIdentity:
 
 
 class SignInOutcome(enum.Enum):
-    SIGN_IN = "sign_in"  # the upstream account is linked: its person signs in
     LINK_BY_EMAIL = "link_by_email"  # a trusted provider vouches for an existing person's email
     CREATE = "create"  # nobody has this account or email: a new person, once they accept the terms
     EMAIL_TAKEN = "email_taken"  # someone has this email: they must sign in and link it themselves
@@ -119,12 +118,8 @@ def identity_from(
     return UpstreamIdentity(str(uid), email, verified, profile)
 
 
-def sign_in_outcome(
-    *, linked: bool, email_owner_exists: bool, trust_email: bool, email_verified: bool
-) -> SignInOutcome:
-    """What a callback from the provider does for a person who is not signed in."""
-    if linked:
-        return SignInOutcome.SIGN_IN
+def sign_in_outcome(*, email_owner_exists: bool, trust_email: bool, email_verified: bool) -> SignInOutcome:
+    """What a callback does for someone not signed in whose upstream account is linked to nobody yet."""
     if not email_owner_exists:
         return SignInOutcome.CREATE
     if trust_email and email_verified:

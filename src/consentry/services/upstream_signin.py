@@ -215,7 +215,6 @@ async def _arrive(
         return await _sign_in(runtime, session, config, link, identity, token, params, origin=origin, now=now)
     owner = await UserRepository(session).find_active("email", identity.email) if identity.email else None
     outcome = sign_in_outcome(
-        linked=False,
         email_owner_exists=owner is not None,
         trust_email=config.trust_email,
         email_verified=identity.email_verified,
