@@ -6,7 +6,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench lint typecheck unit system-deps node-deps bench-deps python-venv clean
+.PHONY: run test bench lint typecheck messages unit system-deps node-deps bench-deps python-venv clean
 
 ## run: install and start `consentry serve` on the embedded default (SQLite, database queue)
 run: $(VENV)/.installed
@@ -31,6 +31,12 @@ lint: $(VENV)/.installed-dev
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+
+## messages: extract the pages' text (babel.cfg) and merge it into each language's catalog to translate
+LOCALE_DIR := src/consentry/locale
+messages: $(VENV)/.installed-dev
+	$(BIN)/pybabel --quiet extract -F babel.cfg --no-location --sort-output --omit-header -o $(LOCALE_DIR)/messages.pot src/consentry
+	$(BIN)/pybabel --quiet update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) --no-fuzzy-matching --ignore-obsolete
 
 python-venv:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { $(APT) update -q && $(APT) install -y -q python3-venv; }

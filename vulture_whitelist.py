@@ -71,3 +71,8 @@ _.rounds
 _.listened_to
 _.held_keys
 _.sync_engines
+
+# Read by `make messages` (Babel extracts what N_ marks), not by code
+STANDARD_SCOPE_DESCRIPTIONS
+# Jinja2's environment: the pages' date filters
+_.filters

@@ -6,7 +6,13 @@ RFC 6750 §3.1; OIDC Core §3.1.2.6). ``description`` is public; ``debug`` stays
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
+
+
+def N_(message: str) -> str:
+    """Marks text a person may read for the message catalogs (``make messages``); translated where shown."""
+    return message
 
 
 class ConfigurationError(Exception):
@@ -20,8 +26,17 @@ class ConsentryError(Exception):
     status_code: ClassVar[int] = 400
     default_description: ClassVar[str] = ""
 
-    def __init__(self, description: str | None = None, *, debug: str | None = None) -> None:
-        self.description = description if description is not None else self.default_description
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        debug: str | None = None,
+        values: Mapping[str, object] | None = None,
+    ) -> None:
+        # ``message`` with ``values`` filled in: the page a person reads translates the message first.
+        self.message = description if description is not None else self.default_description
+        self.values: Mapping[str, object] = values or {}
+        self.description = self.message % self.values if self.values else self.message
         self.debug = debug
         super().__init__(self.description)
 
@@ -40,7 +55,7 @@ class InvalidClientError(ConsentryError):
 
     error = "invalid_client"
     status_code = 401
-    default_description = "client authentication failed"
+    default_description = N_("client authentication failed")
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Basic realm="consentry"'}
@@ -140,7 +155,7 @@ class UnauthenticatedError(ConsentryError):
 
     error = "unauthenticated"
     status_code = 401
-    default_description = "sign in first"
+    default_description = N_("sign in first")
 
 
 class ForbiddenError(ConsentryError):
@@ -153,13 +168,13 @@ class ForbiddenError(ConsentryError):
 class ExpiredFormError(ForbiddenError):
     """A page's form whose CSRF token no longer matches: too old, or posted from another site."""
 
-    default_description = "the form has expired or did not come from this site; reload the page"
+    default_description = N_("the form has expired or did not come from this site; reload the page")
 
 
 class NotFoundError(ConsentryError):
     error = "not_found"
     status_code = 404
-    default_description = "no such resource"
+    default_description = N_("no such resource")
 
 
 class ConflictError(ConsentryError):
@@ -186,7 +201,7 @@ class RateLimitedError(ConsentryError):
 
     error = "rate_limited"
     status_code = 429
-    default_description = "too many attempts; try again later"
+    default_description = N_("too many attempts; try again later")
 
     def __init__(self, retry_after: int, description: str | None = None) -> None:
         super().__init__(description)
@@ -204,7 +219,7 @@ class InvalidCodeError(ConsentryError):
 
 class ExpiredCodeError(ConsentryError):
     error = "expired_code"
-    default_description = "the code has expired; ask for a new one"
+    default_description = N_("the code has expired; ask for a new one")
 
 
 class InvalidFlowError(ConsentryError):
@@ -212,13 +227,13 @@ class InvalidFlowError(ConsentryError):
 
     error = "invalid_flow"
     status_code = 401
-    default_description = "this sign-in has expired or is not at this step; start again"
+    default_description = N_("this sign-in has expired or is not at this step; start again")
 
 
 class InvalidCredentialsError(ConsentryError):
     error = "invalid_credentials"
     status_code = 401
-    default_description = "the password is not correct"
+    default_description = N_("the password is not correct")
 
 
 class PasswordReusedError(ConsentryError):

@@ -21,6 +21,7 @@ from consentry.http.hot_path import HotPath, hot_routes
 from consentry.http.openapi import install as install_openapi
 from consentry.http.responses import JSONResponse
 from consentry.http.routers import (
+    account_pages,
     accounts,
     admin,
     api_docs,
@@ -127,7 +128,7 @@ def create_app(
     install_error_handlers(app)
     routers = (
         health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
-        consents.router, pages.router, demo.router, admin.router, accounts.router,
+        consents.router, pages.router, account_pages.router, demo.router, admin.router, accounts.router,
         clients.router, logout.router, catalogue.router, resources.router, registration.router,
         upstreams.router, upstream_admin.router,
     )  # fmt: skip

@@ -64,7 +64,8 @@ def install_error_handlers(app: FastAPI) -> None:
             page = error_page(
                 request,
                 exc.error,
-                exc.description,
+                exc.message,
+                values=exc.values,
                 status_code=exc.status_code,
                 expired_form=isinstance(exc, ExpiredFormError),
             )

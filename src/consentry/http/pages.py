@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import uuid
+from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,16 +15,56 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, Response
 
+from consentry.errors import ExpiredFormError
+from consentry.http import i18n
 from consentry.http.edge import SITE_CSP
+from consentry.services.sessions import SignedIn
 
 TEMPLATES = Jinja2Templates(directory=str(files("consentry") / "http" / "templates"))
+TEMPLATES.env.add_extension("jinja2.ext.i18n")
+TEMPLATES.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+TEMPLATES.env.filters |= {"day": i18n.format_day, "moment": i18n.format_moment}
+
+
+def _here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query and request.method == "GET" else "")
+
+
+def local_path(value: str | None, default: str = "/account") -> str:
+    """``value`` when it is a path on this site (never ``//host`` or ``/\\host``, which browsers follow
+    off-site), else ``default``: where a form may send the person back to."""
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and value.isprintable()
+        and "\\" not in value
+    ):
+        return value
+    return default
 
 
 def render(
-    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    preference: str | None = None,
 ) -> HTMLResponse:
-    response = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+    """The page in the language ``i18n.page_locale`` chooses (``preference``: the person's saved one)."""
+    locale = i18n.page_locale(request, preference)
+    values = {**context, "locale": locale, "locales": i18n.LOCALES, "here": _here(request)}
+    token = i18n.use_locale(locale)
+    try:  # Starlette renders the template here, in the page's language
+        response = TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
+    finally:
+        i18n.reset_locale(token)
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Language"] = locale
+    if i18n.first_of_ui_locales(request.query_params.get("ui_locales")) == locale:
+        i18n.remember_locale(response, locale, secure=request.url.scheme == "https", for_visit=True)
     return response
 
 
@@ -52,14 +93,23 @@ def allow_form_redirect_to(response: Response, redirect_uri: str) -> None:
 
 
 def error_page(
-    request: Request, error: str, description: str, *, status_code: int = 400, expired_form: bool = False
+    request: Request,
+    error: str,
+    description: str,
+    *,
+    status_code: int = 400,
+    expired_form: bool = False,
+    values: Mapping[str, object] | None = None,
 ) -> HTMLResponse:
-    return render(
-        request,
-        "error.html",
-        {"error": error, "description": description, "status": status_code, "expired_form": expired_form},
-        status_code=status_code,
-    )
+    """The page a person reads when a request cannot go on: ``description`` (a message, ``values`` filled in)
+    in the page's language."""
+    context = {
+        "error": error,
+        "description": i18n.lazy_gettext(description, **(values or {})),
+        "status": status_code,
+        "expired_form": expired_form,
+    }
+    return render(request, "error.html", context, status_code=status_code)
 
 
 def csrf_token(key: bytes, session_id: uuid.UUID) -> str:
@@ -69,6 +119,12 @@ def csrf_token(key: bytes, session_id: uuid.UUID) -> str:
 
 def csrf_valid(key: bytes, session_id: uuid.UUID, presented: str | None) -> bool:
     return presented is not None and same_secret(csrf_token(key, session_id), presented)
+
+
+def check_form_csrf(key: bytes, signed_in: SignedIn, form: dict[str, str]) -> None:
+    """A signed-in person's form carries the token of their session, or it is refused as expired."""
+    if not csrf_valid(key, signed_in.session_id, form.get("csrf_token")):
+        raise ExpiredFormError()
 
 
 def same_secret(expected: str, presented: str) -> bool:

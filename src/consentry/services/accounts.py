@@ -5,20 +5,23 @@ from __future__ import annotations
 import hmac
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from consentry.domain.accounts import UserStatus
 from consentry.domain.identifiers import Identifier, InvalidIdentifier, normalise_email, normalise_phone
 from consentry.errors import (
+    N_,
     ConflictError,
     ExpiredCodeError,
     InvalidCodeError,
     InvalidCredentialsError,
     InvalidFlowError,
     InvalidRequestError,
+    LoginRequiredError,
 )
 from consentry.runtime import Runtime
+from consentry.services.cascades import delete_account
 from consentry.services.sessions import SignedIn
 from consentry.services.signin import CODE_TTL, FLOW_TTL, MAX_CODE_FAILURES, change_password
 from consentry.services.users import check_password_policy
@@ -28,6 +31,12 @@ from consentry.storage.records import SigninFlow, User
 from consentry.storage.sessions import SigninFlowRepository
 from consentry.storage.users import UserRepository
 
+HELD_BY_ANOTHER = {
+    "email": N_("this email address belongs to another account"),
+    "phone": N_("this phone number belongs to another account"),
+}
+# How recent a sign-in stands in for the password of an account that has none.
+FRESH_SIGN_IN = timedelta(minutes=10)
 PROFILE_FIELDS = ("name", "given_name", "family_name", "preferred_username", "picture", "locale", "zoneinfo")
 
 
@@ -54,17 +63,41 @@ async def _me(session: Transaction, signed_in: SignedIn, *, for_update: bool = F
 
 async def read_me(runtime: Runtime, signed_in: SignedIn) -> dict[str, Any]:
     async with runtime.database.read_only() as session:
-        return describe(await _me(session, signed_in))
+        user = await _me(session, signed_in)
+        has_password = await UserRepository(session).current_password_hash(user.id) is not None
+        return {**describe(user), "has_password": has_password}
+
+
+async def _confirm_identity(
+    runtime: Runtime, session: Transaction, signed_in: SignedIn, password: str | None, *, now: datetime
+) -> None:
+    """The person at the keyboard is the account's owner: its current password, or (an account without one,
+    signed in through an upstream provider) a sign-in in the last few minutes."""
+    stored = await UserRepository(session).current_password_hash(signed_in.user_id)
+    if stored is None:
+        if now - signed_in.auth_time > FRESH_SIGN_IN:
+            raise LoginRequiredError("sign in again to confirm it is you")
+    elif not await runtime.passwords.verify_off_loop(stored, password or ""):
+        raise InvalidCredentialsError("the current password is not correct")
 
 
 async def update_me(
-    runtime: Runtime, signed_in: SignedIn, changes: dict[str, Any], *, origin: RequestOrigin, now: datetime
+    runtime: Runtime,
+    signed_in: SignedIn,
+    changes: dict[str, Any],
+    *,
+    origin: RequestOrigin,
+    now: datetime,
+    confirm_identity: bool = False,
 ) -> dict[str, Any]:
     """Profile fields apply at once; a new email or phone only after its code is verified (the answer carries
-    the flow token); a new password needs the current one."""
+    the flow token); a new password needs the current one, and so does anything when ``confirm_identity``
+    (the account pages ask for it before an identifier changes)."""
     result: dict[str, Any] = {}
     async with runtime.database.unit_of_work() as session:
         user = await _me(session, signed_in, for_update=True)
+        if confirm_identity or "new_password" in changes:
+            await _confirm_identity(runtime, session, signed_in, changes.get("current_password"), now=now)
         audit = AuditRepository(session)
         profile = {k: v for k, v in changes.items() if k in PROFILE_FIELDS}
         if profile:
@@ -79,10 +112,6 @@ async def update_me(
                 details={"fields": sorted(profile)},
             )
         if "new_password" in changes:
-            current = changes.get("current_password") or ""
-            stored = await UserRepository(session).current_password_hash(user.id)
-            if stored is None or not await runtime.passwords.verify_off_loop(stored, current):
-                raise InvalidCredentialsError("the current password is not correct")
             check_password_policy(changes["new_password"])
             await change_password(
                 runtime, session, user, changes["new_password"], now=now, keep_session=signed_in.session_id
@@ -114,7 +143,7 @@ async def _start_change(
     except InvalidIdentifier as exc:
         raise InvalidRequestError(str(exc)) from None
     if await UserRepository(session).held_by_another(kind, value, user.id):
-        raise ConflictError(f"this {kind} belongs to another account")
+        raise ConflictError(HELD_BY_ANOTHER[kind])
     identifier = Identifier(kind, value)  # type: ignore[arg-type]
     await runtime.rate_limiter.take_code_send(value, origin.ip)
     code = f"{secrets.randbelow(1_000_000):06d}"
@@ -158,7 +187,7 @@ async def confirm_change(
         else:
             user = await _me(session, signed_in, for_update=True)
             if await UserRepository(session).held_by_another(flow.identifier_type, flow.identifier, user.id):
-                raise ConflictError(f"this {flow.identifier_type} belongs to another account")
+                raise ConflictError(HELD_BY_ANOTHER[flow.identifier_type])
             if flow.identifier_type == "email":
                 user.email, user.email_verified = flow.identifier, True
             else:
@@ -176,6 +205,22 @@ async def confirm_change(
     if failure is not None:
         raise failure
     return described
+
+
+async def delete_me(
+    runtime: Runtime,
+    signed_in: SignedIn,
+    *,
+    password: str | None,
+    grace: timedelta,
+    origin: RequestOrigin,
+    now: datetime,
+) -> datetime:
+    """The account page's deletion: the owner confirmed, then the soft delete of ``delete_account``."""
+    async with runtime.database.read_only() as session:
+        await _me(session, signed_in)
+        await _confirm_identity(runtime, session, signed_in, password, now=now)
+    return await delete_account(runtime, signed_in.user_id, grace=grace, origin=origin, now=now)
 
 
 async def purge_deleted_accounts(runtime: Runtime, *, now: datetime, batch: int) -> int:

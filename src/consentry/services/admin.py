@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -106,16 +107,16 @@ async def user_overview(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) 
 async def audit_trail(
     runtime: Runtime,
     *,
-    event_type: str | None,
+    event_types: Collection[str],
     user_id: uuid.UUID | None,
     client_id: str | None,
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
-    """One page of the audit trail, newest first; the filters combine."""
+    """One page of the audit trail, newest first; the filters combine (no ``event_types``: any type)."""
     async with runtime.database.read_only() as session:
         total, events = await AuditRepository(session).page(
-            event_type=event_type, user_id=user_id, client_id=client_id, limit=limit, offset=offset
+            event_types=event_types, user_id=user_id, client_id=client_id, limit=limit, offset=offset
         )
         return {"events": [audit_entry(e) for e in events], "total": total, "limit": limit, "offset": offset}
 

@@ -221,7 +221,9 @@ async def verify_identifier(
                     flow.step = "dead"
                     failure = InvalidCodeError("too many wrong codes; start again")
                 else:
-                    failure = InvalidCodeError(f"the code is not correct; {left} tries left")
+                    failure = InvalidCodeError(
+                        "the code is not correct; %(left)s tries left", values={"left": left}
+                    )
             else:
                 next_step = await _after_verification(runtime, session, flow, now=now)
         if failure is not None:  # raised after commit, so the failed attempt is counted
@@ -379,7 +381,10 @@ async def change_password(
     users = UserRepository(session)
     for old in await users.recent_password_hashes(user.id, limit=PASSWORD_HISTORY):
         if await runtime.passwords.verify_off_loop(old, password):
-            raise PasswordReusedError(f"choose a password you have not used for your last {PASSWORD_HISTORY}")
+            raise PasswordReusedError(
+                "choose a password you have not used for your last %(count)s",
+                values={"count": PASSWORD_HISTORY},
+            )
     await users.replace_password(user.id, await runtime.passwords.hash_off_loop(password), now=now)
     ended = await SessionRepository(session).end_all_of(user.id, now=now, keep=keep_session)
     await queue_logout_tokens(runtime, session, dict.fromkeys(ended, user.id), now=now)

@@ -21,9 +21,13 @@ MAX_PASSWORD_LENGTH = 1024  # bounds the argon2 input; longer is a denial-of-ser
 def check_password_policy(password: str) -> None:
     """NIST SP 800-63B §5.1.1.2: at least 8 characters; no composition rules."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidRequestError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidRequestError(
+            "the password must be at least %(count)s characters", values={"count": MIN_PASSWORD_LENGTH}
+        )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidRequestError(f"the password must be at most {MAX_PASSWORD_LENGTH} characters")
+        raise InvalidRequestError(
+            "the password must be at most %(count)s characters", values={"count": MAX_PASSWORD_LENGTH}
+        )
 
 
 async def create_user(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import ColumnElement, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from consentry.domain.scopes import Scopes
@@ -88,16 +89,17 @@ class AuditRepository:
     async def page(
         self,
         *,
-        event_type: str | None,
+        event_types: Collection[str],
         user_id: uuid.UUID | None,
         client_id: str | None,
         limit: int,
         offset: int,
     ) -> tuple[int, list[AuditEvent]]:
-        """How many events match the filters (they combine), and one page of them, newest first."""
-        conditions = []
-        if event_type:
-            conditions.append(AuditEvent.event_type == event_type)
+        """How many events match the filters (they combine; no ``event_types`` is any type), and one page of
+        them, newest first."""
+        conditions: list[ColumnElement[bool]] = []
+        if event_types:
+            conditions.append(AuditEvent.event_type.in_(event_types))
         if user_id:
             conditions.append(AuditEvent.user_id == user_id)
         if client_id:

@@ -45,7 +45,12 @@ async def audit(
 ) -> JSONResponse:
     """Newest first; filters combine."""
     body = await audit_trail(
-        runtime, event_type=event_type, user_id=user_id, client_id=client_id, limit=limit, offset=offset
+        runtime,
+        event_types=(event_type,) if event_type else (),
+        user_id=user_id,
+        client_id=client_id,
+        limit=limit,
+        offset=offset,
     )
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 

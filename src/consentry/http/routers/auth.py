@@ -199,7 +199,8 @@ async def register_async(
     """Queue the account; follow it at register-status/{request_id}."""
     ids, errors = await registration.register_async(runtime, [body.model_dump()], origin=origin, now=now)
     if errors:
-        raise InvalidRequestError(errors[0]["error_description"])
+        first = errors[0]["error_description"]
+        raise InvalidRequestError(first)
     return JSONResponse(
         {"message": "registration queued", "request_id": str(ids[0]), "status": "processing"}, status_code=202
     )

@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from consentry.domain import authorization as az
-from consentry.errors import ExpiredFormError, InvalidRequestError, UnauthenticatedError
+from consentry.errors import ConsentryError, ExpiredFormError, InvalidRequestError, UnauthenticatedError
 from consentry.http.deps import (
     FORM_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
@@ -43,10 +43,10 @@ PAGE_OR_JSON = {
 }
 
 
-def _refusal(request: Request, error: str, description: str, status_code: int = 400) -> Response:
+def _refusal(request: Request, error: ConsentryError) -> Response:
     if wants_html(request):
-        return error_page(request, error, description, status_code=status_code)
-    return error_response(status_code, error, description)
+        return error_page(request, error.error, error.message, values=error.values)
+    return error_response(400, error.error, error.description)
 
 
 def _redirect(location: str) -> RedirectResponse:
@@ -72,9 +72,9 @@ async def authorize_endpoint(request: Request) -> Response:
         params, repeated = single_query_values(request)
         outcome = await authorize(runtime, params, signed_in, repeated=repeated, origin=origin, now=now)
     except az.UnredirectableError as error:
-        return _refusal(request, error.error, error.description)
+        return _refusal(request, error.cause)
     except InvalidRequestError as error:
-        return _refusal(request, error.error, error.description)
+        return _refusal(request, error)
     return _redirect(outcome.location)
 
 
@@ -91,7 +91,7 @@ async def _show_consent(
     except (az.UnredirectableError, az.RedirectableError) as error:
         if as_json:
             return error_response(400, error.error, error.description)
-        return error_page(request, error.error, error.description)
+        return error_page(request, error.error, error.cause.message, values=error.cause.values)
     info = screen.as_json()
     if as_json:
         return JSONResponse(info, headers={"Cache-Control": "no-store"})
@@ -229,7 +229,7 @@ async def consent_decision(
     try:
         location = await submit_consent(runtime, body.submission(), signed_in, origin=origin, now=now)
     except az.UnredirectableError as error:
-        return error_page(request, error.error, error.description)
+        return error_page(request, error.error, error.cause.message, values=error.cause.values)
     return _redirect(location)  # SPEC §2: 302 for the form
 
 

@@ -78,22 +78,15 @@ async def callback(request: Request, runtime: RuntimeDep, origin: OriginDep, now
         claims = runtime.keys.verify(tokens["id_token"]) if "id_token" in tokens else {}
         info = await userinfo(runtime, tokens["access_token"], now=now)
     except ConsentryError as error:
-        return error_page(request, error.error, error.description)
+        return error_page(request, error.error, error.message, values=error.values)
     context: dict[str, Any] = {
         "client_id": client.id,
         "iss": params.get("iss"),
-        "tokens": {
-            key: _shorten(value) if key.endswith("_token") else value
-            for key, value in tokens.items()
-            if key != "id_token"
-        },
+        "tokens": {key: value for key, value in tokens.items() if key.endswith("_token")},
+        "details": {key: value for key, value in tokens.items() if not key.endswith("_token")},
         "id_token_claims": orjson.dumps(claims, option=orjson.OPT_INDENT_2).decode(),
         "userinfo": orjson.dumps(info, option=orjson.OPT_INDENT_2).decode(),
     }
     response = render(request, "demo.html", context)
     response.delete_cookie(COOKIE, path="/demo")
     return response
-
-
-def _shorten(value: object) -> object:
-    return f"{value[:10]}…" if isinstance(value, str) and len(value) > 16 else value

@@ -55,7 +55,7 @@ async def _logout(request: Request, runtime: Runtime, signed_in: SignedIn | None
         try:
             values |= await form_values(request)
         except InvalidRequestError as error:  # a page answers with a page
-            return error_page(request, error.error, error.description)
+            return error_page(request, error.error, error.message, values=error.values)
     asked = LogoutRequest(
         id_token_hint=values.get("id_token_hint") or None,
         client_id=values.get("client_id") or None,
@@ -65,7 +65,7 @@ async def _logout(request: Request, runtime: Runtime, signed_in: SignedIn | None
     try:
         plan = await plan_logout(runtime, asked, signed_in, now=now)
     except InvalidRequestError as error:
-        return error_page(request, error.error, error.description)
+        return error_page(request, error.error, error.message, values=error.values)
     if signed_in is None:
         return _signed_out(request, plan)
     confirmed = request.method == "POST" and values.get("confirm") == "yes"

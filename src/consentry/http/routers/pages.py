@@ -7,21 +7,30 @@ by a token bound to the session.
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import orjson
+from babel.support import LazyProxy
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from consentry.domain import authorization as az
 from consentry.domain.scopes import InvalidScopeToken, Scopes
-from consentry.errors import ConflictError, ConsentryError, ExpiredFormError, InvalidRequestError
+from consentry.errors import ConsentryError, ExpiredFormError, InvalidRequestError
+from consentry.http import i18n
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values, wants_html
-from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, render, same_secret
+from consentry.http.i18n import lazy_gettext, lazy_gettext_lowered
+from consentry.http.pages import (
+    allow_form_redirect_to,
+    check_form_csrf,
+    csrf_token,
+    local_path,
+    render,
+    same_secret,
+)
 from consentry.http.responses import JSONResponse
 from consentry.http.routers.auth import set_session_cookie
 from consentry.runtime import Runtime
@@ -29,19 +38,16 @@ from consentry.services import signin
 from consentry.services.connected_apps import connected_apps
 from consentry.services.consent_endings import narrow_consent, revoke_consent
 from consentry.services.declined_scopes import ask_again
-from consentry.services.linked_accounts import list_linked_accounts, unlink
-from consentry.services.sessions import (
-    SESSION_COOKIE,
-    SignedIn,
-    account_overview,
-    end_own_session,
-    end_session,
-)
 from consentry.services.upstream_providers import enabled_upstreams
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "consentry_login_csrf"
+# What the sign-in page says after the person signed out from their account page.
+SIGNED_OUT = {
+    "1": lazy_gettext("You are signed out on this device."),
+    "everywhere": lazy_gettext("You are signed out on every device, and every app's access has ended."),
+}
 FAVICON = str(files("consentry") / "http" / "static" / "favicon.ico")
 
 
@@ -101,6 +107,16 @@ async def favicon() -> Response:
     )
 
 
+@router.get("/locale")
+async def choose_locale(request: Request) -> Response:
+    """The language switcher's links: the browser keeps the choice; back to the page it was chosen on."""
+    query = request.query_params
+    response = _redirect(local_path(query.get("next")))
+    if locale := i18n.supported(query.get("locale")):
+        i18n.remember_locale(response, locale, secure=request.url.scheme == "https")
+    return response
+
+
 @router.get("/login")
 async def login_form(request: Request, runtime: RuntimeDep) -> Response:
     query = dict(request.query_params)
@@ -112,6 +128,7 @@ async def login_form(request: Request, runtime: RuntimeDep) -> Response:
         csrf=csrf,
         context=_context_from(query),
         identifier=query.get("login_hint", "")[:320],
+        notice=SIGNED_OUT.get(query.get("signed_out", "")),
     )
 
 
@@ -134,7 +151,7 @@ async def login_step(request: Request, runtime: RuntimeDep, origin: OriginDep, n
             )
         elif step == "verify" and action == "resend":
             result = await signin.resend_code(runtime, flow_token, origin=origin, now=now)
-            page["notice"] = "We sent a new code."
+            page["notice"] = lazy_gettext("We sent a new code.")
         elif step == "verify":
             result = await signin.verify_identifier(
                 runtime, flow_token, form.get("code", ""), origin=origin, now=now
@@ -164,7 +181,7 @@ async def login_step(request: Request, runtime: RuntimeDep, origin: OriginDep, n
             runtime,
             step="identifier" if restart else (step or "identifier"),
             status_code=error.status_code,
-            error=error.description,
+            error=i18n.error_text(error),
             flow_token=None if restart else flow_token,
             identifier_type="email" if "@" in shown else "phone",
             purpose=form.get("purpose", ""),
@@ -202,77 +219,6 @@ def _need_sign_in() -> Response:
     return _redirect("/login")
 
 
-@router.get("/account")
-async def account_page(
-    request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
-) -> Response:
-    if signed_in is None:
-        return _need_sign_in()
-    user, sessions = await account_overview(runtime.database, signed_in.user_id, now=now)
-    linked = {link["provider"]: link for link in await list_linked_accounts(runtime, signed_in.user_id)}
-    query = request.query_params
-    context = {
-        "user": user,
-        "sessions": sessions,
-        "current_session": signed_in.session_id,
-        "csrf_token": csrf_token(runtime.csrf_key, signed_in.session_id),
-        "providers": await enabled_upstreams(runtime),
-        "linked": linked,
-        "notice": f"Linked {query['linked']}." if query.get("linked") in linked else None,
-        "error": (
-            "You cannot unlink the only way left to sign in:"
-            " add an email address or link another account first."
-            if query.get("refused")
-            else None
-        ),
-    }
-    return render(request, "account.html", context)
-
-
-@router.post("/account/linked-accounts/{provider}/unlink")
-async def unlink_form(
-    request: Request,
-    provider: str,
-    runtime: RuntimeDep,
-    signed_in: SignedInOptional,
-    origin: OriginDep,
-    now: NowDep,
-) -> Response:
-    if signed_in is None:
-        return _need_sign_in()
-    _check_form_csrf(runtime, signed_in, await form_values(request))
-    try:
-        await unlink(runtime, signed_in.user_id, provider, origin=origin, now=now)
-    except ConflictError:
-        return _redirect(f"/account?refused={quote(provider)}")
-    return _redirect("/account")
-
-
-def _check_form_csrf(runtime: Runtime, signed_in: SignedIn, form: dict[str, str]) -> None:
-    if not csrf_valid(runtime.csrf_key, signed_in.session_id, form.get("csrf_token")):
-        raise ExpiredFormError()
-
-
-@router.post("/account/sessions/{session_id}/end")
-async def end_session_form(
-    request: Request, session_id: str, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
-) -> Response:
-    if signed_in is None:
-        return _need_sign_in()
-    _check_form_csrf(runtime, signed_in, await form_values(request))
-    try:
-        target = uuid.UUID(session_id)
-    except ValueError:
-        raise InvalidRequestError("unknown session") from None
-    if target == signed_in.session_id:
-        await end_session(runtime, signed_in, now=now)
-        response = _redirect("/login")
-        response.delete_cookie(SESSION_COOKIE, path="/")
-        return response
-    await end_own_session(runtime, signed_in.user_id, target, now=now)
-    return _redirect("/account")
-
-
 @router.get("/account/apps")
 async def apps_page(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
@@ -302,7 +248,7 @@ async def revoke_form(
     """The Revoke button: the same use case as the consent API's DELETE."""
     if signed_in is None:
         return _need_sign_in()
-    _check_form_csrf(runtime, signed_in, await form_values(request))
+    check_form_csrf(runtime.csrf_key, signed_in, await form_values(request))
     await revoke_consent(runtime, signed_in.user_id, client_id, origin=origin, now=now)
     return _redirect(f"/account/apps?{urlencode({'revoked': client_id})}")
 
@@ -320,7 +266,7 @@ async def change_scopes_form(
     if signed_in is None:
         return _need_sign_in()
     form = await form_values(request)
-    _check_form_csrf(runtime, signed_in, form)
+    check_form_csrf(runtime.csrf_key, signed_in, form)
     try:
         if "withdraw" in form:
             scope = Scopes([form["withdraw"]])
@@ -337,7 +283,9 @@ async def change_scopes_form(
     return _redirect(f"/account/apps?{urlencode({done: client_id, 'scope': scope.format()})}")
 
 
-async def _notice(runtime: Runtime, query: Mapping[str, str], descriptions: dict[str, str]) -> str | None:
+async def _notice(
+    runtime: Runtime, query: Mapping[str, str], descriptions: dict[str, str]
+) -> LazyProxy | None:
     """The page's own words about what it just did; nothing a link carries is shown as text: only a known
     app's name and a known scope's description."""
     for done in ("revoked", "withdrawn", "asked_again"):
@@ -345,12 +293,16 @@ async def _notice(runtime: Runtime, query: Mapping[str, str], descriptions: dict
         if client is None:
             continue
         if done == "revoked":
-            return f"{client.name} can no longer see your account."
+            return lazy_gettext("%(name)s can no longer see your account.", name=client.name)
         description = descriptions.get(query.get("scope", ""))
         if description is None:
             return None
-        what = description[:1].lower() + description[1:]
+        what = lazy_gettext_lowered(description)
         if done == "withdrawn":
-            return f"{client.name} can no longer {what}."
-        return f"{client.name} may ask again to {what}; nothing is shared until you allow it."
+            return lazy_gettext("%(name)s can no longer %(what)s.", name=client.name, what=what)
+        return lazy_gettext(
+            "%(name)s may ask again to %(what)s; nothing is shared until you allow it.",
+            name=client.name,
+            what=what,
+        )
     return None
