@@ -644,6 +644,43 @@ def user_show(user_id: Annotated[str, typer.Argument(help="The account's id.")])
     print_json(run(_show, migrate=True))
 
 
+@user_app.command("update")
+def user_update(
+    user_id: Annotated[str, typer.Argument(help="The account's id.")],
+    name: Annotated[str | None, typer.Option("--name", help="Full name.")] = None,
+    given_name: Annotated[str | None, typer.Option("--given-name")] = None,
+    family_name: Annotated[str | None, typer.Option("--family-name")] = None,
+    locale: Annotated[str | None, typer.Option("--locale", help="The pages' language: en or id.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="A new email address (unverified).")] = None,
+    phone: Annotated[
+        str | None, typer.Option("--phone", help="A new E.164 phone number (unverified).")
+    ] = None,
+    email_verified: Annotated[
+        bool | None, typer.Option("--email-verified/--email-unverified", help="Whether the email is proven.")
+    ] = None,
+    phone_verified: Annotated[
+        bool | None, typer.Option("--phone-verified/--phone-unverified", help="Whether the phone is proven.")
+    ] = None,
+    admin: Annotated[bool | None, typer.Option("--admin/--no-admin", help="The admin role.")] = None,
+) -> None:
+    """Change an account: only the options given (JSON of the account after)."""
+    from consentry.services.admin import update_user
+    from consentry.storage.audit import RequestOrigin
+
+    given = {
+        "name": name, "given_name": given_name, "family_name": family_name, "locale": locale, "email": email,
+        "phone": phone, "email_verified": email_verified, "phone_verified": phone_verified, "is_admin": admin,
+    }  # fmt: skip
+    changes = {key: value for key, value in given.items() if value is not None}
+    if not changes:
+        raise fail("say what to change (see --help)")
+
+    async def _update(runtime: Runtime) -> dict[str, Any]:
+        return await update_user(runtime, _user_id(user_id), changes, origin=RequestOrigin(), now=utcnow())
+
+    print_json(run(_update, migrate=True))
+
+
 @user_app.command("delete")
 def user_delete(user_id: Annotated[str, typer.Argument(help="The account's id.")]) -> None:
     """Soft-delete an account: every app loses access now; `user restore` undoes it in the grace period."""
@@ -704,6 +741,55 @@ def client_show(client_id: Annotated[str, typer.Argument(help="The client's id."
         return await read_client(runtime, client_id, None)
 
     print_json(run(_show, migrate=True))
+
+
+@client_app.command("update")
+def client_update(
+    client_id: Annotated[str, typer.Argument(help="The client's id.")],
+    name: Annotated[str | None, typer.Option("--name", help="Name shown on the consent screen.")] = None,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option("--redirect-uri", help="Replaces the redirect URIs (repeatable).")
+    ] = None,
+    scope: Annotated[str | None, typer.Option(help="Scopes the client may ask for.")] = None,
+    trusted: Annotated[
+        bool | None, typer.Option("--trusted/--not-trusted", help="First-party: skips the consent screen.")
+    ] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="Where consent change events are POSTed.")] = None,
+    policy_uri: Annotated[str | None, typer.Option(help="The client's privacy policy.")] = None,
+    tos_uri: Annotated[str | None, typer.Option(help="The client's terms of service.")] = None,
+    policy_version: Annotated[
+        str | None, typer.Option(help="A new version asks everyone's consent again.")
+    ] = None,
+    consent_ttl_days: Annotated[int | None, typer.Option(help="How long a remembered consent lasts.")] = None,
+    post_logout_redirect_uri: Annotated[
+        list[str] | None, typer.Option(help="Replaces the post-logout redirect URIs (repeatable).")
+    ] = None,
+    backchannel_logout_uri: Annotated[
+        str | None, typer.Option(help="Where a logout token is POSTed when a person's session ends.")
+    ] = None,
+) -> None:
+    """Change a client's registration: only the options given; the result is checked whole (JSON)."""
+    from consentry.services.client_management import update_client
+    from consentry.storage.audit import RequestOrigin
+
+    given = {
+        "client_name": name, "redirect_uris": redirect_uri, "scope": scope, "trusted": trusted,
+        "webhook_url": webhook_url, "policy_uri": policy_uri, "tos_uri": tos_uri,
+        "policy_version": policy_version, "consent_ttl_days": consent_ttl_days,
+        "post_logout_redirect_uris": post_logout_redirect_uri,
+        "backchannel_logout_uri": backchannel_logout_uri,
+    }  # fmt: skip
+    changes = {key: value for key, value in given.items() if value is not None}
+    if not changes:
+        raise fail("say what to change (see --help)")
+
+    async def _update(runtime: Runtime) -> dict[str, Any]:
+        client, webhook_secret = await update_client(
+            runtime, client_id, None, changes, origin=RequestOrigin(), now=utcnow()
+        )
+        return client | ({"webhook_secret": webhook_secret} if webhook_secret else {})
+
+    print_json(run(_update, migrate=True))
 
 
 @client_app.command("delete")

@@ -1,6 +1,7 @@
 """The pages people use pass axe-core (pinned in tests/axe, installed by `make test`, injected from disk: no
-network) with no violation, in light and in dark mode: sign-in, consent, the demo app's answer, account,
-Connected apps, and an error page."""
+network) with no violation, in English and in Bahasa Indonesia, light and dark: sign-in, consent, the demo
+app's answer, every account page, Connected apps, sign-out and error pages. In Indonesian (the browser's
+``Accept-Language``), no message of the catalog shows in English."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.browser.conftest import Server
+from tests.i18n import untranslated
 
 AXE = Path(__file__).parent.parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+ACCOUNT_PAGES = (
+    "/account", "/account/apps", "/account/profile", "/account/password", "/account/email", "/account/phone",
+    "/account/activity", "/account/delete", "/oauth2/logout", "/oauth2/authorize?client_id=nobody",
+    "/no-such-page",
+)  # fmt: skip
 
 
 async def violations(page: Page) -> list[dict[str, Any]]:
@@ -26,30 +33,131 @@ async def violations(page: Page) -> list[dict[str, Any]]:
     return list(found)
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-async def test_every_page_a_person_walks_through_passes_axe(
-    server: Server, browser: Browser, scheme: str
+async def visible_text(page: Page) -> str:
+    """What a person reads or hears: the rendered text, the title, and labels, placeholders and questions."""
+    return str(
+        await page.evaluate(
+            """() => [document.title, document.body.innerText,
+                ...[...document.querySelectorAll('[aria-label],[placeholder],[title],[alt],[data-confirm]')]
+                  .flatMap(e => ['aria-label', 'placeholder', 'title', 'alt', 'data-confirm']
+                    .map(a => e.getAttribute(a)).filter(Boolean))].join('\\n')"""
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "scheme"), [("en", "light"), ("en", "dark"), ("id", "light"), ("id", "dark")]
+)
+async def test_every_page_a_person_walks_through_passes_axe_in_both_languages(
+    server: Server, browser: Browser, language: str, scheme: str
 ) -> None:
     assert AXE.exists(), "run `make node-deps` (part of `make test`): axe-core is pinned in tests/axe"
-    context = await browser.new_context(bypass_csp=True, color_scheme=scheme)  # the checker is injected
+    # bypass_csp: the checker is injected; locale: the browser's Accept-Language
+    context = await browser.new_context(bypass_csp=True, color_scheme=scheme, locale=language)
     page = await context.new_page()
     found: dict[str, list[dict[str, Any]]] = {}
+    english: dict[str, list[str]] = {}
+
+    async def check(name: str) -> None:
+        assert await page.evaluate("document.documentElement.lang") == language, name
+        found[name] = await violations(page)
+        if language == "id":
+            english[name] = untranslated(await visible_text(page))
+
     url = re.search(r"(http://\S+/demo/start\?client_id=\S+)", server.cli("demo"))
     assert url
     await page.goto(url.group(1))
-    found["sign-in"] = await violations(page)
-    await page.get_by_label("Email or phone number").fill("demo@example.com")
-    await page.get_by_role("button", name="Continue").click()
-    await page.get_by_label("Password", exact=True).wait_for()
-    found["password"] = await violations(page)
-    await page.get_by_label("Password", exact=True).fill("consentry-demo")
-    await page.get_by_role("button", name="Sign in").click()
-    await page.get_by_role("button", name="Allow").wait_for()
-    found["consent"] = await violations(page)
-    await page.get_by_role("button", name="Allow").click()
-    await page.get_by_text("Signed in to the demo app").wait_for()
-    found["demo app"] = await violations(page)
-    for path in ("/account", "/account/apps", "/oauth2/authorize?client_id=nobody"):
+    await check("sign-in")
+    await page.locator("#identifier").fill("demo@example.com")
+    await page.locator("button.primary").click()
+    await page.locator("#password").wait_for()
+    await check("password")
+    await page.locator("#password").fill("wrong password")
+    await page.locator("button.primary").click()
+    await page.locator("#form-error").wait_for()
+    await check("wrong password")
+    await page.locator("#password").fill("consentry-demo")
+    await page.locator("button.primary").click()
+    await page.locator("button[value=allow]").wait_for()
+    await check("consent")
+    await page.locator("button[value=allow]").click()
+    await page.locator("textarea.token").first.wait_for()
+    await check("demo app")
+    for path in ACCOUNT_PAGES:
         await page.goto(server.url + path)
-        found[path] = await violations(page)
+        await check(path)
+    await page.goto(server.url + "/account/password")
+    await page.locator("#current_password").fill("not it")
+    await page.locator("#password").fill("a new passphrase")
+    await page.locator("button.primary").click()
+    await page.locator("#form-error").wait_for()
+    await check("password refused")
     assert {page_name: found_here for page_name, found_here in found.items() if found_here} == {}
+    assert {page_name: texts for page_name, texts in english.items() if texts} == {}
+
+
+async def test_an_app_asks_for_indonesian_with_ui_locales(server: Server, browser: Browser) -> None:
+    """``ui_locales=id`` on the authorization request: sign-in and consent are in Indonesian, though the
+    browser asks for English; the language lasts the visit."""
+    context = await browser.new_context(locale="en-US")
+    page = await context.new_page()
+    url = re.search(r"(http://\S+/demo/start\?client_id=\S+)", server.cli("demo"))
+    assert url
+    await page.goto(url.group(1))
+    await page.locator("#identifier").wait_for()
+    authorize = page.url.replace("/login?", "/oauth2/authorize?") + "&ui_locales=id"
+    await page.goto(authorize)
+    await page.get_by_role("heading", name="Masuk atau buat akun").wait_for()
+    assert untranslated(await visible_text(page)) == []
+    await page.get_by_label("Email atau nomor telepon").fill("demo@example.com")
+    await page.get_by_role("button", name="Lanjutkan").click()
+    await page.get_by_label("Kata sandi", exact=True).fill("consentry-demo")
+    await page.get_by_role("button", name="Masuk").click()
+    await page.get_by_role("button", name="Izinkan").wait_for()
+    assert "ingin mengakses akun Anda" in await page.get_by_role("heading").first.inner_text()
+    assert untranslated(await visible_text(page)) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "scheme"), [("en", "light"), ("en", "dark"), ("id", "light"), ("id", "dark")]
+)
+async def test_every_admin_console_page_passes_axe_in_both_languages(
+    server: Server, browser: Browser, language: str, scheme: str
+) -> None:
+    demo = re.search(r"client_id=(\S+)", server.cli("demo"))
+    assert demo
+    server.cli(
+        "user",
+        "create",
+        "--email",
+        "admin@example.com",
+        "--password",
+        "admin passphrase",
+        "--admin",
+        "--verified",
+    )
+    context = await browser.new_context(bypass_csp=True, color_scheme=scheme, locale=language)
+    page = await context.new_page()
+    await page.goto(server.url + "/login")
+    await page.locator("#identifier").fill("admin@example.com")
+    await page.locator("button.primary").click()
+    await page.locator("#password").fill("admin passphrase")
+    await page.locator("button.primary").click()
+    await page.locator("#apps, main > p").first.wait_for()
+    users = await (
+        await page.request.get(server.url + "/api/v1/admin/users?identifier=demo@example.com")
+    ).json()
+    found: dict[str, list[dict[str, Any]]] = {}
+    english: dict[str, list[str]] = {}
+    for path in (
+        "/admin", "/admin/clients", "/admin/clients/new", f"/admin/clients/{demo.group(1)}", "/admin/users",
+        f"/admin/users/{users['users'][0]['user_id']}", "/admin/scopes", "/admin/audit?user_id=nope",
+        "/admin/webhooks",
+    ):  # fmt: skip
+        await page.goto(server.url + path)
+        assert await page.evaluate("document.documentElement.lang") == language, path
+        found[path] = await violations(page)
+        if language == "id":
+            english[path] = untranslated(await visible_text(page))
+    assert {name: found_here for name, found_here in found.items() if found_here} == {}
+    assert {name: texts for name, texts in english.items() if texts} == {}

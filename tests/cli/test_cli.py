@@ -262,6 +262,20 @@ def test_operators_list_show_delete_and_rotate_clients_and_users(env: dict[str, 
     assert [c["client_id"] for c in listed["clients"]] == [client_id]
     shown = json.loads(cli(["client", "show", client_id], env, tmp_path).stdout)
     assert shown["client_name"] == "Ops" and "client_secret" not in shown
+    updated = json.loads(cli(["client", "update", client_id, "--name", "Ops Console", "--redirect-uri",
+                              "https://ops.example.com/a", "--redirect-uri", "https://ops.example.com/b",
+                              "--trusted"], env, tmp_path).stdout)  # fmt: skip
+    assert (updated["client_name"], updated["redirect_uris"], updated["trusted"]) == (
+        "Ops Console",
+        ["https://ops.example.com/a", "https://ops.example.com/b"],
+        True,
+    )
+    assert (
+        json.loads(cli(["client", "show", client_id], env, tmp_path).stdout)["client_name"] == "Ops Console"
+    )
+    refused = cli(["client", "update", client_id, "--redirect-uri", "not a uri"], env, tmp_path)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1
+    assert cli(["client", "update", client_id], env, tmp_path).returncode == 2  # nothing to change
     rotated = json.loads(cli(["client", "secret", client_id, "--json"], env, tmp_path).stdout)
     assert rotated["client_secret"] and rotated["client_secret"] != made["client_secret"]
     assert cli(["client", "delete", client_id], env, tmp_path).returncode == 0
@@ -276,6 +290,21 @@ def test_operators_list_show_delete_and_rotate_clients_and_users(env: dict[str, 
     user_id = json.loads(piped.stdout)["user_id"]
     users = json.loads(cli(["user", "list", "--json"], env, tmp_path).stdout)["users"]
     assert [u["user_id"] for u in users] == [user_id]
+    update = ["user", "update", user_id, "--name", "Piped Person", "--email", "new@example.com"]
+    changed = json.loads(cli([*update, "--email-verified", "--admin"], env, tmp_path).stdout)
+    assert (changed["name"], changed["email"], changed["email_verified"], changed["is_admin"]) == (
+        "Piped Person",
+        "new@example.com",
+        True,
+        True,
+    )
+    assert json.loads(cli(["user", "show", user_id], env, tmp_path).stdout)["email"] == "new@example.com"
+    clash = cli(
+        ["user", "create", "--email", "other@example.com", "--password", "another password"], env, tmp_path
+    )
+    assert clash.returncode == 0
+    taken = cli(["user", "update", user_id, "--email", "other@example.com"], env, tmp_path)
+    assert taken.returncode != 0 and "belongs to another account" in taken.stderr
     assert cli(["user", "delete", user_id], env, tmp_path).returncode == 0
     assert json.loads(cli(["user", "show", user_id], env, tmp_path).stdout)["status"] == "deleted"
     assert cli(["user", "restore", user_id], env, tmp_path).returncode == 0

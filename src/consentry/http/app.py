@@ -24,6 +24,7 @@ from consentry.http.routers import (
     account_pages,
     accounts,
     admin,
+    admin_pages,
     api_docs,
     auth,
     authorize,
@@ -128,9 +129,9 @@ def create_app(
     install_error_handlers(app)
     routers = (
         health.router, discovery.router, authorize.router, token.router, userinfo.router, auth.router,
-        consents.router, pages.router, account_pages.router, demo.router, admin.router, accounts.router,
-        clients.router, logout.router, catalogue.router, resources.router, registration.router,
-        upstreams.router, upstream_admin.router,
+        consents.router, pages.router, account_pages.router, admin_pages.router, demo.router, admin.router,
+        accounts.router, clients.router, logout.router, catalogue.router, resources.router,
+        registration.router, upstreams.router, upstream_admin.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

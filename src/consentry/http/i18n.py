@@ -110,6 +110,14 @@ def reset_locale(token: Token[str]) -> None:
     _current.reset(token)
 
 
+def remember_ui_locales(response: Response, ui_locales: str | None, *, secure: bool) -> str | None:
+    """An app's ``ui_locales`` lasts the visit: the sign-in and consent pages that follow do not carry it."""
+    locale = first_of_ui_locales(ui_locales)
+    if locale is not None:
+        remember_locale(response, locale, secure=secure, for_visit=True)
+    return locale
+
+
 def remember_locale(response: Response, locale: str, *, secure: bool, for_visit: bool = False) -> None:
     """The browser keeps the language: for the visit (an app's ``ui_locales``) or a year (the person's
     choice)."""

@@ -63,8 +63,10 @@ def render(
         i18n.reset_locale(token)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Language"] = locale
-    if i18n.first_of_ui_locales(request.query_params.get("ui_locales")) == locale:
-        i18n.remember_locale(response, locale, secure=request.url.scheme == "https", for_visit=True)
+    if "ui_locales" in request.query_params:
+        i18n.remember_ui_locales(
+            response, request.query_params["ui_locales"], secure=request.url.scheme == "https"
+        )
     return response
 
 

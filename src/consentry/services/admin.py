@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from consentry.domain.accounts import BulkAction
-from consentry.domain.identifiers import InvalidIdentifier, parse_identifier
+from consentry.domain.identifiers import InvalidIdentifier, normalise_email, normalise_phone, parse_identifier
 from consentry.domain.webhooks import OutboxStatus
-from consentry.errors import InvalidRequestError, NotFoundError
+from consentry.errors import ConflictError, InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
-from consentry.services.accounts import describe
+from consentry.services.accounts import HELD_BY_ANOTHER, PROFILE_FIELDS, describe
 from consentry.services.connected_apps import connected_apps
 from consentry.services.consent_endings import end_all_consents
 from consentry.services.export import audit_entry
@@ -102,6 +102,43 @@ async def user_overview(runtime: Runtime, user_id: uuid.UUID, *, now: datetime) 
         "consents": [app.as_json() for app in apps],
         "linked_accounts": linked,
     }
+
+
+async def update_user(
+    runtime: Runtime, user_id: uuid.UUID, changes: dict[str, Any], *, origin: RequestOrigin, now: datetime
+) -> dict[str, Any]:
+    """An operator's change to an account: profile fields, the admin role, an email or phone (unverified
+    unless ``email_verified``/``phone_verified`` say the operator checked it: ``user create --verified``)."""
+    async with runtime.database.unit_of_work() as session:
+        users = UserRepository(session)
+        user = await users.get_user(user_id, for_update=True)
+        if user is None:
+            raise NotFoundError("no such user")
+        for kind, normalise in (("email", normalise_email), ("phone", normalise_phone)):
+            if kind not in changes:
+                continue
+            try:
+                value = normalise(changes[kind]) if changes[kind] else None
+            except InvalidIdentifier as exc:
+                raise InvalidRequestError(str(exc)) from None
+            if value is not None and await users.held_by_another(kind, value, user.id):
+                raise ConflictError(HELD_BY_ANOTHER[kind])
+            if value != getattr(user, kind):
+                setattr(user, kind, value)
+                setattr(user, f"{kind}_verified", False)
+        for field in (*PROFILE_FIELDS, "email_verified", "phone_verified", "is_admin"):
+            if field in changes:
+                setattr(user, field, changes[field])
+        user.updated_at = now
+        await AuditRepository(session).record(
+            "user_updated",
+            now=now,
+            origin=origin,
+            user_id=user.id,
+            actor="admin",
+            details={"fields": sorted(changes)},
+        )
+        return _account(user)
 
 
 async def audit_trail(

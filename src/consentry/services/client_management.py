@@ -221,15 +221,15 @@ async def read_client(runtime: Runtime, client_id: str, by: SignedIn | None) -> 
 async def update_client(
     runtime: Runtime,
     client_id: str,
-    by: SignedIn,
+    by: SignedIn | None,
     changes: dict[str, Any],
     *,
     origin: RequestOrigin,
     now: datetime,
 ) -> tuple[dict[str, Any], str | None]:
     """Apply the changes after validating the whole result; returns the client and a new webhook secret if one
-    was created (a webhook URL added where there was none)."""
-    if "trusted" in changes and not by.is_admin:
+    was created (a webhook URL added where there was none). ``by`` None: the operator's CLI."""
+    if "trusted" in changes and by is not None and not by.is_admin:
         raise ForbiddenError("only administrators can change whether a client is trusted")
     known = await runtime.clients.known_scopes(str(changes.get("scope") or "").split())
     async with runtime.database.read_only() as session:  # the sector's document is fetched outside the lock
@@ -266,9 +266,9 @@ async def update_client(
             "client_updated",
             now=now,
             origin=origin,
-            user_id=by.user_id,
+            user_id=by.user_id if by else None,
             client_id=client_id,
-            actor="admin" if by.is_admin and client.owner_id != by.user_id else "user",
+            actor="user" if by is not None and client.owner_id == by.user_id else "admin",
             details={"changed": sorted(changes)},
         )
         described = describe(client)

@@ -26,6 +26,7 @@ from consentry.http.deps import (
     single_query_values,
     wants_html,
 )
+from consentry.http.i18n import remember_ui_locales
 from consentry.http.openapi import ANY_OBJECT, ERROR_REF, HTML, form_body, json_content, query_parameters
 from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, error_page, render
 from consentry.http.responses import JSONResponse, error_response
@@ -75,7 +76,10 @@ async def authorize_endpoint(request: Request) -> Response:
         return _refusal(request, error.cause)
     except InvalidRequestError as error:
         return _refusal(request, error)
-    return _redirect(outcome.location)
+    response = _redirect(outcome.location)
+    if "ui_locales" in params:  # OIDC Core §3.1.2.1: the pages that follow speak the language asked for
+        remember_ui_locales(response, params["ui_locales"], secure=request.url.scheme == "https")
+    return response
 
 
 async def _show_consent(
