@@ -131,3 +131,18 @@ def test_the_document_describes_the_hot_path_and_the_real_error_statuses() -> No
             assert "422" not in operation["responses"], (method, path)
     assert {"session", "client", "accessToken"} <= set(document["components"]["securitySchemes"])
     assert paths["/api/v1/oauth2/clients/{client_id}"]["get"]["responses"]["404"]
+
+
+def test_every_json_answer_has_its_model() -> None:
+    """No success answered in JSON is documented as ``{}``: each names the fields it carries (issue #33)."""
+    unmodelled = [
+        (method.upper(), path, status)
+        for path, operations in _document()["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+        if response.get("content", {}).get("application/json", {"schema": None})["schema"] in ({}, None)
+        and "application/json" in response.get("content", {})
+    ]
+    assert unmodelled == []
+    schemas = _document()["components"]["schemas"]
+    assert {"SignedIn", "ConnectedApps", "ConsentExport", "Statistics", "ProviderMetadata"} <= set(schemas)

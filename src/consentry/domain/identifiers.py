@@ -12,7 +12,12 @@ IdentifierType = Literal["email", "phone"]
 
 
 class InvalidIdentifier(ValueError):
-    """Neither a valid email address nor an E.164 phone number."""
+    """Neither a valid email address nor an E.164 phone number: ``message`` with ``values`` filled in (a page
+    translates the message first)."""
+
+    def __init__(self, message: str, **values: object) -> None:
+        self.message, self.values = message, values
+        super().__init__(message % values if values else message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +31,7 @@ def normalise_email(raw: str) -> str:
     try:
         result = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidIdentifier(f"not a valid email address: {exc}") from exc
+        raise InvalidIdentifier("not a valid email address: %(reason)s", reason=str(exc)) from exc
     return result.normalized.lower()
 
 
@@ -38,7 +43,7 @@ def normalise_phone(raw: str) -> str:
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidIdentifier(f"not a valid phone number: {exc}") from exc
+        raise InvalidIdentifier("not a valid phone number: %(reason)s", reason=str(exc)) from exc
     if not phonenumbers.is_valid_number(number):
         raise InvalidIdentifier("not a valid phone number")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))

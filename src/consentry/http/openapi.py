@@ -40,6 +40,11 @@ def describe(app: FastAPI) -> dict[str, Any]:
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
+            for response in responses.values():
+                # FastAPI's default JSON entry, with no schema, on routes that answer a page, a redirect or
+                # metrics text: each documents what it does answer (every JSON answer has its model).
+                if response.get("content", {}).get("application/json") == {"schema": {}}:
+                    del response["content"]["application/json"]
             if responses.pop("422", None) is not None or operation.get("parameters"):
                 responses.setdefault("400", _error("The request is invalid (invalid_request)"))
             if "requestBody" in operation:

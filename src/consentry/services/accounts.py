@@ -141,7 +141,7 @@ async def _start_change(
     try:
         value = normalise_email(raw) if kind == "email" else normalise_phone(raw)
     except InvalidIdentifier as exc:
-        raise InvalidRequestError(str(exc)) from None
+        raise InvalidRequestError(exc.message, values=exc.values) from None
     if await UserRepository(session).held_by_another(kind, value, user.id):
         raise ConflictError(HELD_BY_ANOTHER[kind])
     identifier = Identifier(kind, value)  # type: ignore[arg-type]

@@ -58,7 +58,7 @@ async def look_up_users(
         try:
             found = parse_identifier(identifier)
         except InvalidIdentifier as exc:
-            raise InvalidRequestError(str(exc)) from None
+            raise InvalidRequestError(exc.message, values=exc.values) from None
         email, phone = (found.value, None) if found.kind == "email" else (None, found.value)
     async with runtime.database.read_only() as session:
         users = UserRepository(session)
@@ -120,7 +120,7 @@ async def update_user(
             try:
                 value = normalise(changes[kind]) if changes[kind] else None
             except InvalidIdentifier as exc:
-                raise InvalidRequestError(str(exc)) from None
+                raise InvalidRequestError(exc.message, values=exc.values) from None
             if value is not None and await users.held_by_another(kind, value, user.id):
                 raise ConflictError(HELD_BY_ANOTHER[kind])
             if value != getattr(user, kind):

@@ -40,7 +40,7 @@ def validate(entry: dict[str, Any]) -> Applicant:
     try:
         email, phone = account_identifiers(entry.get("email"), entry.get("phone"))
     except InvalidIdentifier as exc:
-        raise InvalidRequestError(str(exc)) from None
+        raise InvalidRequestError(exc.message, values=exc.values) from None
     password = entry.get("password")
     if not isinstance(password, str):
         raise InvalidRequestError("password is required")

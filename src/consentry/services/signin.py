@@ -142,7 +142,7 @@ async def submit_identifier(
     try:
         identifier = parse_identifier(raw_identifier)
     except InvalidIdentifier as exc:
-        raise InvalidRequestError(str(exc)) from None
+        raise InvalidRequestError(exc.message, values=exc.values) from None
     params = await check_context(runtime, context, now=now)
     async with runtime.database.unit_of_work() as session:
         user = await _find_user(session, identifier)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep, require_script_or_bearer
 from consentry.http.responses import JSONResponse
 from consentry.http.routers.upstreams import BROWSER_COOKIE, set_browser_cookie
@@ -40,12 +41,12 @@ class ConfirmIdentifier(RequestBody):
     code: str = Field(max_length=16)
 
 
-@router.get("")
+@router.get("", response_model=reply.Account)
 async def me(runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse:
     return JSONResponse(await accounts.read_me(runtime, signed_in), headers={"Cache-Control": "no-store"})
 
 
-@router.patch("", responses=answers(400, 409, 429))
+@router.patch("", responses=answers(400, 409, 429), response_model=reply.AccountChanged)
 async def update_me(
     body: ProfileChanges, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -57,7 +58,7 @@ async def update_me(
     return JSONResponse(result, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/verify-identifier", responses=answers(400, 409))
+@router.post("/verify-identifier", responses=answers(400, 409), response_model=reply.AccountChanged)
 async def confirm_identifier(
     body: ConfirmIdentifier, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -67,7 +68,7 @@ async def confirm_identifier(
     return JSONResponse({"user": user}, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("", responses=answers(403))
+@router.delete("", responses=answers(403), response_model=reply.AccountDeleted)
 async def delete_me(runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep) -> Response:
     """Soft delete: every app loses access now; signing in before ``purge_after`` restores the account."""
     grace = timedelta(days=runtime.settings.account_deletion_grace_days)
@@ -92,14 +93,14 @@ async def sign_out_everywhere(
     return response
 
 
-@router.get("/linked-accounts")
+@router.get("/linked-accounts", response_model=list[reply.LinkedAccount])
 async def linked_accounts(runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse:
     """The upstream accounts linked to this one (SPEC §10)."""
     listed = await list_linked_accounts(runtime, signed_in.user_id)
     return JSONResponse(listed, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/linked-accounts/{provider}", responses=answers(400, 404))
+@router.post("/linked-accounts/{provider}", responses=answers(400, 404), response_model=reply.RedirectTo)
 async def link_account(
     request: Request, provider: str, runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep
 ) -> JSONResponse:

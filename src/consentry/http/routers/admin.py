@@ -13,6 +13,7 @@ from consentry.domain.accounts import BulkAction
 from consentry.domain.clients import ClientRegistration
 from consentry.domain.webhooks import OutboxStatus
 from consentry.errors import InvalidRequestError
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
@@ -31,7 +32,7 @@ from consentry.services.linked_accounts import upstream_access_token
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=answers(401, 403))
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=reply.AuditTrail)
 async def audit(
     runtime: RuntimeDep,
     admin: AdminDep,
@@ -55,7 +56,7 @@ async def audit(
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/users", responses=answers(400))
+@router.get("/users", responses=answers(400), response_model=reply.AdminAccounts)
 async def look_up(
     runtime: RuntimeDep,
     _admin: AdminDep,
@@ -72,13 +73,17 @@ async def look_up(
     return JSONResponse({"users": users}, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/users/{user_id}", responses=answers(404))
+@router.get("/users/{user_id}", responses=answers(404), response_model=reply.AdminAccountOverview)
 async def user(user_id: uuid.UUID, runtime: RuntimeDep, _admin: AdminDep, now: NowDep) -> JSONResponse:
     """Profile, verification, state, live sessions, connected apps and linked accounts of one account."""
     return JSONResponse(await user_overview(runtime, user_id, now=now), headers={"Cache-Control": "no-store"})
 
 
-@router.get("/users/{user_id}/linked-accounts/{provider}/token", responses=answers(404, 409))
+@router.get(
+    "/users/{user_id}/linked-accounts/{provider}/token",
+    responses=answers(404, 409),
+    response_model=reply.ProviderToken,
+)
 async def upstream_token(
     user_id: uuid.UUID, provider: str, runtime: RuntimeDep, admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -90,7 +95,7 @@ async def upstream_token(
     return JSONResponse(token, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/webhooks")
+@router.get("/webhooks", response_model=reply.WebhookDeliveries)
 async def webhooks(
     runtime: RuntimeDep,
     _admin: AdminDep,
@@ -102,7 +107,7 @@ async def webhooks(
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/clients")
+@router.get("/clients", response_model=reply.Clients)
 async def clients(
     runtime: RuntimeDep,
     _admin: AdminDep,
@@ -116,7 +121,7 @@ async def clients(
     return JSONResponse({"clients": listed}, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=reply.Statistics)
 async def stats(runtime: RuntimeDep, _admin: AdminDep, now: NowDep) -> JSONResponse:
     """Most used clients, activity by day and event type (30 days), refresh rate by client (7 days)."""
     return JSONResponse(await statistics(runtime, now=now), headers={"Cache-Control": "no-store"})
@@ -136,7 +141,7 @@ class BulkUsers(RequestBody):
     user_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
 
 
-@router.post("/users/bulk")
+@router.post("/users/bulk", response_model=reply.BulkDone)
 async def bulk(
     body: BulkUsers, runtime: RuntimeDep, admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:

@@ -10,6 +10,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from consentry.errors import InvalidRequestError, UnauthenticatedError
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import (
     AdminDep,
     NowDep,
@@ -102,7 +103,7 @@ def step_response(result: signin.StepResult) -> JSONResponse:
     )
 
 
-@router.post("/submit-identifier", responses=answers(400, 429))
+@router.post("/submit-identifier", responses=answers(400, 429), response_model=reply.SignInStep)
 async def submit_identifier(
     body: SubmitIdentifierBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -112,7 +113,7 @@ async def submit_identifier(
     return step_response(result)
 
 
-@router.post("/verify-identifier", responses=answers(400, 401, 429))
+@router.post("/verify-identifier", responses=answers(400, 401, 429), response_model=reply.SignInStep)
 async def verify_identifier(
     request: Request, body: VerifyIdentifierBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -120,12 +121,12 @@ async def verify_identifier(
     return step_response(result)
 
 
-@router.post("/resend-code", responses=answers(401, 429))
+@router.post("/resend-code", responses=answers(401, 429), response_model=reply.SignInStep)
 async def resend_code(request: Request, runtime: RuntimeDep, origin: OriginDep, now: NowDep) -> JSONResponse:
     return step_response(await signin.resend_code(runtime, bearer_token(request), origin=origin, now=now))
 
 
-@router.post("/set-password", responses=answers(400, 401, 409))
+@router.post("/set-password", responses=answers(400, 401, 409), response_model=reply.SignedIn)
 async def set_password(
     request: Request, body: SetPasswordBody, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -142,7 +143,10 @@ async def set_password(
 
 
 @router.post(
-    "/login-password", openapi_extra=documented_body(LoginPasswordBody), responses=answers(400, 401, 429)
+    "/login-password",
+    openapi_extra=documented_body(LoginPasswordBody),
+    responses=answers(400, 401, 429),
+    response_model=reply.SignedIn,
 )
 async def login_password(request: Request) -> JSONResponse:
     # On the hot path (http/hot_path.py): a sign-in's event-loop work shares its core with argon2id, and
@@ -183,7 +187,9 @@ class BulkRegistration(RequestBody):
     users: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
 
 
-@router.post("/register-sync", status_code=201, responses=answers(400, 409, 429))
+@router.post(
+    "/register-sync", status_code=201, responses=answers(400, 409, 429), response_model=reply.Registered
+)
 async def register_sync(
     body: Registration, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -192,7 +198,9 @@ async def register_sync(
     return JSONResponse({k: v for k, v in created.items() if v is not None}, status_code=201)
 
 
-@router.post("/register-async", status_code=202, responses=answers(400, 429))
+@router.post(
+    "/register-async", status_code=202, responses=answers(400, 429), response_model=reply.RegistrationQueued
+)
 async def register_async(
     body: Registration, runtime: RuntimeDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -206,7 +214,12 @@ async def register_async(
     )
 
 
-@router.post("/register-async-bulk", status_code=202, responses=answers(400, 401, 403))
+@router.post(
+    "/register-async-bulk",
+    status_code=202,
+    responses=answers(400, 401, 403),
+    response_model=reply.RegistrationsQueued,
+)
 async def register_async_bulk(
     body: BulkRegistration, runtime: RuntimeDep, _admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -224,6 +237,6 @@ async def register_async_bulk(
     )
 
 
-@router.get("/register-status/{request_id}", responses=answers(404))
+@router.get("/register-status/{request_id}", responses=answers(404), response_model=reply.RegistrationStatus)
 async def register_status(request_id: str, runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(await registration.registration_status(runtime, request_id))

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 from starlette.responses import Response
 
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
@@ -59,12 +60,12 @@ class ResourceChanges(RequestBody):
     webhook_url: Url | None = None
 
 
-@router.get("/resources")
+@router.get("/resources", response_model=reply.Resources)
 async def resources(runtime: RuntimeDep, _admin: AdminDep) -> JSONResponse:
     return JSONResponse({"resources": await list_resources(runtime)}, headers=NO_STORE)
 
 
-@router.post("/resources", status_code=201, responses=answers(400, 409))
+@router.post("/resources", status_code=201, responses=answers(400, 409), response_model=reply.ResourceCreated)
 async def new_resource(
     body: NewResource, runtime: RuntimeDep, admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -86,12 +87,12 @@ async def new_resource(
     return JSONResponse(view | issued.as_json(), status_code=201, headers=NO_STORE)
 
 
-@router.get("/resources/{resource_id}", responses=answers(404))
+@router.get("/resources/{resource_id}", responses=answers(404), response_model=reply.Resource)
 async def one_resource(resource_id: str, runtime: RuntimeDep, _admin: AdminDep) -> JSONResponse:
     return JSONResponse(await get_resource(runtime, resource_id), headers=NO_STORE)
 
 
-@router.patch("/resources/{resource_id}", responses=answers(400, 404))
+@router.patch("/resources/{resource_id}", responses=answers(400, 404), response_model=reply.Resource)
 async def change_resource(
     resource_id: str,
     body: ResourceChanges,
@@ -128,12 +129,12 @@ class ScopeChanges(RequestBody):
     restricted: bool | None = None
 
 
-@router.get("/scopes")
+@router.get("/scopes", response_model=reply.Scopes)
 async def scopes(runtime: RuntimeDep, _admin: AdminDep) -> JSONResponse:
     return JSONResponse({"scopes": await list_scopes(runtime)}, headers=NO_STORE)
 
 
-@router.post("/scopes", status_code=201, responses=answers(400, 404, 409))
+@router.post("/scopes", status_code=201, responses=answers(400, 404, 409), response_model=reply.Scope)
 async def new_scope(
     body: NewCustomScope, runtime: RuntimeDep, admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -144,12 +145,12 @@ async def new_scope(
     return JSONResponse(view, status_code=201, headers=NO_STORE)
 
 
-@router.get("/scopes/{name}", responses=answers(404))
+@router.get("/scopes/{name}", responses=answers(404), response_model=reply.Scope)
 async def one_scope(name: str, runtime: RuntimeDep, _admin: AdminDep) -> JSONResponse:
     return JSONResponse(await get_scope(runtime, name), headers=NO_STORE)
 
 
-@router.patch("/scopes/{name}", responses=answers(400, 404))
+@router.patch("/scopes/{name}", responses=answers(400, 404), response_model=reply.Scope)
 async def change_scope(
     name: str, body: ScopeChanges, runtime: RuntimeDep, admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:

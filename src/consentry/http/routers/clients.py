@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 from starlette.responses import Response
 
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
@@ -50,7 +51,7 @@ def _set(body: RequestBody) -> dict[str, Any]:
     return body.model_dump(exclude_unset=True)
 
 
-@router.post("", status_code=201, responses=answers(400, 403))
+@router.post("", status_code=201, responses=answers(400, 403), response_model=reply.ClientCreated)
 async def create(
     body: NewClient, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -63,17 +64,17 @@ async def create(
     return JSONResponse(result, status_code=201, headers={"Cache-Control": "no-store"})
 
 
-@router.get("")
+@router.get("", response_model=reply.Clients)
 async def list_mine(runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse:
     return JSONResponse({"clients": await manage.list_clients(runtime, signed_in)})
 
 
-@router.get("/{client_id:path}", responses=answers(404))
+@router.get("/{client_id:path}", responses=answers(404), response_model=reply.Client)
 async def read(client_id: str, runtime: RuntimeDep, signed_in: SignedInDep) -> JSONResponse:
     return JSONResponse(await manage.read_client(runtime, client_id, signed_in))
 
 
-@router.patch("/{client_id:path}", responses=answers(400, 403, 404))
+@router.patch("/{client_id:path}", responses=answers(400, 403, 404), response_model=reply.ClientCreated)
 async def update(
     client_id: str,
     body: ClientFields,
@@ -99,7 +100,7 @@ async def delete(
     return Response(status_code=204)
 
 
-@router.post("/{client_id:path}/secret", responses=answers(400, 404))
+@router.post("/{client_id:path}/secret", responses=answers(400, 404), response_model=reply.ClientSecret)
 async def regenerate_secret(
     client_id: str, runtime: RuntimeDep, signed_in: SignedInDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:

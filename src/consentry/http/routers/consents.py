@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from consentry.domain.scopes import InvalidScopeToken, Scopes
 from consentry.errors import InvalidRequestError, InvalidScopeError
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
@@ -19,7 +20,7 @@ from consentry.services.export import export_consents
 router = APIRouter(prefix="/api/v1/oauth2/consents", tags=["consents"], responses=answers(401))
 
 
-@router.get("")
+@router.get("", response_model=reply.ConnectedApps)
 async def list_consents(runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep) -> JSONResponse:
     consents = await connected_apps(runtime, signed_in.user_id, now=now)
     return JSONResponse(
@@ -27,7 +28,7 @@ async def list_consents(runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep
     )
 
 
-@router.get("/export")
+@router.get("/export", response_model=reply.ConsentExport)
 async def export(runtime: RuntimeDep, signed_in: SignedInDep, now: NowDep) -> JSONResponse:
     """Every consent record (active, revoked, expired), with history, signed receipts and audit events."""
     body = await export_consents(runtime, signed_in.user_id, now=now)
@@ -50,7 +51,7 @@ def _scopes(names: list[str]) -> Scopes:
         raise InvalidScopeError(str(exc)) from None
 
 
-@router.patch("/{client_id:path}", responses=answers(400, 404))
+@router.patch("/{client_id:path}", responses=answers(400, 404), response_model=reply.ConsentChanged)
 async def change(
     client_id: str,
     body: ChangeBody,

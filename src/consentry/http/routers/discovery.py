@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from consentry.crypto.keys import JWKS_MAX_AGE
 from consentry.domain.tokens import SIGNING_ALGORITHMS
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import NowDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.runtime import Runtime
@@ -58,17 +59,17 @@ async def metadata(runtime: Runtime) -> dict[str, Any]:
     return answer
 
 
-@router.get("/.well-known/openid-configuration")
+@router.get("/.well-known/openid-configuration", response_model=reply.ProviderMetadata)
 async def openid_configuration(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(await metadata(runtime), headers={"Cache-Control": "public, max-age=300"})
 
 
-@router.get("/.well-known/oauth-authorization-server")
+@router.get("/.well-known/oauth-authorization-server", response_model=reply.ProviderMetadata)
 async def authorization_server_metadata(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(await metadata(runtime), headers={"Cache-Control": "public, max-age=300"})
 
 
-@router.get("/oauth2/jwks")
+@router.get("/oauth2/jwks", response_model=reply.JsonWebKeySet)
 async def jwks(request: Request, runtime: RuntimeDep, now: NowDep) -> JSONResponse:
     await runtime.keys.ensure_loaded(now=now)
     return JSONResponse(runtime.keys.jwks(), headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"})

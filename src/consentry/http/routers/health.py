@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import RuntimeDep
 from consentry.http.responses import JSONResponse, error_response
 
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=reply.Health)
 async def healthz() -> JSONResponse:
     """The process is up and serving."""
     return JSONResponse({"status": "ok"})
@@ -24,7 +25,7 @@ async def healthz() -> JSONResponse:
 READINESS_WITHIN_SECONDS = 0.8  # a load balancer asks often and must hear at once, even of a frozen database
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=reply.Health)
 async def readyz(request: Request, runtime: RuntimeDep) -> Response:
     """Ready to take traffic: the database answers, within a second, and Redis when it is configured."""
     outages = request.app.state.outages

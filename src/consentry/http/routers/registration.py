@@ -10,6 +10,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from consentry.errors import InvalidRequestError
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, bearer_token, documented_body, json_body
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
@@ -62,6 +63,7 @@ async def _metadata(request: Request) -> dict[str, Any]:
 
 @router.post(
     "",
+    response_model=reply.SelfRegisteredClient,
     status_code=201,
     responses=answers(400, 401, 404, 429),
     openapi_extra={**documented_body(ClientMetadataBody), "security": [{"accessToken": []}, {}]},
@@ -75,7 +77,12 @@ async def register(request: Request, runtime: RuntimeDep, origin: OriginDep, now
     return JSONResponse(answer, status_code=201, headers=NO_STORE)
 
 
-@router.get("/{client_id}", responses=answers(401, 404), openapi_extra={"security": [{"accessToken": []}]})
+@router.get(
+    "/{client_id}",
+    responses=answers(401, 404),
+    openapi_extra={"security": [{"accessToken": []}]},
+    response_model=reply.SelfRegisteredClient,
+)
 async def read(client_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
     """RFC 7592 §2.1, with the registration access token as Bearer."""
     answer = await self_registration.read(runtime, client_id, bearer_token(request))
@@ -84,6 +91,7 @@ async def read(client_id: str, request: Request, runtime: RuntimeDep) -> JSONRes
 
 @router.put(
     "/{client_id}",
+    response_model=reply.SelfRegisteredClient,
     responses=answers(400, 401, 404),
     openapi_extra={**documented_body(ClientMetadataBody), "security": [{"accessToken": []}]},
 )

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from consentry.errors import InvalidClientError
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import answers
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
 
 @router.get(
     "/{resource_id}/revocations",
+    response_model=reply.Revocations,
     responses=answers(400, 401),
     openapi_extra={"security": [{"client": []}]},
 )

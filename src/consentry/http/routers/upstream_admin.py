@@ -9,6 +9,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from consentry.domain.upstreams import UpstreamKind
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import AdminDep, NowDep, OriginDep, RuntimeDep
 from consentry.http.responses import JSONResponse
 from consentry.http.schemas import RequestBody, answers
@@ -55,12 +56,12 @@ class UpstreamChanges(RequestBody):
     icon: Url | None = None
 
 
-@router.get("")
+@router.get("", response_model=reply.UpstreamProviders)
 async def upstreams(runtime: RuntimeDep, _admin: AdminDep) -> JSONResponse:
     return JSONResponse({"upstreams": await list_upstreams(runtime)}, headers=NO_STORE)
 
 
-@router.post("", status_code=201, responses=answers(400, 409))
+@router.post("", status_code=201, responses=answers(400, 409), response_model=reply.UpstreamProvider)
 async def new_upstream(
     body: NewUpstream, runtime: RuntimeDep, admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:
@@ -74,12 +75,12 @@ async def new_upstream(
     return JSONResponse(created, status_code=201, headers=NO_STORE)
 
 
-@router.get("/{name}", responses=answers(404))
+@router.get("/{name}", responses=answers(404), response_model=reply.UpstreamProvider)
 async def one_upstream(name: str, runtime: RuntimeDep, _admin: AdminDep) -> JSONResponse:
     return JSONResponse(await get_upstream(runtime, name), headers=NO_STORE)
 
 
-@router.patch("/{name}", responses=answers(400, 404))
+@router.patch("/{name}", responses=answers(400, 404), response_model=reply.UpstreamProvider)
 async def change_upstream(
     name: str, body: UpstreamChanges, runtime: RuntimeDep, admin: AdminDep, origin: OriginDep, now: NowDep
 ) -> JSONResponse:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from consentry.errors import InvalidRequestError, UnauthenticatedError
+from consentry.http import answer_bodies as reply
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values, wants_html
 from consentry.http.pages import csrf_valid, render
 from consentry.http.responses import JSONResponse
@@ -44,7 +45,7 @@ def set_browser_cookie(response: Response, runtime: Runtime, token: str) -> None
     )
 
 
-@router.get("/api/v1/auth/upstreams")
+@router.get("/api/v1/auth/upstreams", response_model=list[reply.Upstream])
 async def upstreams(runtime: RuntimeDep) -> JSONResponse:
     """The enabled providers, for "Continue with …" buttons."""
     return JSONResponse(await enabled_upstreams(runtime))
