@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
-from tests.mail import Mailbox
+from tests.mail import Mailbox, SmsGateway
 from tests.pg import free_port
 from tests.served import serving
 
@@ -88,7 +88,7 @@ def callback_app() -> Iterator[CallbackApp]:
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path, mailbox: Mailbox) -> Iterator[Server]:
+def server(database_url: str, tmp_path: Path, mailbox: Mailbox, sms: SmsGateway) -> Iterator[Server]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -96,6 +96,7 @@ def server(database_url: str, tmp_path: Path, mailbox: Mailbox) -> Iterator[Serv
         "CONSENTRY_DATABASE_URL": database_url,
         "CONSENTRY_ISSUER": url,
         "CONSENTRY_SMTP_URL": mailbox.url,
+        "CONSENTRY_SMS_GATEWAY_URL": sms.url,
         "CONSENTRY_SECRET_KEY_FILE": str(tmp_path / "secret"),
         "CONSENTRY_ARGON2_MEMORY_KIB": "8192",
         "CONSENTRY_ARGON2_TIME_COST": "1",
@@ -116,3 +117,11 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
         instance = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield instance
         await instance.close()
+
+
+async def sign_in(page: Page, email: str, password: str) -> None:
+    """The sign-in page's two steps, as a person fills them in."""
+    await page.get_by_label("Email or phone number").fill(email)
+    await page.get_by_role("button", name="Continue").click()
+    await page.get_by_label("Password", exact=True).fill(password)
+    await page.get_by_role("button", name="Sign in").click()

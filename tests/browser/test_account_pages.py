@@ -6,40 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Dialog, Page
 
-from tests.browser.conftest import Server
+from tests.browser.conftest import Server, sign_in
 from tests.mail import Mailbox, SmsGateway
-from tests.pg import free_port
-from tests.served import serving
 
 EMAIL, PASSWORD = "demo@example.com", "consentry-demo"
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path, mailbox: Mailbox, sms: SmsGateway) -> Iterator[Server]:
-    """The browser tests' server, with an SMS gateway for phone numbers."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")},
-        "CONSENTRY_DATABASE_URL": database_url,
-        "CONSENTRY_ISSUER": url,
-        "CONSENTRY_SMTP_URL": mailbox.url,
-        "CONSENTRY_SMS_GATEWAY_URL": sms.url,
-        "CONSENTRY_SECRET_KEY_FILE": str(tmp_path / "secret"),
-        "CONSENTRY_ARGON2_MEMORY_KIB": "8192",
-        "CONSENTRY_ARGON2_TIME_COST": "1",
-    }
-    with serving(env, tmp_path, port):
-        served = Server(url, env, tmp_path)
-        served.cli("demo")  # demo@example.com, password consentry-demo
-        yield served
+def server(server: Server) -> Server:
+    """The browser tests' server, with the demo's person: demo@example.com, password consentry-demo."""
+    server.cli("demo")
+    return server
 
 
 async def signed_in(
@@ -48,10 +30,7 @@ async def signed_in(
     context = await browser.new_context()
     page = await context.new_page()
     await page.goto(f"{server.url}/login")
-    await page.get_by_label("Email or phone number").fill(EMAIL)
-    await page.get_by_role("button", name="Continue").click()
-    await page.get_by_label("Password", exact=True).fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await sign_in(page, EMAIL, password)
     await page.get_by_role("heading", name="Connected apps").wait_for()
     return context, page
 

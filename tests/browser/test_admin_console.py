@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.async_api import Browser, Page
 
-from tests.browser.conftest import Server
+from tests.browser.conftest import Server, sign_in
 
 ADMIN, ADMIN_PASSWORD = "admin@example.com", "admin passphrase"
 
@@ -18,10 +18,7 @@ async def as_admin(browser: Browser, server: Server) -> Page:
     server.cli("user", "create", "--email", ADMIN, "--password", ADMIN_PASSWORD, "--verified", "--admin")
     page = await (await browser.new_context()).new_page()
     await page.goto(f"{server.url}/login")
-    await page.get_by_label("Email or phone number").fill(ADMIN)
-    await page.get_by_role("button", name="Continue").click()
-    await page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await sign_in(page, ADMIN, ADMIN_PASSWORD)
     await page.get_by_role("heading", name="Connected apps").wait_for()
     page.on("dialog", lambda dialog: dialog.accept())  # confirmations are read in the accessibility walk
     return page
@@ -119,10 +116,7 @@ async def test_an_administrator_finds_a_person_ends_a_consent_deletes_and_restor
     assert demo_url
     person = await (await browser.new_context()).new_page()
     await person.goto(demo_url.group(1))
-    await person.get_by_label("Email or phone number").fill("demo@example.com")
-    await person.get_by_role("button", name="Continue").click()
-    await person.get_by_label("Password", exact=True).fill("consentry-demo")
-    await person.get_by_role("button", name="Sign in").click()
+    await sign_in(person, "demo@example.com", "consentry-demo")
     await person.get_by_label("Remember my decision").check()
     await person.get_by_role("button", name="Allow").click()
     await person.get_by_text("Signed in to the demo app").wait_for()
@@ -218,10 +212,7 @@ async def test_the_console_is_for_administrators_only(server: Server, browser: B
     page = await (await browser.new_context()).new_page()
     await page.goto(f"{server.url}/admin")
     assert page.url.endswith("/login")
-    await page.get_by_label("Email or phone number").fill("demo@example.com")
-    await page.get_by_role("button", name="Continue").click()
-    await page.get_by_label("Password", exact=True).fill("consentry-demo")
-    await page.get_by_role("button", name="Sign in").click()
+    await sign_in(page, "demo@example.com", "consentry-demo")
     await page.get_by_role("heading", name="Connected apps").wait_for()
     for path in ("/admin", "/admin/clients", "/admin/users", "/admin/audit"):
         answer = await page.goto(server.url + path)

@@ -74,7 +74,7 @@ def bearer(token: str) -> dict[str, str]:
 async def audit_events(runtime: Runtime, client_id: str) -> list[str]:
     async with runtime.database.read_only() as session:
         _, events = await AuditRepository(session).page(
-            event_type=None, user_id=None, client_id=client_id, limit=100, offset=0
+            event_types=(), user_id=None, client_id=client_id, limit=100, offset=0
         )
     return [event.event_type for event in events]
 

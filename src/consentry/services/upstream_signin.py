@@ -178,12 +178,20 @@ async def callback(
         verifier = runtime.secret_box.open(trip.code_verifier).decode()
     if config.issuer is not None and "iss" in query and query["iss"] != config.issuer:
         # RFC 9207: the answer came from another provider (a mix-up attack)
-        raise UpstreamSignInError(f"the answer did not come from {config.display_name} (iss): start again")
+        raise UpstreamSignInError(
+            "the answer did not come from %(provider)s (iss): start again",
+            values={"provider": config.display_name},
+        )
     if query.get("error"):
-        raise UpstreamSignInError(f"{config.display_name} answered: {query['error'][:200]}")
+        raise UpstreamSignInError(
+            "%(provider)s answered: %(error)s",
+            values={"provider": config.display_name, "error": query["error"][:200]},
+        )
     code = query.get("code")
     if not code:
-        raise UpstreamSignInError(f"{config.display_name} sent no code: start again")
+        raise UpstreamSignInError(
+            "%(provider)s sent no code: start again", values={"provider": config.display_name}
+        )
     identity, token = await _identity(runtime, config, code=code, verifier=verifier, nonce=nonce)
     if link_user is not None:
         return await _link(runtime, config, identity, token, link_user, origin=origin, now=now)
@@ -222,7 +230,10 @@ async def _arrive(
     if outcome is SignInOutcome.LINK_BY_EMAIL and owner is not None:
         link = _new_link(runtime, owner.id, config, identity, token, now=now)
         if not await links.add(link):
-            raise UpstreamSignInError(f"this {config.display_name} account was linked meanwhile: start again")
+            raise UpstreamSignInError(
+                "this %(provider)s account was linked meanwhile: start again",
+                values={"provider": config.display_name},
+            )
         await AuditRepository(session).record(
             "account_linked", now=now, origin=origin, user_id=owner.id,
             details={"provider": config.name, "via": "verified_email"},
@@ -286,7 +297,10 @@ async def accept_terms(
         _profile_onto(user, identity)
         link = _new_link(runtime, user.id, config, identity, token, now=now)
         if not await LinkedAccountRepository(session).add(link):
-            raise UpstreamSignInError(f"this {config.display_name} account was linked meanwhile: start again")
+            raise UpstreamSignInError(
+                "this %(provider)s account was linked meanwhile: start again",
+                values={"provider": config.display_name},
+            )
         await ConsentRepository(session).add_history(terms_accepted(user.id, origin=origin, now=now))
         audit = AuditRepository(session)
         await audit.record(
@@ -329,7 +343,9 @@ async def _identity(
             record, uid_field=config.uid_field, email_field=config.email_field, verified_email=verified_email
         )
     except (UpstreamRefused, UpstreamAnswerError) as exc:
-        raise UpstreamSignInError(f"{config.display_name}: {exc}") from None
+        raise UpstreamSignInError(
+            "%(provider)s: %(reason)s", values={"provider": config.display_name, "reason": str(exc)}
+        ) from None
     except UpstreamUnavailable as exc:
         raise ServiceUnavailableError(
             f"{config.display_name} cannot be reached: {exc}", retry_after=5
@@ -455,12 +471,18 @@ async def _link(
         links = LinkedAccountRepository(session)
         holder = await links.find(config.name, identity.uid, for_update=True)
         if holder is not None and holder.user_id != user_id:
-            raise ConflictError(f"this {config.display_name} account is linked to another person")
+            raise ConflictError(
+                "this %(provider)s account is linked to another person",
+                values={"provider": config.display_name},
+            )
         if holder is not None:
             await _refresh_link(runtime, session, holder, identity, token, now=now)
             return Linked(config.name)
         if not await links.add(_new_link(runtime, user_id, config, identity, token, now=now)):
-            raise ConflictError(f"another {config.display_name} account is linked to yours: unlink it first")
+            raise ConflictError(
+                "another %(provider)s account is linked to yours: unlink it first",
+                values={"provider": config.display_name},
+            )
         await AuditRepository(session).record(
             "account_linked", now=now, origin=origin, user_id=user_id,
             details={"provider": config.name, "via": "account"},

@@ -39,7 +39,9 @@ from consentry.services.upstream_providers import enabled_upstreams
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 ACTIVITY_PAGE = 25
-PROFILE_FIELDS = ("name", "given_name", "family_name", "preferred_username", "locale", "zoneinfo")
+MAX_ACTIVITY_PAGE = 100_000  # an offset the databases take (a bigger one is a typo or a probe)
+# The profile page's fields: all but the picture (a URL that apps fetch; set through the API).
+EDITABLE_FIELDS = tuple(field for field in accounts.PROFILE_FIELDS if field != "picture")
 PROFILE_LENGTH = 100
 # What the activity page shows, in the person's words; other audit events (each token issued, say) are for
 # operators.
@@ -201,13 +203,15 @@ async def save_profile(
     if signed_in is None:
         return _sign_in_first()
     form = await _form(request, runtime, signed_in)
-    changes = {field: form.get(field, "").strip()[:PROFILE_LENGTH] for field in PROFILE_FIELDS}
+    changes = {field: form.get(field, "").strip()[:PROFILE_LENGTH] for field in EDITABLE_FIELDS}
     if changes["locale"] and not i18n.supported(changes["locale"]):
         changes["locale"] = ""
     await accounts.update_me(runtime, signed_in, changes, origin=origin, now=now)
     response = _redirect("/account?done=profile")
     if changes["locale"]:  # the saved language applies at once, on this browser too
         i18n.remember_locale(response, changes["locale"], secure=request.url.scheme == "https")
+    else:
+        response.delete_cookie(i18n.LOCALE_COOKIE, path="/")
     return response
 
 
@@ -283,7 +287,7 @@ async def activity_page(request: Request, runtime: RuntimeDep, signed_in: Signed
     if signed_in is None:
         return _sign_in_first()
     try:
-        page = max(int(request.query_params.get("page", "1")), 1)
+        page = min(max(int(request.query_params.get("page", "1")), 1), MAX_ACTIVITY_PAGE)
     except ValueError:
         page = 1
     trail = await audit_trail(

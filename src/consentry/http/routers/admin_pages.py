@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -234,7 +234,7 @@ async def change_client_form(
         return _page(
             request, runtime, admin, "admin_client.html", {"client": client, "webhook_secret": webhook_secret}
         )
-    return _redirect(f"/admin/clients/{client_id}?done=client_updated")
+    return _redirect(f"/admin/clients/{quote(client_id, safe=':/')}?done=client_updated")
 
 
 @router.get("/users")
@@ -304,8 +304,11 @@ async def change_user_form(
 async def scopes_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     if (admin := _admin(signed_in)) is None:
         return _sign_in_first()
-    context = {"scopes": await list_scopes(runtime), "resources": await list_resources(runtime)}
-    return _page(request, runtime, admin, "admin_scopes.html", context)
+    return _page(request, runtime, admin, "admin_scopes.html", await _catalogue(runtime))
+
+
+async def _catalogue(runtime: Runtime) -> dict[str, Any]:
+    return {"scopes": await list_scopes(runtime), "resources": await list_resources(runtime)}
 
 
 @router.post("/scopes")
@@ -360,20 +363,11 @@ async def change_scopes_form(
                 origin=origin,
                 now=now,
             )
-            context = {
-                "scopes": await list_scopes(runtime),
-                "resources": await list_resources(runtime),
-                "issued": issued,
-            }
+            context = await _catalogue(runtime) | {"issued": issued}
             return _page(request, runtime, admin, "admin_scopes.html", context, status_code=201)
         raise InvalidRequestError("say what to do with the scope or resource")
     except ConsentryError as error:
-        context = {
-            "scopes": await list_scopes(runtime),
-            "resources": await list_resources(runtime),
-            "error": i18n.error_text(error),
-            "form": form,
-        }
+        context = await _catalogue(runtime) | {"error": i18n.error_text(error), "form": form}
         return _page(request, runtime, admin, "admin_scopes.html", context, status_code=error.status_code)
 
 
