@@ -7,10 +7,13 @@ import base64
 import re
 from typing import Any
 
+import pytest
 from playwright.async_api import Browser, Page
 
 from tests.browser.conftest import Server, sign_in
 
+# The console's pages call the services the admin API calls, which tests/http runs on both backends.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 ADMIN, ADMIN_PASSWORD = "admin@example.com", "admin passphrase"
 
 
