@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from consentry.errors import ExpiredFormError
 from consentry.http import i18n
+from consentry.http.deps import form_values
 from consentry.http.edge import SITE_CSP
 from consentry.services.sessions import SignedIn
 
@@ -123,10 +124,22 @@ def csrf_valid(key: bytes, session_id: uuid.UUID, presented: str | None) -> bool
     return presented is not None and same_secret(csrf_token(key, session_id), presented)
 
 
-def check_form_csrf(key: bytes, signed_in: SignedIn, form: dict[str, str]) -> None:
-    """A signed-in person's form carries the token of their session, or it is refused as expired."""
+async def signed_in_form(request: Request, key: bytes, signed_in: SignedIn) -> dict[str, str]:
+    """A signed-in person's form: it carries the token of their session, or it is refused as expired."""
+    form = await form_values(request)
     if not csrf_valid(key, signed_in.session_id, form.get("csrf_token")):
         raise ExpiredFormError()
+    return form
+
+
+def page_redirect(location: str) -> RedirectResponse:
+    """Where a page sends the browser next (never cached: it may follow a form)."""
+    return RedirectResponse(location, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+def sign_in_first() -> RedirectResponse:
+    """A page of a signed-in person, asked for by nobody signed in."""
+    return page_redirect("/login")
 
 
 def same_secret(expected: str, presented: str) -> bool:

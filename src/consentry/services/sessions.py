@@ -12,10 +12,9 @@ from consentry.services.webhooks import queue_logout_tokens
 from consentry.storage.audit import AuditRepository, RequestOrigin
 from consentry.storage.database import Database, Transaction
 from consentry.storage.group_commit import Row, add_rows
-from consentry.storage.records import User, UserSession
+from consentry.storage.records import UserSession
 from consentry.storage.sessions import USER_SESSIONS, SessionLookup, SessionRepository
 from consentry.storage.tokens import TokenRepository
-from consentry.storage.users import UserRepository
 
 SESSION_COOKIE = "consentry_session"
 
@@ -105,13 +104,10 @@ async def _ended(
         await queue_logout_tokens(runtime, session, dict.fromkeys(session_ids, user_id), now=now)
 
 
-async def account_overview(
-    database: Database, user_id: uuid.UUID, *, now: datetime
-) -> tuple[User | None, list[UserSession]]:
-    """The person's account and live sessions, for the account page."""
+async def live_sessions(database: Database, user_id: uuid.UUID, *, now: datetime) -> list[UserSession]:
+    """The person's live sessions, for the account page."""
     async with database.read_only() as session:
-        user = await UserRepository(session).get_user(user_id)
-        return user, await SessionRepository(session).live_of(user_id, now=now)
+        return await SessionRepository(session).live_of(user_id, now=now)
 
 
 async def end_own_session(

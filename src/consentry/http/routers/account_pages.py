@@ -13,14 +13,14 @@ from urllib.parse import quote
 import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from consentry.errors import N_, ConflictError, ConsentryError, InvalidRequestError
 from consentry.http import i18n
-from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values
+from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional
 from consentry.http.devices import device_names
 from consentry.http.i18n import lazy_gettext
-from consentry.http.pages import check_form_csrf, csrf_token, render
+from consentry.http.pages import csrf_token, page_redirect, render, sign_in_first, signed_in_form
 from consentry.runtime import Runtime
 from consentry.services import accounts
 from consentry.services.admin import audit_trail
@@ -29,9 +29,9 @@ from consentry.services.linked_accounts import list_linked_accounts, unlink
 from consentry.services.sessions import (
     SESSION_COOKIE,
     SignedIn,
-    account_overview,
     end_own_session,
     end_session,
+    live_sessions,
     sign_out_everywhere,
 )
 from consentry.services.upstream_providers import enabled_upstreams
@@ -80,20 +80,6 @@ UNLINK_REFUSED = lazy_gettext(
 )
 
 
-def _redirect(location: str) -> RedirectResponse:
-    return RedirectResponse(location, status_code=302, headers={"Cache-Control": "no-store"})
-
-
-def _sign_in_first() -> RedirectResponse:
-    return RedirectResponse("/login", status_code=302, headers={"Cache-Control": "no-store"})
-
-
-async def _form(request: Request, runtime: Runtime, signed_in: SignedIn) -> dict[str, str]:
-    form = await form_values(request)
-    check_form_csrf(runtime.csrf_key, signed_in, form)
-    return form
-
-
 async def _page(
     request: Request,
     runtime: Runtime,
@@ -114,8 +100,8 @@ async def account_page(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
 ) -> Response:
     if signed_in is None:
-        return _sign_in_first()
-    _, sessions = await account_overview(runtime.database, signed_in.user_id, now=now)
+        return sign_in_first()
+    sessions = await live_sessions(runtime.database, signed_in.user_id, now=now)
     linked = {link["provider"]: link for link in await list_linked_accounts(runtime, signed_in.user_id)}
     query = request.query_params
     devices = await run_in_threadpool(device_names, [s.user_agent for s in sessions])
@@ -145,13 +131,13 @@ async def unlink_form(
     now: NowDep,
 ) -> Response:
     if signed_in is None:
-        return _sign_in_first()
-    await _form(request, runtime, signed_in)
+        return sign_in_first()
+    await signed_in_form(request, runtime.csrf_key, signed_in)
     try:
         await unlink(runtime, signed_in.user_id, provider, origin=origin, now=now)
     except ConflictError:
-        return _redirect(f"/account?refused={quote(provider)}")
-    return _redirect("/account")
+        return page_redirect(f"/account?refused={quote(provider)}")
+    return page_redirect("/account")
 
 
 @router.post("/account/sessions/{session_id}/end")
@@ -159,17 +145,17 @@ async def end_session_form(
     request: Request, session_id: str, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
 ) -> Response:
     if signed_in is None:
-        return _sign_in_first()
-    await _form(request, runtime, signed_in)
+        return sign_in_first()
+    await signed_in_form(request, runtime.csrf_key, signed_in)
     try:
         target = uuid.UUID(session_id)
     except ValueError:
         raise InvalidRequestError("unknown session") from None
     if target == signed_in.session_id:
         await end_session(runtime, signed_in, now=now)
-        return _signed_out(_redirect("/login?signed_out=1"))
+        return _signed_out(page_redirect("/login?signed_out=1"))
     await end_own_session(runtime, signed_in.user_id, target, now=now)
-    return _redirect("/account?done=session_ended")
+    return page_redirect("/account?done=session_ended")
 
 
 def _signed_out(response: Response) -> Response:
@@ -183,16 +169,16 @@ async def sign_out_everywhere_form(
 ) -> Response:
     """Every session ends and every app's codes and tokens die (SPEC §9); consents stay."""
     if signed_in is None:
-        return _sign_in_first()
-    await _form(request, runtime, signed_in)
+        return sign_in_first()
+    await signed_in_form(request, runtime.csrf_key, signed_in)
     await sign_out_everywhere(runtime, signed_in.user_id, origin=origin, now=now)
-    return _signed_out(_redirect("/login?signed_out=everywhere"))
+    return _signed_out(page_redirect("/login?signed_out=everywhere"))
 
 
 @router.get("/account/profile")
 async def profile_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     if signed_in is None:
-        return _sign_in_first()
+        return sign_in_first()
     return await _page(request, runtime, signed_in, "account_profile.html", {})
 
 
@@ -201,13 +187,13 @@ async def save_profile(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
 ) -> Response:
     if signed_in is None:
-        return _sign_in_first()
-    form = await _form(request, runtime, signed_in)
+        return sign_in_first()
+    form = await signed_in_form(request, runtime.csrf_key, signed_in)
     changes = {field: form.get(field, "").strip()[:PROFILE_LENGTH] for field in EDITABLE_FIELDS}
     if changes["locale"] and not i18n.supported(changes["locale"]):
         changes["locale"] = ""
     await accounts.update_me(runtime, signed_in, changes, origin=origin, now=now)
-    response = _redirect("/account?done=profile")
+    response = page_redirect("/account?done=profile")
     if changes["locale"]:  # the saved language applies at once, on this browser too
         i18n.remember_locale(response, changes["locale"], secure=request.url.scheme == "https")
     else:
@@ -218,7 +204,7 @@ async def save_profile(
 @router.get("/account/password")
 async def password_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     if signed_in is None:
-        return _sign_in_first()
+        return sign_in_first()
     return await _page(request, runtime, signed_in, "account_password.html", {})
 
 
@@ -227,8 +213,8 @@ async def change_password_form(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
 ) -> Response:
     if signed_in is None:
-        return _sign_in_first()
-    form = await _form(request, runtime, signed_in)
+        return sign_in_first()
+    form = await signed_in_form(request, runtime.csrf_key, signed_in)
     changes = {"current_password": form.get("current_password", ""), "new_password": form.get("password", "")}
     try:
         await accounts.update_me(runtime, signed_in, changes, origin=origin, now=now)
@@ -237,7 +223,7 @@ async def change_password_form(
         return await _page(
             request, runtime, signed_in, "account_password.html", context, status_code=error.status_code
         )
-    return _redirect("/account?done=password")
+    return page_redirect("/account?done=password")
 
 
 @router.get("/account/email")
@@ -245,7 +231,7 @@ async def change_password_form(
 async def identifier_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     kind = request.url.path.rsplit("/", 1)[1]
     if signed_in is None:
-        return _sign_in_first()
+        return sign_in_first()
     return await _page(request, runtime, signed_in, "account_identifier.html", {"kind": kind, "step": "new"})
 
 
@@ -257,8 +243,8 @@ async def change_identifier_form(
     """Step one: the new email or phone and the password; a code goes to the new one. Step two: the code."""
     kind = request.url.path.rsplit("/", 1)[1]
     if signed_in is None:
-        return _sign_in_first()
-    form = await _form(request, runtime, signed_in)
+        return sign_in_first()
+    form = await signed_in_form(request, runtime.csrf_key, signed_in)
     value = form.get("value", "").strip()[:320]
     context: dict[str, Any] = {"kind": kind, "value": value}
     try:
@@ -267,7 +253,7 @@ async def change_identifier_form(
             await accounts.confirm_change(
                 runtime, signed_in, context["flow_token"], form.get("code", "")[:16], origin=origin, now=now
             )
-            return _redirect(f"/account?done={kind}")
+            return page_redirect(f"/account?done={kind}")
         context["step"] = "new"
         changes = {kind: value, "current_password": form.get("current_password", "")}
         result = await accounts.update_me(
@@ -285,7 +271,7 @@ async def change_identifier_form(
 @router.get("/account/activity")
 async def activity_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     if signed_in is None:
-        return _sign_in_first()
+        return sign_in_first()
     try:
         page = min(max(int(request.query_params.get("page", "1")), 1), MAX_ACTIVITY_PAGE)
     except ValueError:
@@ -315,7 +301,7 @@ async def activity_page(request: Request, runtime: RuntimeDep, signed_in: Signed
 async def export_download(runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep) -> Response:
     """The GDPR export (SPEC §4) as a file to keep: every consent, its history and signed receipt."""
     if signed_in is None:
-        return _sign_in_first()
+        return sign_in_first()
     exported = await export_consents(runtime, signed_in.user_id, now=now)
     name = f"consentry-export-{now:%Y-%m-%d}.json"
     return Response(
@@ -328,7 +314,7 @@ async def export_download(runtime: RuntimeDep, signed_in: SignedInOptional, now:
 @router.get("/account/delete")
 async def delete_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     if signed_in is None:
-        return _sign_in_first()
+        return sign_in_first()
     context = {"grace_days": runtime.settings.account_deletion_grace_days}
     return await _page(request, runtime, signed_in, "account_delete.html", context)
 
@@ -338,8 +324,8 @@ async def delete_form(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, origin: OriginDep, now: NowDep
 ) -> Response:
     if signed_in is None:
-        return _sign_in_first()
-    form = await _form(request, runtime, signed_in)
+        return sign_in_first()
+    form = await signed_in_form(request, runtime.csrf_key, signed_in)
     grace_days = runtime.settings.account_deletion_grace_days
     try:
         purge_after = await accounts.delete_me(

@@ -11,17 +11,17 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from consentry.domain.accounts import BulkAction
 from consentry.domain.clients import ClientRegistration
 from consentry.domain.webhooks import OutboxStatus
 from consentry.errors import N_, ConsentryError, ForbiddenError, InvalidRequestError
 from consentry.http import charts, i18n
-from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values
+from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional
 from consentry.http.devices import device_names
 from consentry.http.i18n import lazy_gettext
-from consentry.http.pages import check_form_csrf, csrf_token, render
+from consentry.http.pages import csrf_token, page_redirect, render, sign_in_first, signed_in_form
 from consentry.runtime import Runtime
 from consentry.services import admin as admin_service
 from consentry.services.cascades import delete_client
@@ -64,21 +64,11 @@ DONE = {
 }
 
 
-def _redirect(location: str) -> RedirectResponse:
-    return RedirectResponse(location, status_code=302, headers={"Cache-Control": "no-store"})
-
-
 def _admin(signed_in: SignedIn | None) -> SignedIn | None:
     """The administrator, None when nobody is signed in (they sign in first); anyone else is refused."""
     if signed_in is not None and not signed_in.is_admin:
         raise ForbiddenError("this needs an administrator")
     return signed_in
-
-
-async def _form(request: Request, runtime: Runtime, admin: SignedIn) -> dict[str, str]:
-    form = await form_values(request)
-    check_form_csrf(runtime.csrf_key, admin, form)
-    return form
 
 
 def _page(
@@ -100,17 +90,13 @@ def _page(
     return render(request, template, values, status_code=status_code)
 
 
-def _sign_in_first() -> RedirectResponse:
-    return _redirect("/login")
-
-
 @router.get("")
 async def overview(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
 ) -> Response:
     """SPEC §5's statistics: sign-ins and consents per day (30 days), top apps, refresh rate (7 days)."""
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
+        return sign_in_first()
     figures = await admin_service.statistics(runtime, now=now)
     days = charts.days_ending(now.date(), 30)
     activity = figures["activity_by_day"]
@@ -122,7 +108,6 @@ async def overview(
             [(row["client_id"], row["refreshes_per_issue"]) for row in figures["refresh_rate_by_client"]]
         ),
         "figures": figures,
-        "chart": charts,
     }
     return _page(request, runtime, admin, "admin_overview.html", context)
 
@@ -130,7 +115,7 @@ async def overview(
 @router.get("/clients")
 async def clients_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
+        return sign_in_first()
     registered_by = request.query_params.get("registered_by")
     chosen = (
         ClientRegistration(registered_by) if registered_by in {r.value for r in ClientRegistration} else None
@@ -149,7 +134,7 @@ async def clients_page(request: Request, runtime: RuntimeDep, signed_in: SignedI
 @router.get("/clients/new")
 async def new_client_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
+        return sign_in_first()
     blank = {"scope": "openid profile email", "token_endpoint_auth_method": "client_secret_basic"}
     return _page(request, runtime, admin, "admin_client.html", {"client": blank, "new": True})
 
@@ -160,8 +145,8 @@ async def create_client_form(
 ) -> Response:
     """The secret is shown on the page this answers, once; it is stored only as a hash."""
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
-    form = await _form(request, runtime, admin)
+        return sign_in_first()
+    form = await signed_in_form(request, runtime.csrf_key, admin)
     values = _client_values(form)
     if form.get("public") == "on":
         values["token_endpoint_auth_method"] = "none"
@@ -196,7 +181,7 @@ async def client_page(
     request: Request, client_id: str, runtime: RuntimeDep, signed_in: SignedInOptional
 ) -> Response:
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
+        return sign_in_first()
     client = await read_client(runtime, client_id, admin)
     return _page(request, runtime, admin, "admin_client.html", {"client": client})
 
@@ -212,12 +197,12 @@ async def change_client_form(
 ) -> Response:
     """Save, regenerate the secret (shown once), or delete (every token it holds is revoked)."""
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
-    form = await _form(request, runtime, admin)
+        return sign_in_first()
+    form = await signed_in_form(request, runtime.csrf_key, admin)
     action = form.get("action", "save")
     if action == "delete":
         await delete_client(runtime, client_id, admin, actor="admin", origin=origin, now=now)
-        return _redirect("/admin/clients?done=client_deleted")
+        return page_redirect("/admin/clients?done=client_deleted")
     if action == "secret":
         secret = await regenerate_secret(runtime, client_id, admin, origin=origin, now=now)
         client = await read_client(runtime, client_id, admin)
@@ -234,14 +219,14 @@ async def change_client_form(
         return _page(
             request, runtime, admin, "admin_client.html", {"client": client, "webhook_secret": webhook_secret}
         )
-    return _redirect(f"/admin/clients/{quote(client_id, safe=':/')}?done=client_updated")
+    return page_redirect(f"/admin/clients/{quote(client_id, safe=':/')}?done=client_updated")
 
 
 @router.get("/users")
 async def users_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     """Every account, newest first, or those found by email, phone or id."""
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
+        return sign_in_first()
     query = request.query_params.get("q", "").strip()[:320]
     offset = _offset(request)
     error = None
@@ -266,7 +251,7 @@ async def user_page(
     request: Request, user_id: uuid.UUID, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
 ) -> Response:
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
+        return sign_in_first()
     user = await admin_service.user_overview(runtime, user_id, now=now)
     devices = await run_in_threadpool(device_names, [s["user_agent"] for s in user["sessions"]])
     context = {"user": user, "sessions": list(zip(user["sessions"], devices, strict=True))}
@@ -284,8 +269,8 @@ async def change_user_form(
 ) -> Response:
     """Soft delete or restore the account, or end one of its consents (actor ``admin``, SPEC §9)."""
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
-    form = await _form(request, runtime, admin)
+        return sign_in_first()
+    form = await signed_in_form(request, runtime.csrf_key, admin)
     action = form.get("action")
     done: str
     if action in ("soft_delete", "restore"):
@@ -297,13 +282,13 @@ async def change_user_form(
         done = "consent_revoked"
     else:
         raise InvalidRequestError("say what to do: soft_delete, restore or revoke_consent")
-    return _redirect(f"/admin/users/{user_id}?done={done}")
+    return page_redirect(f"/admin/users/{user_id}?done={done}")
 
 
 @router.get("/scopes")
 async def scopes_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
+        return sign_in_first()
     return _page(request, runtime, admin, "admin_scopes.html", await _catalogue(runtime))
 
 
@@ -317,8 +302,8 @@ async def change_scopes_form(
 ) -> Response:
     """Create, describe anew or delete a scope; create (its credentials shown once) or delete a resource."""
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
-    form = await _form(request, runtime, admin)
+        return sign_in_first()
+    form = await signed_in_form(request, runtime.csrf_key, admin)
     action = form.get("action")
     try:
         if action == "create_scope":
@@ -335,7 +320,7 @@ async def change_scopes_form(
                 origin=origin,
                 now=now,
             )
-            return _redirect("/admin/scopes?done=scope_created")
+            return page_redirect("/admin/scopes?done=scope_created")
         if action == "update_scope":
             changes = {
                 "description": form.get("description", ""),
@@ -344,15 +329,15 @@ async def change_scopes_form(
             await update_scope(
                 runtime, form.get("name", ""), changes, admin=admin.user_id, origin=origin, now=now
             )
-            return _redirect("/admin/scopes?done=scope_updated")
+            return page_redirect("/admin/scopes?done=scope_updated")
         if action == "delete_scope":
             await delete_scope(runtime, form.get("name", ""), admin=admin.user_id, origin=origin, now=now)
-            return _redirect("/admin/scopes?done=scope_deleted")
+            return page_redirect("/admin/scopes?done=scope_deleted")
         if action == "delete_resource":
             await delete_resource(
                 runtime, form.get("resource_id", ""), admin=admin.user_id, origin=origin, now=now
             )
-            return _redirect("/admin/scopes?done=resource_deleted")
+            return page_redirect("/admin/scopes?done=resource_deleted")
         if action == "create_resource":
             issued = await create_resource(
                 runtime,
@@ -375,7 +360,7 @@ async def change_scopes_form(
 async def audit_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     """The audit trail, newest first; the filters (event type, user, client) combine."""
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
+        return sign_in_first()
     query = request.query_params
     filters = {
         "event_type": query.get("event_type", "").strip()[:48],
@@ -408,7 +393,7 @@ async def audit_page(request: Request, runtime: RuntimeDep, signed_in: SignedInO
 async def webhooks_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     """Webhook deliveries by state: ``dead`` ones (the dead letters) gave up after their retries."""
     if (admin := _admin(signed_in)) is None:
-        return _sign_in_first()
+        return sign_in_first()
     chosen = request.query_params.get("status", "dead")
     status = OutboxStatus(chosen) if chosen in ("pending", "delivered", "dead") else OutboxStatus.DEAD
     deliveries = await admin_service.webhook_deliveries(runtime, status, limit=PAGE)

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from consentry.domain import authorization as az
 from consentry.errors import ConsentryError, ExpiredFormError, InvalidRequestError, UnauthenticatedError
@@ -28,7 +28,14 @@ from consentry.http.deps import (
 )
 from consentry.http.i18n import remember_ui_locales
 from consentry.http.openapi import ANY_OBJECT, ERROR_REF, HTML, form_body, json_content, query_parameters
-from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, error_page, render
+from consentry.http.pages import (
+    allow_form_redirect_to,
+    csrf_token,
+    csrf_valid,
+    error_page,
+    page_redirect,
+    render,
+)
 from consentry.http.responses import JSONResponse, error_response
 from consentry.http.schemas import RequestBody, answers
 from consentry.services.authorize import authorize
@@ -48,10 +55,6 @@ def _refusal(request: Request, error: ConsentryError) -> Response:
     if wants_html(request):
         return error_page(request, error.error, error.message, values=error.values)
     return error_response(400, error.error, error.description)
-
-
-def _redirect(location: str) -> RedirectResponse:
-    return RedirectResponse(location, status_code=302, headers={"Cache-Control": "no-store"})
 
 
 @router.get(
@@ -76,7 +79,7 @@ async def authorize_endpoint(request: Request) -> Response:
         return _refusal(request, error.cause)
     except InvalidRequestError as error:
         return _refusal(request, error)
-    response = _redirect(outcome.location)
+    response = page_redirect(outcome.location)
     if "ui_locales" in params:  # OIDC Core §3.1.2.1: the pages that follow speak the language asked for
         remember_ui_locales(response, params["ui_locales"], secure=request.url.scheme == "https")
     return response
@@ -89,7 +92,7 @@ async def _show_consent(
     if signed_in is None:
         if as_json:
             return error_response(401, UnauthenticatedError.error, UnauthenticatedError.default_description)
-        return _redirect(f"/login?{request.url.query}")
+        return page_redirect(f"/login?{request.url.query}")
     try:
         screen = await consent_screen(runtime, params, signed_in, now=now)
     except (az.UnredirectableError, az.RedirectableError) as error:
@@ -216,7 +219,7 @@ async def consent_decision(
         raise ExpiredFormError()
     if form.get("decision") == "switch_account":  # "Not you?": sign out, and sign in again for this request
         await end_session(runtime, signed_in, now=now)
-        response = _redirect(f"/login?{urlencode(az.pending_request(form))}")
+        response = page_redirect(f"/login?{urlencode(az.pending_request(form))}")
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
     try:
@@ -234,7 +237,7 @@ async def consent_decision(
         location = await submit_consent(runtime, body.submission(), signed_in, origin=origin, now=now)
     except az.UnredirectableError as error:
         return error_page(request, error.error, error.cause.message, values=error.cause.values)
-    return _redirect(location)  # SPEC §2: 302 for the form
+    return page_redirect(location)  # SPEC §2: 302 for the form
 
 
 class _Form(dict[str, str]):

@@ -6,12 +6,19 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from consentry.errors import ExpiredFormError, InvalidRequestError
 from consentry.http.deps import NowDep, RuntimeDep, SignedInOptional, form_values
 from consentry.http.openapi import HTML, form_body, query_parameters
-from consentry.http.pages import allow_form_redirect_to, csrf_token, csrf_valid, error_page, render
+from consentry.http.pages import (
+    allow_form_redirect_to,
+    csrf_token,
+    csrf_valid,
+    error_page,
+    page_redirect,
+    render,
+)
 from consentry.http.schemas import answers
 from consentry.runtime import Runtime
 from consentry.services.logout import LogoutPlan, LogoutRequest, plan_logout
@@ -89,5 +96,5 @@ async def _logout(request: Request, runtime: Runtime, signed_in: SignedIn | None
 
 def _signed_out(request: Request, plan: LogoutPlan) -> Response:
     if plan.redirect_to:
-        return RedirectResponse(plan.redirect_to, status_code=302, headers={"Cache-Control": "no-store"})
+        return page_redirect(plan.redirect_to)
     return render(request, "logout.html", {"signed_out": True, "client": plan.client})

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import orjson
 from babel.support import LazyProxy
 from fastapi import APIRouter, Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, Response
 
 from consentry.domain import authorization as az
 from consentry.domain.scopes import InvalidScopeToken, Scopes
@@ -25,11 +25,13 @@ from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional,
 from consentry.http.i18n import lazy_gettext, lazy_gettext_lowered
 from consentry.http.pages import (
     allow_form_redirect_to,
-    check_form_csrf,
     csrf_token,
     local_path,
+    page_redirect,
     render,
     same_secret,
+    sign_in_first,
+    signed_in_form,
 )
 from consentry.http.responses import JSONResponse
 from consentry.http.routers.auth import set_session_cookie
@@ -49,10 +51,6 @@ SIGNED_OUT = {
     "everywhere": lazy_gettext("You are signed out on every device, and every app's access has ended."),
 }
 FAVICON = str(files("consentry") / "http" / "static" / "favicon.ico")
-
-
-def _redirect(location: str) -> RedirectResponse:
-    return RedirectResponse(location, status_code=302, headers={"Cache-Control": "no-store"})
 
 
 def _context_from(values: dict[str, str], prefix: str = "") -> dict[str, str]:
@@ -95,7 +93,7 @@ async def _login_page(
 async def home(request: Request, runtime: RuntimeDep) -> Response:
     """A person lands on their account (or sign-in); a program is pointed at the discovery document."""
     if wants_html(request):
-        return _redirect("/account")
+        return page_redirect("/account")
     discovery = f"{runtime.issuer}/.well-known/openid-configuration"
     return JSONResponse({"issuer": runtime.issuer, "openid_configuration": discovery})
 
@@ -111,7 +109,7 @@ async def favicon() -> Response:
 async def choose_locale(request: Request) -> Response:
     """The language switcher's links: the browser keeps the choice; back to the page it was chosen on."""
     query = request.query_params
-    response = _redirect(local_path(query.get("next")))
+    response = page_redirect(local_path(query.get("next")))
     if locale := i18n.supported(query.get("locale")):
         i18n.remember_locale(response, locale, secure=request.url.scheme == "https")
     return response
@@ -209,14 +207,10 @@ def finish_signin(runtime: Runtime, completion: signin.Completion) -> Response:
         location = "/consent?" + urlencode(completion.request)
     else:
         location = "/account/apps"
-    response = _redirect(location)
+    response = page_redirect(location)
     set_session_cookie(response, runtime, completion.session.token, completion.session.expires_at)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
-
-
-def _need_sign_in() -> Response:
-    return _redirect("/login")
 
 
 @router.get("/account/apps")
@@ -224,7 +218,7 @@ async def apps_page(
     request: Request, runtime: RuntimeDep, signed_in: SignedInOptional, now: NowDep
 ) -> Response:
     if signed_in is None:
-        return _need_sign_in()
+        return sign_in_first()
     apps = await connected_apps(runtime, signed_in.user_id, now=now)
     descriptions = await runtime.clients.scope_descriptions()
     context = {
@@ -247,10 +241,10 @@ async def revoke_form(
 ) -> Response:
     """The Revoke button: the same use case as the consent API's DELETE."""
     if signed_in is None:
-        return _need_sign_in()
-    check_form_csrf(runtime.csrf_key, signed_in, await form_values(request))
+        return sign_in_first()
+    await signed_in_form(request, runtime.csrf_key, signed_in)
     await revoke_consent(runtime, signed_in.user_id, client_id, origin=origin, now=now)
-    return _redirect(f"/account/apps?{urlencode({'revoked': client_id})}")
+    return page_redirect(f"/account/apps?{urlencode({'revoked': client_id})}")
 
 
 @router.post("/account/apps/{client_id:path}/scopes")
@@ -264,9 +258,8 @@ async def change_scopes_form(
 ) -> Response:
     """Withdraw one scope, or let the app ask again for one the person declined: the consent API's PATCH."""
     if signed_in is None:
-        return _need_sign_in()
-    form = await form_values(request)
-    check_form_csrf(runtime.csrf_key, signed_in, form)
+        return sign_in_first()
+    form = await signed_in_form(request, runtime.csrf_key, signed_in)
     try:
         if "withdraw" in form:
             scope = Scopes([form["withdraw"]])
@@ -280,7 +273,7 @@ async def change_scopes_form(
             raise InvalidRequestError("say which scope to withdraw or to let the app ask for again")
     except InvalidScopeToken as exc:
         raise InvalidRequestError(str(exc)) from None
-    return _redirect(f"/account/apps?{urlencode({done: client_id, 'scope': scope.format()})}")
+    return page_redirect(f"/account/apps?{urlencode({done: client_id, 'scope': scope.format()})}")
 
 
 async def _notice(

@@ -12,12 +12,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from consentry.errors import InvalidRequestError, UnauthenticatedError
 from consentry.http import answer_bodies as reply
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional, form_values, wants_html
-from consentry.http.pages import csrf_valid, render
+from consentry.http.pages import csrf_valid, page_redirect, render
 from consentry.http.responses import JSONResponse
 from consentry.http.routers.auth import completion_response
 from consentry.http.routers.pages import finish_signin
@@ -88,9 +88,7 @@ async def start(
         link_user=link_user,
         now=now,
     )
-    response = RedirectResponse(
-        departure.redirect_url, status_code=302, headers={"Cache-Control": "no-store"}
-    )
+    response = page_redirect(departure.redirect_url)
     set_browser_cookie(response, runtime, departure.browser_token)
     return response
 
@@ -114,9 +112,7 @@ async def callback(
         return finish_signin(runtime, arrival) if browser else completion_response(runtime, arrival)
     if isinstance(arrival, upstream_signin.Linked):
         if browser:
-            return RedirectResponse(
-                f"/account?linked={arrival.provider}", status_code=302, headers={"Cache-Control": "no-store"}
-            )
+            return page_redirect(f"/account?linked={arrival.provider}")
         return JSONResponse({"linked": arrival.provider}, headers={"Cache-Control": "no-store"})
     if isinstance(arrival, upstream_signin.EmailTaken):
         description = (
