@@ -29,6 +29,7 @@ class GitHubPerson:
     email: str | None  # the public email of /user (GitHub leaves it null when the person keeps it private)
     emails: list[dict[str, Any]] = field(default_factory=list)  # /user/emails
     name: str | None = None
+    profile: dict[str, Any] = field(default_factory=dict)  # more of /user's fields
 
 
 class FakeGitHub:
@@ -53,7 +54,7 @@ class FakeGitHub:
                     person = self._bearer()
                     if person is not None:
                         self._json(200, {"id": person.id, "login": person.login, "email": person.email,
-                                         "name": person.name})  # fmt: skip
+                                         "name": person.name, **person.profile})  # fmt: skip
                 elif parts.path == "/user/emails":
                     person = self._bearer()
                     if person is not None:

@@ -54,14 +54,34 @@ async def test_a_person_edits_their_profile_and_changes_email_phone_and_password
     await page.get_by_role("link", name="Edit profile").click()
     await page.get_by_label("Full name").fill("Ada Lovelace")
     await page.get_by_label("Username").fill("ada")
+    await page.get_by_label("Picture").fill("https://images.example.com/ada.png")
     await page.get_by_label("Time zone").fill("Asia/Jakarta")
     await page.get_by_role("button", name="Save").click()
     assert await notice(page) == "Your profile is saved."
     profile = await me(page, server)
-    assert (profile["name"], profile["preferred_username"], profile["zoneinfo"]) == (
+    assert (profile["name"], profile["preferred_username"], profile["picture"], profile["zoneinfo"]) == (
         "Ada Lovelace",
         "ada",
+        "https://images.example.com/ada.png",
         "Asia/Jakarta",
+    )
+    # A time zone no app could use: refused, said why, and what was typed is still there to correct.
+    await page.get_by_role("link", name="Edit profile").click()
+    await page.get_by_label("Full name").fill("Ada King")
+    await page.get_by_label("Time zone").fill("Mars/Olympus")
+    await page.get_by_role("button", name="Save").click()
+    assert await page.get_by_role("alert").inner_text() == (
+        "Mars/Olympus is not a time zone: use an IANA name, such as Asia/Jakarta"
+    )
+    assert await page.get_by_label("Full name").input_value() == "Ada King"
+    assert await page.get_by_label("Time zone").input_value() == "Mars/Olympus"
+    assert (await me(page, server))["name"] == "Ada Lovelace"
+    await page.get_by_label("Time zone").fill("Europe/London")
+    await page.get_by_role("button", name="Save").click()
+    assert await notice(page) == "Your profile is saved."
+    assert ((await me(page, server))["name"], (await me(page, server))["zoneinfo"]) == (
+        "Ada King",
+        "Europe/London",
     )
 
     # A new email: the password first, then the code sent to the new address.

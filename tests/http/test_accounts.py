@@ -45,6 +45,27 @@ async def test_read_and_edit_the_profile(http: httpx.AsyncClient, person: Person
     assert (await http.get(ME)).status_code == 401
 
 
+async def test_a_profile_value_its_claim_cannot_hold_is_refused_and_changes_nothing(
+    http: httpx.AsyncClient, person: Person
+) -> None:
+    saved = {"picture": "https://images.example.com/ada.png", "zoneinfo": "Asia/Jakarta", "locale": "id-ID"}
+    assert (await http.patch(ME, json=saved, headers=person.headers)).status_code == 200
+    for bad, says in (
+        ({"picture": "javascript:alert(1)"}, "the picture must be an http or https address"),
+        (
+            {"zoneinfo": "Mars/Olympus"},
+            "Mars/Olympus is not a time zone: use an IANA name, such as Asia/Jakarta",
+        ),
+        ({"locale": "Klingon!"}, "the language must be a language tag, such as en or id-ID"),
+    ):
+        refused = await http.patch(ME, json={"name": "Not saved", **bad}, headers=person.headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json() == {"error": "invalid_request", "error_description": says}
+    me = (await http.get(ME, headers=person.headers)).json()
+    assert {field: me[field] for field in saved} == saved
+    assert me["name"] is None
+
+
 async def test_password_change_refuses_reuse_and_ends_other_sessions(
     http: httpx.AsyncClient, runtime: Runtime, person: Person
 ) -> None:

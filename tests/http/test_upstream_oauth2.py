@@ -112,7 +112,14 @@ async def test_a_first_sign_in_makes_an_account_after_the_terms_and_a_second_reu
         {"name": "github", "display_name": "GitHub", "icon": None}
     ]
     users_before = await count(runtime, User)
-    github.next_person = GitHubPerson(1001, "octocat", None, primary("octo@example.com"), name="The Octocat")
+    github.next_person = GitHubPerson(
+        1001,
+        "octocat",
+        None,
+        primary("octo@example.com"),
+        name="The Octocat",
+        profile={"locale": "en-GB", "picture": "javascript:alert(1)"},  # a picture no claim may hold
+    )
     first = await sign_in(http)
     assert first.status_code == 200 and first.json()["email"] == "octo@example.com"
     assert await count(runtime, User) == users_before  # nothing until the terms are accepted
@@ -123,6 +130,7 @@ async def test_a_first_sign_in_makes_an_account_after_the_terms_and_a_second_reu
     bearer = {"Authorization": f"Bearer {signed_in['session_token']}"}
     me = (await http.get("/api/v1/users/me", headers=bearer)).json()
     assert me["name"] == "The Octocat" and me.get("email") is None  # GitHub's email is not trusted here
+    assert (me["preferred_username"], me["locale"], me["picture"]) == ("octocat", "en-GB", None)
     linked = (await http.get("/api/v1/users/me/linked-accounts", headers=bearer)).json()
     assert [(a["provider"], a["provider_uid"], a["email"]) for a in linked] == [
         ("github", "1001", "octo@example.com")

@@ -12,7 +12,7 @@ from consentry.domain.identifiers import InvalidIdentifier, normalise_email, nor
 from consentry.domain.webhooks import OutboxStatus
 from consentry.errors import ConflictError, InvalidRequestError, NotFoundError
 from consentry.runtime import Runtime
-from consentry.services.accounts import HELD_BY_ANOTHER, PROFILE_FIELDS, describe
+from consentry.services.accounts import HELD_BY_ANOTHER, checked_profile, describe
 from consentry.services.connected_apps import connected_apps
 from consentry.services.consent_endings import end_all_consents
 from consentry.services.export import audit_entry
@@ -126,7 +126,9 @@ async def update_user(
             if value != getattr(user, kind):
                 setattr(user, kind, value)
                 setattr(user, f"{kind}_verified", False)
-        for field in (*PROFILE_FIELDS, "email_verified", "phone_verified", "is_admin"):
+        for field, value in checked_profile(changes).items():
+            setattr(user, field, value or None)
+        for field in ("email_verified", "phone_verified", "is_admin"):
             if field in changes:
                 setattr(user, field, changes[field])
         user.updated_at = now

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from consentry.domain.accounts import UserStatus
+from consentry.domain.profile import acceptable_profile
 from consentry.domain.upstreams import (
     SignInOutcome,
     UpstreamAnswerError,
@@ -32,6 +33,7 @@ from consentry.domain.upstreams import (
 from consentry.errors import ConflictError, ConsentryError, NotFoundError, ServiceUnavailableError
 from consentry.infrastructure.upstream_oauth import UpstreamRefused, UpstreamUnavailable
 from consentry.runtime import Runtime
+from consentry.services.accounts import time_zones
 from consentry.services.sessions import NewSession, create_session
 from consentry.services.signin import Completion, check_context, complete_signin, session_ttl
 from consentry.services.upstream_providers import config_of, seal_token, token_expiry
@@ -491,17 +493,9 @@ async def _link(
 
 
 def _profile_onto(user: User, identity: UpstreamIdentity) -> None:
-    """A new account starts with the provider's name and picture (the person edits them later)."""
-    for field, limit in (
-        ("name", 200),
-        ("given_name", 100),
-        ("family_name", 100),
-        ("picture", 2048),
-        ("locale", 35),
-    ):
-        value = identity.profile.get(field)
-        if isinstance(value, str) and value and len(value) <= limit:
-            setattr(user, field, value)
-    username = identity.profile.get("preferred_username") or identity.profile.get("login")
-    if isinstance(username, str) and username and len(username) <= 100:
-        user.preferred_username = username
+    """A new account starts with the provider's name, picture and language (the person edits them later):
+    those of its values that their claims can hold."""
+    profile = dict(identity.profile)
+    profile["preferred_username"] = profile.get("preferred_username") or profile.get("login") or ""
+    for field, value in acceptable_profile(profile, time_zones=time_zones()).items():
+        setattr(user, field, value)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from consentry.domain.profile import PROFILE_FIELDS, PROFILE_LIMITS
 from consentry.errors import N_, ConflictError, ConsentryError, InvalidRequestError
 from consentry.http import i18n
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInOptional
@@ -40,9 +41,6 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 
 ACTIVITY_PAGE = 25
 MAX_ACTIVITY_PAGE = 100_000  # an offset the databases take (a bigger one is a typo or a probe)
-# The profile page's fields: all but the picture (a URL that apps fetch; set through the API).
-EDITABLE_FIELDS = tuple(field for field in accounts.PROFILE_FIELDS if field != "picture")
-PROFILE_LENGTH = 100
 # What the activity page shows, in the person's words; other audit events (each token issued, say) are for
 # operators.
 ACTIVITY = {
@@ -179,7 +177,7 @@ async def sign_out_everywhere_form(
 async def profile_page(request: Request, runtime: RuntimeDep, signed_in: SignedInOptional) -> Response:
     if signed_in is None:
         return sign_in_first()
-    return await _page(request, runtime, signed_in, "account_profile.html", {})
+    return await _page(request, runtime, signed_in, "account_profile.html", {"limits": PROFILE_LIMITS})
 
 
 @router.post("/account/profile")
@@ -189,10 +187,16 @@ async def save_profile(
     if signed_in is None:
         return sign_in_first()
     form = await signed_in_form(request, runtime.csrf_key, signed_in)
-    changes = {field: form.get(field, "").strip()[:PROFILE_LENGTH] for field in EDITABLE_FIELDS}
+    changes = {field: form.get(field, "").strip() for field in PROFILE_FIELDS}
     if changes["locale"] and not i18n.supported(changes["locale"]):
         changes["locale"] = ""
-    await accounts.update_me(runtime, signed_in, changes, origin=origin, now=now)
+    try:
+        await accounts.update_me(runtime, signed_in, changes, origin=origin, now=now)
+    except ConsentryError as error:  # the page again, with what was typed
+        context = {"error": i18n.error_text(error), "typed": changes, "limits": PROFILE_LIMITS}
+        return await _page(
+            request, runtime, signed_in, "account_profile.html", context, status_code=error.status_code
+        )
     response = page_redirect("/account?done=profile")
     if changes["locale"]:  # the saved language applies at once, on this browser too
         i18n.remember_locale(response, changes["locale"], secure=request.url.scheme == "https")

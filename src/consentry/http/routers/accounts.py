@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
+from consentry.domain.profile import PROFILE_LIMITS
 from consentry.http import answer_bodies as reply
 from consentry.http.deps import NowDep, OriginDep, RuntimeDep, SignedInDep, require_script_or_bearer
 from consentry.http.responses import JSONResponse
@@ -23,13 +24,21 @@ router = APIRouter(prefix="/api/v1/users/me", tags=["account"], responses=answer
 
 
 class ProfileChanges(RequestBody):
-    name: str | None = Field(default=None, max_length=200)
-    given_name: str | None = Field(default=None, max_length=100)
-    family_name: str | None = Field(default=None, max_length=100)
-    preferred_username: str | None = Field(default=None, max_length=100)
-    picture: str | None = Field(default=None, max_length=2048)
-    locale: str | None = Field(default=None, max_length=35)
-    zoneinfo: str | None = Field(default=None, max_length=64)
+    name: str | None = Field(default=None, max_length=PROFILE_LIMITS["name"])
+    given_name: str | None = Field(default=None, max_length=PROFILE_LIMITS["given_name"])
+    family_name: str | None = Field(default=None, max_length=PROFILE_LIMITS["family_name"])
+    preferred_username: str | None = Field(default=None, max_length=PROFILE_LIMITS["preferred_username"])
+    picture: str | None = Field(
+        default=None, max_length=PROFILE_LIMITS["picture"], description="An http or https address."
+    )
+    locale: str | None = Field(
+        default=None, max_length=PROFILE_LIMITS["locale"], description="A BCP 47 language tag, e.g. id-ID."
+    )
+    zoneinfo: str | None = Field(
+        default=None,
+        max_length=PROFILE_LIMITS["zoneinfo"],
+        description="An IANA time zone, e.g. Asia/Jakarta.",
+    )
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
     current_password: str | None = Field(default=None, max_length=1024)
