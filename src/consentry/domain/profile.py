@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping, Set
 from urllib.parse import urlsplit
 
+from consentry.domain.net import has_control_or_space
+
 # Each profile claim and the most characters it keeps (the columns' sizes).
 PROFILE_LIMITS = {
     "name": 200,
@@ -23,7 +25,6 @@ PROFILE_FIELDS = tuple(PROFILE_LIMITS)
 # (script, region, variants), joined by "-" (or "_", as POSIX locales write it); what a tag means is the app's
 # to read, its shape is checked here.
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
-_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 class InvalidProfile(ValueError):
@@ -73,7 +74,7 @@ def acceptable_profile(profile: Mapping[str, object], *, time_zones: Set[str]) -
 
 def is_web_address(value: str) -> bool:
     """An absolute http(s) URL with a host, and no spaces or control characters in it."""
-    if _SPACE_OR_CONTROL.search(value):
+    if has_control_or_space(value):
         return False
     try:
         parts = urlsplit(value)
