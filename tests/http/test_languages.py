@@ -132,6 +132,28 @@ async def test_a_page_is_in_the_language_asked_for(http: httpx.AsyncClient, runt
     assert "Akun Anda" in account.text and untranslated(account.text) == []
 
 
+async def test_a_saved_language_the_pages_do_not_speak_is_kept_by_the_profile_page(
+    http: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A tag an app or a provider saved (``en-GB``) is the person's: saving the page keeps it, and the pages
+    speak the language it names."""
+    person = await make_person(runtime)
+    assert (await http.patch("/api/v1/users/me", json={"locale": "en-GB"}, headers=person.headers)).is_success
+    page = await http.get("/account/profile", headers=person.headers | HTML)
+    assert '<option value="en-GB" selected>en-GB</option>' in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    saved = await http.post(
+        "/account/profile",
+        data={"csrf_token": token.group(1), "name": "Ada", "locale": "en-GB"},
+        headers=person.headers | HTML,
+    )
+    assert (saved.status_code, saved.headers["location"]) == (302, "/account?done=profile"), saved.text
+    assert saved.cookies.get(i18n.LOCALE_COOKIE) == "en"
+    me = (await http.get("/api/v1/users/me", headers=person.headers)).json()
+    assert (me["name"], me["locale"]) == ("Ada", "en-GB")
+
+
 @pytest.mark.parametrize("path", ["/login", "/account", "/no-such-page"])
 async def test_pages_name_their_language(http: httpx.AsyncClient, path: str) -> None:
     page = await http.get(path, headers=HTML | {"Accept-Language": "id"}, follow_redirects=True)

@@ -188,8 +188,6 @@ async def save_profile(
         return sign_in_first()
     form = await signed_in_form(request, runtime.csrf_key, signed_in)
     changes = {field: form.get(field, "").strip() for field in PROFILE_FIELDS}
-    if changes["locale"] and not i18n.supported(changes["locale"]):
-        changes["locale"] = ""
     try:
         await accounts.update_me(runtime, signed_in, changes, origin=origin, now=now)
     except ConsentryError as error:  # the page again, with what was typed
@@ -198,8 +196,10 @@ async def save_profile(
             request, runtime, signed_in, "account_profile.html", context, status_code=error.status_code
         )
     response = page_redirect("/account?done=profile")
-    if changes["locale"]:  # the saved language applies at once, on this browser too
-        i18n.remember_locale(response, changes["locale"], secure=request.url.scheme == "https")
+    # The saved language applies at once, on this browser too: the pages' own that its tag names, if any (a
+    # tag the pages do not speak, say one an app or a provider set, is kept for the apps).
+    if locale := i18n.supported(changes["locale"]):
+        i18n.remember_locale(response, locale, secure=request.url.scheme == "https")
     else:
         response.delete_cookie(i18n.LOCALE_COOKIE, path="/")
     return response
