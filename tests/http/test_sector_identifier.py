@@ -77,12 +77,14 @@ async def test_a_sector_host_that_does_not_answer_is_refused_in_time(
 
     monkeypatch.setattr(outbound, "FETCH_TIMEOUT_SECONDS", 0.5)
     monkeypatch.setattr(outbound.fetch_document, "__kwdefaults__", {"max_bytes": 65536, "within": 0.5})
-    sector = documents.serve("/slow.json", [ONE, TWO], delay=3)
+    # The host answers after 10 s; the refusal comes after the 0.5 s bound (the rest of the margin is for the
+    # registration's own work on a busy machine), never after the host's answer.
+    sector = documents.serve("/slow.json", [ONE, TWO], delay=10)
     began = time.monotonic()
     refused = await http.post(API, json=pairwise([ONE, TWO], sector), headers=owner.headers)
     assert refused.status_code == 400
     assert "did not answer within" in refused.json()["error_description"]
-    assert time.monotonic() - began < 2.5
+    assert time.monotonic() - began < 5
 
 
 async def test_changing_the_redirect_uris_checks_the_document_again(
