@@ -110,9 +110,9 @@ def wrk(
 def in_turns(runs: list[dict[str, Any]], beside: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """One scenario measured in turns with others: its median rate and latencies, and for each scenario it
     stands beside the median of the ratios of the runs made in the same round."""
-    valid = [run for run in runs if run.get("valid")]
-    if len(valid) < len(runs):
-        return next(run for run in runs if not run.get("valid"))
+    invalid = next((run for run in runs if not run.get("valid")), None)
+    if invalid is not None:
+        return invalid
     merged: dict[str, Any] = {
         "rps": statistics.median(run["rps"] for run in runs),
         "p50_ms": statistics.median(run["p50_ms"] for run in runs),
@@ -387,8 +387,8 @@ def resource_scenarios(
     server: Consentry, seed: dict[str, str], *, duration: str, warmup: str
 ) -> dict[str, Any]:
     """Issue #29: client-credentials tokens for a resource that takes JWTs, and for the same resource taking
-    opaque tokens (both beside the plain ``token``), and a protected API call through the kit, with a JWT and
-    with an opaque token (beside the unprotected route).
+    opaque tokens (both beside a plain token, ``token_plain``), and a protected API call through the kit, with
+    a JWT and with an opaque token (beside the unprotected route).
 
     The three kinds of token are measured in turns, ``ISSUANCE_ROUNDS`` times, each turn half of
     ``duration``: the ratios between them are the medians of each round's ratios. On the 2-core virtual
